@@ -1,0 +1,585 @@
+// SPDX-License-Identifier: GPL-2.0
+/* vpnguard BPF programs: the rules are in vpnguard.h. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "vpnguard.h"
+
+/* uapi values vmlinux.h cannot carry (they are macros). */
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define SOCK_RAW 3
+#define SOL_SOCKET 1
+#define SOL_IP 0
+#define SOL_IPV6 41
+#define SO_BINDTODEVICE 25
+#define SO_MARK 36
+#define SO_BINDTOIFINDEX 62
+#define IP_UNICAST_IF 50
+#define IPV6_UNICAST_IF 76
+#define LOOPBACK_IFINDEX 1
+#define IP_OFFSET_MASK 0x1fff
+#define PAGE_SIZE_MIN 4096
+#define TCX_NEXT -1
+#define TC_ACT_SHOT 2
+
+/* Set by the loader before load: which guard this copy of the programs serves. */
+const volatile __u64 guard_cgroup_id = 0;
+const volatile __u32 guard_cgroup_level = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VG_MAX_GUARDS);
+	__type(key, __u64);
+	__type(value, struct vg_policy);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VG_MAX_GUARDS);
+	__type(key, __u64);
+	__type(value, struct vg_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VG_MAX_GUARDS);
+	__type(key, __u64);
+	__type(value, struct vg_guard_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_guards SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VG_MAX_GUARDS);
+	__type(key, struct vg_tunnel_key);
+	__type(value, struct vg_tunnel);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_tunnels SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, VG_MAX_GUARDS * VG_R_MAX);
+	__type(key, struct vg_counter_key);
+	__type(value, struct vg_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VG_MAX_GUARDS * VG_R_MAX);
+	__type(key, struct vg_counter_key);
+	__type(value, struct vg_rate);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_ratelimit SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_events SEC(".maps");
+
+/* What a hook knows about the attempt it judges. */
+struct attempt {
+	struct vg_addr dst;
+	__u16 dport;
+	__u8 proto;
+	__u8 hook;
+	__u32 ifindex;
+	__u64 netns_cookie;
+};
+
+static __always_inline bool addr_is_v4(const struct vg_addr *a)
+{
+	return a->w[0] == 0 && a->w[1] == 0 && a->w[2] == bpf_htonl(0xffff);
+}
+
+static __always_inline void addr_from_v4(struct vg_addr *a, __u32 v4)
+{
+	a->w[0] = 0;
+	a->w[1] = 0;
+	a->w[2] = bpf_htonl(0xffff);
+	a->w[3] = v4;
+}
+
+static __always_inline bool addr_eq(const struct vg_addr *a, const struct vg_addr *b)
+{
+	return a->w[0] == b->w[0] && a->w[1] == b->w[1] && a->w[2] == b->w[2] &&
+	       a->w[3] == b->w[3];
+}
+
+static __always_inline bool addr_is_loopback(const struct vg_addr *a)
+{
+	if (addr_is_v4(a))
+		return (a->w[3] & bpf_htonl(0xff000000)) == bpf_htonl(0x7f000000);
+	return a->w[0] == 0 && a->w[1] == 0 && a->w[2] == 0 && a->w[3] == bpf_htonl(1);
+}
+
+static __always_inline bool cidr_contains(const struct vg_cidr *c, const struct vg_addr *a)
+{
+	return (a->w[0] & c->mask.w[0]) == c->net.w[0] &&
+	       (a->w[1] & c->mask.w[1]) == c->net.w[1] &&
+	       (a->w[2] & c->mask.w[2]) == c->net.w[2] &&
+	       (a->w[3] & c->mask.w[3]) == c->net.w[3];
+}
+
+static __always_inline bool port_is_dns(__u8 proto, __u16 dport)
+{
+	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+		return false;
+	return dport == bpf_htons(53) || dport == bpf_htons(853) ||
+	       dport == bpf_htons(5353) || dport == bpf_htons(5355);
+}
+
+static bool in_allowed(const struct vg_policy *p, const struct vg_addr *a)
+{
+	for (__u32 i = 0; i < VG_MAX_ALLOW; i++) {
+		if (i >= p->n_allow)
+			break;
+		if (cidr_contains(&p->allow[i], a))
+			return true;
+	}
+	return false;
+}
+
+static bool is_resolver(const struct vg_policy *p, const struct vg_addr *a)
+{
+	for (__u32 i = 0; i < VG_MAX_DNS; i++) {
+		if (i >= p->n_dns)
+			break;
+		if (addr_eq(&p->dns[i], a))
+			return true;
+	}
+	return false;
+}
+
+static bool is_gateway(const struct vg_policy *p, const struct vg_addr *a, __u16 dport)
+{
+	for (__u32 i = 0; i < VG_MAX_GW; i++) {
+		if (i >= p->n_gw)
+			break;
+		if (addr_eq(&p->gw[i].addr, a) && (!p->gw[i].port || p->gw[i].port == dport))
+			return true;
+	}
+	return false;
+}
+
+static __always_inline bool guard_closed(void)
+{
+	__u64 id = guard_cgroup_id;
+	struct vg_state *st = bpf_map_lookup_elem(&vg_state, &id);
+
+	/* No state yet means the agent never opened the guard. */
+	if (!st || st->state != VG_STATE_OPEN)
+		return true;
+	return st->lease_deadline_ns && bpf_ktime_get_boot_ns() > st->lease_deadline_ns;
+}
+
+static __always_inline struct vg_tunnel *tunnel_of(const struct vg_policy *p)
+{
+	struct vg_tunnel_key key = { .netns_cookie = p->netns_cookie };
+
+	__builtin_memcpy(key.ifname, p->tunnel, VG_IFNAMSIZ);
+	return bpf_map_lookup_elem(&vg_tunnels, &key);
+}
+
+static __always_inline void count(__u32 reason)
+{
+	struct vg_counter_key key = { .cgroup_id = guard_cgroup_id, .reason = reason };
+	struct vg_counter *c = bpf_map_lookup_elem(&vg_counters, &key);
+
+	if (c) {
+		c->denied++;
+		return;
+	}
+	struct vg_counter one = { .denied = 1 };
+	/* A racing first insert on another CPU keeps its own per-CPU slot. */
+	if (bpf_map_update_elem(&vg_counters, &key, &one, BPF_NOEXIST)) {
+		c = bpf_map_lookup_elem(&vg_counters, &key);
+		if (c)
+			c->denied++;
+	}
+}
+
+static bool event_budget_left(__u32 reason)
+{
+	struct vg_counter_key key = { .cgroup_id = guard_cgroup_id, .reason = reason };
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct vg_rate *r = bpf_map_lookup_elem(&vg_ratelimit, &key);
+
+	if (!r) {
+		struct vg_rate first = { .window_start_ns = now, .sent = 1 };
+
+		bpf_map_update_elem(&vg_ratelimit, &key, &first, BPF_ANY);
+		return true;
+	}
+	if (now - r->window_start_ns > VG_EVENT_WINDOW_NS) {
+		r->window_start_ns = now;
+		r->sent = 1;
+		return true;
+	}
+	/* Racy across CPUs by design: the budget is a flood guard, not a count. */
+	if (r->sent >= VG_EVENT_BURST)
+		return false;
+	r->sent++;
+	return true;
+}
+
+/* Counts the denial, reports it if the budget allows, returns the verdict 0. */
+static __noinline int deny(const struct attempt *at, __u32 reason)
+{
+	struct vg_event *e;
+	__u64 pid_tgid;
+
+	count(reason);
+	if (!event_budget_left(reason)) {
+		count(VG_R_EVENTS_SUPPRESSED);
+		return 0;
+	}
+	e = bpf_ringbuf_reserve(&vg_events, sizeof(*e), 0);
+	if (!e) {
+		count(VG_R_EVENTS_LOST);
+		return 0;
+	}
+	pid_tgid = bpf_get_current_pid_tgid();
+	e->time_ns = bpf_ktime_get_boot_ns();
+	e->guard_cgroup = guard_cgroup_id;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->pid = pid_tgid >> 32;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->hook = at->hook;
+	e->reason = reason;
+	e->family = addr_is_v4(&at->dst) ? AF_INET : AF_INET6;
+	e->proto = at->proto;
+	e->dport = at->dport;
+	e->pad = 0;
+	e->ifindex = at->ifindex;
+	e->pad2 = 0;
+	e->dst = at->dst;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+enum verdict_kind {
+	V_ALLOW,          /* allowed, no tunnel involved */
+	V_TUNNEL,         /* allowed only through the tunnel */
+};
+
+/*
+ * Rules 0-7 of vpnguard.h without the interface part, which differs per hook.
+ * Returns a reason (> 0) to deny, or 0 with *kind and *tun filled.
+ */
+static __always_inline __u32 judge(const struct attempt *at, enum verdict_kind *kind,
+				   struct vg_tunnel **tun)
+{
+	__u64 id = guard_cgroup_id;
+	struct vg_policy *p = bpf_map_lookup_elem(&vg_policy, &id);
+
+	*kind = V_ALLOW;
+	if (!p)
+		return addr_is_loopback(&at->dst) ? 0 : VG_R_NO_POLICY;
+	if (addr_is_loopback(&at->dst))
+		return 0;
+	if (p->netns_cookie && at->netns_cookie != p->netns_cookie)
+		return VG_R_NETNS;
+	if (port_is_dns(at->proto, at->dport) && !is_resolver(p, &at->dst))
+		return VG_R_DNS;
+	if (in_allowed(p, &at->dst))
+		return 0;
+	if (!addr_is_v4(&at->dst))
+		return VG_R_IPV6;
+	if (guard_closed())
+		return VG_R_CLOSED;
+	if (p->mode == VG_MODE_GATEWAY)
+		return is_gateway(p, &at->dst, at->dport) ? 0 : VG_R_NOT_GATEWAY;
+	*tun = tunnel_of(p);
+	if (!*tun || !(*tun)->ifindex)
+		return VG_R_NO_TUNNEL;
+	*kind = V_TUNNEL;
+	return 0;
+}
+
+/* connect(): judge, then pin the socket to the tunnel so routing cannot take it elsewhere. */
+static __always_inline int on_connect(struct bpf_sock_addr *ctx, struct attempt *at)
+{
+	struct vg_tunnel *tun = NULL;
+	enum verdict_kind kind;
+	__u32 reason;
+	int ifindex;
+
+	at->dport = (__u16)ctx->user_port;
+	at->proto = ctx->protocol;
+	at->netns_cookie = bpf_get_netns_cookie(ctx);
+	reason = judge(at, &kind, &tun);
+	if (reason)
+		return deny(at, reason);
+	if (kind != V_TUNNEL || !tun)
+		return 1;
+	ifindex = tun->ifindex;
+	if (ctx->sk && ctx->sk->bound_dev_if == ifindex)
+		return 1;
+	/* Rebinding a bound socket needs CAP_NET_RAW: a failure here is a denial. */
+	if (bpf_setsockopt(ctx, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex, sizeof(ifindex))) {
+		at->ifindex = ifindex;
+		return deny(at, VG_R_OFF_TUNNEL);
+	}
+	return 1;
+}
+
+/*
+ * sendmsg() with an address: judge without binding. A bound unconnected UDP
+ * socket would stay on a dead ifindex after the tunnel is recreated; the
+ * egress program keeps its packets on the tunnel instead.
+ */
+static __always_inline int on_sendmsg(struct bpf_sock_addr *ctx, struct attempt *at)
+{
+	struct vg_tunnel *tun = NULL;
+	enum verdict_kind kind;
+	__u32 reason;
+
+	at->dport = (__u16)ctx->user_port;
+	at->proto = IPPROTO_UDP;
+	at->netns_cookie = bpf_get_netns_cookie(ctx);
+	reason = judge(at, &kind, &tun);
+	return reason ? deny(at, reason) : 1;
+}
+
+SEC("cgroup/connect4")
+int vg_connect4(struct bpf_sock_addr *ctx)
+{
+	struct attempt at = { .hook = VG_HOOK_CONNECT4 };
+
+	addr_from_v4(&at.dst, ctx->user_ip4);
+	return on_connect(ctx, &at);
+}
+
+static __always_inline void addr_from_user_ip6(struct vg_addr *a, struct bpf_sock_addr *ctx)
+{
+	a->w[0] = ctx->user_ip6[0];
+	a->w[1] = ctx->user_ip6[1];
+	a->w[2] = ctx->user_ip6[2];
+	a->w[3] = ctx->user_ip6[3];
+}
+
+SEC("cgroup/connect6")
+int vg_connect6(struct bpf_sock_addr *ctx)
+{
+	struct attempt at = { .hook = VG_HOOK_CONNECT6 };
+
+	addr_from_user_ip6(&at.dst, ctx);
+	return on_connect(ctx, &at);
+}
+
+SEC("cgroup/sendmsg4")
+int vg_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	struct attempt at = { .hook = VG_HOOK_SENDMSG4 };
+
+	addr_from_v4(&at.dst, ctx->user_ip4);
+	return on_sendmsg(ctx, &at);
+}
+
+SEC("cgroup/sendmsg6")
+int vg_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	struct attempt at = { .hook = VG_HOOK_SENDMSG6 };
+
+	addr_from_user_ip6(&at.dst, ctx);
+	return on_sendmsg(ctx, &at);
+}
+
+/* Is the option value, a device name, the tunnel's name? */
+static __always_inline bool optval_is_ifname(struct bpf_sockopt *ctx, const char *name)
+{
+	char *v = ctx->optval;
+	int len = ctx->optlen;
+
+	for (int i = 0; i < VG_IFNAMSIZ; i++) {
+		char c = 0;
+
+		if (i < len) {
+			if (v + i + 1 > (char *)ctx->optval_end)
+				return false;
+			c = v[i];
+		}
+		if (c != name[i])
+			return false;
+		if (!c)
+			return true;
+	}
+	return false;
+}
+
+static __always_inline bool optval_int(struct bpf_sockopt *ctx, int *out)
+{
+	int *v = ctx->optval;
+
+	if (ctx->optlen < (int)sizeof(int) || (void *)(v + 1) > ctx->optval_end)
+		return false;
+	*out = *v;
+	return true;
+}
+
+/* Is the option one that chooses the egress interface, and does it choose the tunnel? */
+static __always_inline bool sockopt_steers_off_tunnel(struct bpf_sockopt *ctx,
+						      const struct vg_policy *p)
+{
+	struct vg_tunnel *tun = p->mode == VG_MODE_TUNNEL ? tunnel_of(p) : NULL;
+	__u32 tun_ifindex = tun ? tun->ifindex : 0;
+	int v;
+
+	if (ctx->level == SOL_SOCKET) {
+		switch (ctx->optname) {
+		case SO_BINDTODEVICE:
+			return !tun_ifindex || !optval_is_ifname(ctx, p->tunnel);
+		case SO_BINDTOIFINDEX:
+			return !tun_ifindex || !optval_int(ctx, &v) || v != (int)tun_ifindex;
+		case SO_MARK:
+			return !optval_int(ctx, &v) || v != 0;
+		}
+		return false;
+	}
+	if ((ctx->level == SOL_IP && ctx->optname == IP_UNICAST_IF) ||
+	    (ctx->level == SOL_IPV6 && ctx->optname == IPV6_UNICAST_IF))
+		/* The value is an ifindex in network byte order; 0 clears it. */
+		return !optval_int(ctx, &v) ||
+		       (v != 0 && (!tun_ifindex || bpf_ntohl(v) != tun_ifindex));
+	return false;
+}
+
+SEC("cgroup/setsockopt")
+int vg_setsockopt(struct bpf_sockopt *ctx)
+{
+	__u64 id = guard_cgroup_id;
+	struct vg_policy *p;
+	struct attempt at = { .hook = VG_HOOK_SETSOCKOPT };
+
+	/* Past a page the program sees a truncated copy; 0 hands the kernel the original. */
+	if (ctx->optlen > PAGE_SIZE_MIN)
+		ctx->optlen = 0;
+	p = bpf_map_lookup_elem(&vg_policy, &id);
+	if (p && !sockopt_steers_off_tunnel(ctx, p))
+		return 1;
+	at.proto = ctx->sk ? ctx->sk->protocol : 0;
+	return deny(&at, p ? VG_R_SOCKOPT : VG_R_NO_POLICY);
+}
+
+SEC("cgroup/sock_create")
+int vg_sock_create(struct bpf_sock *sk)
+{
+	struct attempt at = { .hook = VG_HOOK_SOCK_CREATE };
+
+	if (sk->type != SOCK_RAW)
+		return 1;
+	at.proto = sk->protocol;
+	return deny(&at, VG_R_RAW);
+}
+
+/* Reads destination, protocol and destination port of an outgoing IP packet. */
+static __always_inline int parse_packet(struct __sk_buff *skb, struct attempt *at,
+					struct vg_addr *src)
+{
+	__u32 l4_off;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return -1;
+		addr_from_v4(&at->dst, ip.daddr);
+		if (src)
+			addr_from_v4(src, ip.saddr);
+		at->proto = ip.protocol;
+		if (ip.frag_off & bpf_htons(IP_OFFSET_MASK))
+			return 0; /* later fragments carry no ports */
+		l4_off = ip.ihl * 4;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+			return -1;
+		__builtin_memcpy(&at->dst, &ip6.daddr, sizeof(at->dst));
+		if (src)
+			__builtin_memcpy(src, &ip6.saddr, sizeof(*src));
+		/* Extension headers leave proto unknown: no port, so DNS rules see none. */
+		at->proto = ip6.nexthdr;
+		l4_off = sizeof(ip6);
+	} else {
+		return -1;
+	}
+	if (at->proto == IPPROTO_TCP || at->proto == IPPROTO_UDP) {
+		__u16 ports[2];
+
+		if (bpf_skb_load_bytes(skb, l4_off, ports, sizeof(ports)))
+			return -1;
+		at->dport = ports[1];
+	}
+	return 0;
+}
+
+SEC("cgroup_skb/egress")
+int vg_egress(struct __sk_buff *skb)
+{
+	struct attempt at = { .hook = VG_HOOK_EGRESS, .ifindex = skb->ifindex };
+	struct vg_tunnel *tun = NULL;
+	enum verdict_kind kind;
+	__u32 reason;
+
+	if (skb->ifindex == LOOPBACK_IFINDEX)
+		return 1;
+	if (parse_packet(skb, &at, NULL))
+		return deny(&at, VG_R_NO_POLICY);
+	at.netns_cookie = bpf_get_netns_cookie(skb);
+	reason = judge(&at, &kind, &tun);
+	if (!reason && kind == V_TUNNEL && tun && skb->ifindex != tun->ifindex)
+		reason = VG_R_OFF_TUNNEL;
+	return reason ? deny(&at, reason) : 1;
+}
+
+static __always_inline bool is_tunnel_addr(const struct vg_tunnel *t, const struct vg_addr *a)
+{
+	for (__u32 i = 0; i < VG_MAX_TUN_ADDRS; i++) {
+		if (i >= t->n_addrs)
+			break;
+		if (addr_eq(&t->addrs[i], a))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * tc egress on the tunnel namespace's other interfaces: packets that no
+ * socket hook of the guard saw (resets the kernel sends for a socket, packets
+ * of sockets created before the guard) must not leave with the tunnel's
+ * address or from the guard's cgroup.
+ */
+SEC("tc")
+int vg_tc_egress(struct __sk_buff *skb)
+{
+	struct attempt at = { .hook = VG_HOOK_TC, .ifindex = skb->ifindex };
+	__u64 id = guard_cgroup_id;
+	struct vg_policy *p;
+	struct vg_tunnel *tun;
+	struct vg_addr src;
+
+	p = bpf_map_lookup_elem(&vg_policy, &id);
+	if (!p || parse_packet(skb, &at, &src))
+		return TCX_NEXT;
+	tun = tunnel_of(p);
+	if (tun && is_tunnel_addr(tun, &src)) {
+		deny(&at, VG_R_TUNNEL_SRC);
+		return TC_ACT_SHOT;
+	}
+	if (bpf_skb_ancestor_cgroup_id(skb, guard_cgroup_level) != id ||
+	    addr_is_loopback(&at.dst) || in_allowed(p, &at.dst))
+		return TCX_NEXT;
+	deny(&at, VG_R_OFF_TUNNEL);
+	return TC_ACT_SHOT;
+}
+
+char LICENSE[] SEC("license") = "GPL";

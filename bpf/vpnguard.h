@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vpnguard.h - the contract between the BPF programs and the vpnguard-bpf agent.
+ *
+ * A guard is one guarded cgroup (key: its cgroup id, the inode number of its
+ * cgroup v2 directory) plus one policy. Programs are loaded once per guard with
+ * the guard's cgroup id in read-only data, so a packet finds its guard with one
+ * hash lookup, whatever the depth of the cgroup that sent it.
+ *
+ * Rule semantics, evaluated for every connect(), sendmsg() with an address and
+ * egress packet of the guarded cgroup and its descendants; the first rule that
+ * matches decides:
+ *
+ *   0. No policy for the guard (never written, or half-removed): deny
+ *      (VG_R_NO_POLICY). Fail closed.
+ *   1. Loopback destination (127.0.0.0/8, ::1): allow, never bound to the
+ *      tunnel. A packet that leaves by the loopback device is local too.
+ *   2. Socket in another network namespace than policy.netns_cookie (when it
+ *      is not 0): deny (VG_R_NETNS). This catches processes of the guarded
+ *      cgroup that run in the host's namespace when the tunnel is elsewhere.
+ *   3. DNS (UDP or TCP to port 53, 853, 5353 or 5355): deny (VG_R_DNS) unless
+ *      the destination is one of policy.dns; an allowed resolver is then
+ *      judged by the rules below like any other destination.
+ *   4. Destination in policy.allow: allow, on whatever interface routing picks.
+ *   5. IPv6 destination: deny (VG_R_IPV6). IPv4-mapped IPv6 (::ffff:a.b.c.d)
+ *      is IPv4: addresses are held as IPv6, IPv4 ones mapped, so both families
+ *      meet the same rules with the same values.
+ *   6. Guard CLOSED, or its lease (vg_state.lease_deadline_ns, boot clock,
+ *      0 = no lease) has run out: deny (VG_R_CLOSED).
+ *   7. Tunnel mode: the tunnel (vg_tunnels[{netns cookie, policy.tunnel}])
+ *      must exist, else deny (VG_R_NO_TUNNEL). connect() binds the socket to
+ *      it (skipped when already bound there); a packet must leave by it, else
+ *      it is dropped (VG_R_OFF_TUNNEL).
+ *      Gateway mode: the destination must be one of policy.gw (port 0 = any
+ *      port), else deny (VG_R_NOT_GATEWAY).
+ *
+ * Beside the rules: setsockopt() of SO_BINDTODEVICE, SO_BINDTOIFINDEX,
+ * IP_UNICAST_IF and IPV6_UNICAST_IF to anything but the tunnel, and of a
+ * non-zero SO_MARK, is refused (VG_R_SOCKOPT); raw sockets are refused at
+ * creation (VG_R_RAW). On the tunnel namespace's other interfaces, a tc
+ * program drops packets of the guard and packets whose source is one of the
+ * tunnel's own addresses (VG_R_TUNNEL_SRC) unless rules 1 or 4 allow them.
+ *
+ * Every denial increments vg_counters[{guard, reason}] (exact) and emits a
+ * struct vg_event on vg_events, at most VG_EVENT_BURST per guard and reason
+ * per VG_EVENT_WINDOW_NS (the rest are counted in VG_R_EVENTS_SUPPRESSED).
+ *
+ * All fields are fixed width with explicit padding; addresses and ports are
+ * in network byte order, everything else in host byte order.
+ */
+#ifndef VPNGUARD_H
+#define VPNGUARD_H
+
+#define VG_MAX_ALLOW 16
+#define VG_MAX_DNS 8
+#define VG_MAX_GW 8
+#define VG_MAX_TUN_ADDRS 4
+#define VG_MAX_GUARDS 256
+#define VG_IFNAMSIZ 16
+
+#define VG_EVENT_BURST 20
+#define VG_EVENT_WINDOW_NS 1000000000ULL
+
+enum vg_mode {
+	VG_MODE_TUNNEL = 1,
+	VG_MODE_GATEWAY = 2,
+};
+
+enum vg_guard_state {
+	VG_STATE_OPEN = 0,
+	VG_STATE_CLOSED = 1,
+};
+
+enum vg_reason {
+	VG_R_NONE = 0,
+	VG_R_NO_POLICY,
+	VG_R_NETNS,
+	VG_R_DNS,
+	VG_R_CLOSED,
+	VG_R_IPV6,
+	VG_R_NO_TUNNEL,
+	VG_R_OFF_TUNNEL,
+	VG_R_NOT_GATEWAY,
+	VG_R_SOCKOPT,
+	VG_R_RAW,
+	VG_R_TUNNEL_SRC,
+	VG_R_EVENTS_SUPPRESSED,
+	VG_R_EVENTS_LOST,
+	VG_R_MAX,
+};
+
+enum vg_hook {
+	VG_HOOK_CONNECT4 = 1,
+	VG_HOOK_CONNECT6,
+	VG_HOOK_SENDMSG4,
+	VG_HOOK_SENDMSG6,
+	VG_HOOK_SETSOCKOPT,
+	VG_HOOK_SOCK_CREATE,
+	VG_HOOK_EGRESS,
+	VG_HOOK_TC,
+	VG_HOOK_MAX,
+};
+
+/* An IPv6 address; IPv4 is held as ::ffff:a.b.c.d. */
+struct vg_addr {
+	__u32 w[4];
+};
+
+struct vg_cidr {
+	struct vg_addr net; /* already masked */
+	struct vg_addr mask;
+};
+
+struct vg_gateway {
+	struct vg_addr addr;
+	__u16 port; /* 0: any port */
+	__u16 pad[3];
+};
+
+/* vg_policy: key __u64 guard cgroup id. Replaced whole, so atomically. */
+struct vg_policy {
+	__u32 mode;      /* enum vg_mode */
+	__u32 n_allow;
+	__u32 n_dns;
+	__u32 n_gw;
+	__u64 netns_cookie;    /* namespace the guard expects; 0: any */
+	char tunnel[VG_IFNAMSIZ];
+	__u32 cgroup_level;    /* depth of the guarded cgroup below the root */
+	__u32 pad;
+	struct vg_cidr allow[VG_MAX_ALLOW];
+	struct vg_addr dns[VG_MAX_DNS];
+	struct vg_gateway gw[VG_MAX_GW];
+};
+
+/* vg_state: key __u64 guard cgroup id. Written by the agent alone. */
+struct vg_state {
+	__u32 state;             /* enum vg_guard_state */
+	__u32 pad;
+	__u64 lease_deadline_ns; /* CLOCK_BOOTTIME; 0: no lease */
+};
+
+/* vg_guards: key __u64 guard cgroup id. For people and the agent; no program reads it. */
+struct vg_guard_info {
+	char cgroup[192];   /* path below the cgroup2 mount */
+	char netns[64];     /* the --netns given, "" for the attaching process's */
+};
+
+/* vg_tunnels: what the agent last saw of a tunnel interface. */
+struct vg_tunnel_key {
+	__u64 netns_cookie;
+	char ifname[VG_IFNAMSIZ];
+};
+
+struct vg_tunnel {
+	__u32 ifindex;
+	__u32 n_addrs;
+	struct vg_addr addrs[VG_MAX_TUN_ADDRS];
+};
+
+/* vg_counters (per CPU): denials per guard and reason. */
+struct vg_counter_key {
+	__u64 cgroup_id;
+	__u32 reason; /* enum vg_reason */
+	__u32 pad;
+};
+
+struct vg_counter {
+	__u64 denied;
+};
+
+/* vg_ratelimit: the event budget of a guard and reason. */
+struct vg_rate {
+	__u64 window_start_ns;
+	__u64 sent;
+};
+
+/* vg_events: one record per reported denial. */
+struct vg_event {
+	__u64 time_ns;       /* CLOCK_BOOTTIME */
+	__u64 guard_cgroup;  /* the guard */
+	__u64 cgroup_id;     /* the cgroup of the process or socket */
+	__u32 pid;           /* 0 when no process context (softirq) */
+	__u32 uid;
+	char comm[16];
+	__u8 hook;           /* enum vg_hook */
+	__u8 reason;         /* enum vg_reason */
+	__u8 family;         /* AF_INET or AF_INET6, as the destination is judged */
+	__u8 proto;          /* IPPROTO_*; 0 if unknown */
+	__u16 dport;         /* network byte order */
+	__u16 pad;
+	__u32 ifindex;       /* egress interface for packets, else 0 */
+	__u32 pad2;
+	struct vg_addr dst;
+};
+
+#endif /* VPNGUARD_H */

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include "cgroup.h"
+
+int vg_cgroup2_mount(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/self/mounts", "re");
+	char dev[256], dir[PATH_MAX], type[64];
+	int err = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fscanf(f, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3) {
+		if (!strcmp(type, "cgroup2")) {
+			snprintf(buf, len, "%s", dir);
+			err = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return err;
+}
+
+static int is_cgroup2_dir(const char *path, struct stat *st)
+{
+	struct statfs fs;
+
+	if (stat(path, st))
+		return -errno;
+	if (!S_ISDIR(st->st_mode))
+		return -ENOTDIR;
+	if (statfs(path, &fs))
+		return -errno;
+	return fs.f_type == CGROUP2_SUPER_MAGIC ? 0 : -ENOTDIR;
+}
+
+static int fill(struct vg_cgroup *cg, const char *mnt, const char *path, const struct stat *st)
+{
+	char real[PATH_MAX];
+	size_t mlen = strlen(mnt);
+
+	if (!realpath(path, real))
+		return -errno;
+	if (strncmp(real, mnt, mlen) || (real[mlen] && real[mlen] != '/'))
+		return -ENOTDIR;
+	snprintf(cg->path, sizeof(cg->path), "%s", real);
+	snprintf(cg->rel, sizeof(cg->rel), "%s", real[mlen] ? real + mlen : "/");
+	cg->id = st->st_ino;
+	cg->level = 0;
+	for (const char *p = cg->rel; *p; p++)
+		if (*p == '/' && p[1])
+			cg->level++;
+	return 0;
+}
+
+int vg_cgroup_resolve(const char *arg, struct vg_cgroup *cg, char *err, size_t errlen)
+{
+	static const char legacy_root[] = "/sys/fs/cgroup";
+	char mnt[PATH_MAX], try[PATH_MAX * 2];
+	struct stat st;
+	int r;
+
+	r = vg_cgroup2_mount(mnt, sizeof(mnt));
+	if (r) {
+		snprintf(err, errlen, "--cgroup %s: no cgroup v2 mount found in /proc/self/mounts", arg);
+		return r;
+	}
+	if (!is_cgroup2_dir(arg, &st))
+		return fill(cg, mnt, arg, &st) ? (snprintf(err, errlen,
+			"--cgroup %s: outside the cgroup v2 mount %s", arg, mnt), -ENOTDIR) : 0;
+	/* Written for a pure v2 layout on a hybrid one, or relative to the mount. */
+	const char *rel = arg;
+	if (!strncmp(arg, legacy_root, sizeof(legacy_root) - 1) &&
+	    (arg[sizeof(legacy_root) - 1] == '/' || !arg[sizeof(legacy_root) - 1]))
+		rel = arg + sizeof(legacy_root) - 1;
+	snprintf(try, sizeof(try), "%s/%s", mnt, rel[0] == '/' ? rel + 1 : rel);
+	if (!is_cgroup2_dir(try, &st) && !fill(cg, mnt, try, &st))
+		return 0;
+	r = is_cgroup2_dir(arg, &st);
+	snprintf(err, errlen, "--cgroup %s: %s (cgroup v2 is mounted at %s)", arg,
+		 r == -ENOTDIR ? "not a cgroup v2 directory" : strerror(-r), mnt);
+	return r;
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Event records: kernel events to JSON, JSON to a human line. Pure. */
+#ifndef VG_EVENT_FMT_H
+#define VG_EVENT_FMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <json-c/json.h>
+#include <linux/types.h>
+#include "vpnguard.h"
+
+/*
+ * The log record of a blocked attempt. boot_to_real_ns is added to the
+ * kernel's boot-clock time to get wall-clock time; cgroup is the guard's path
+ * (NULL when unknown).
+ */
+struct json_object *vg_event_to_json(const struct vg_event *e, int64_t boot_to_real_ns,
+				     const char *cgroup);
+
+/* ISO 8601 UTC with milliseconds, e.g. 2026-11-22T10:00:00.123Z. */
+void vg_format_time(int64_t real_ns, char *buf, size_t len);
+
+/* One line for a person, from any log record. */
+void vg_record_to_line(struct json_object *rec, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,580 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "loader.h"
+#include "netns.h"
+#include "vpnguard.skel.h"
+
+/* Debian 12's uapi headers predate tcx (Linux 6.6); the value is fixed ABI. */
+#define VG_BPF_TCX_EGRESS 47
+#define VG_MAX_LINKS 64
+
+static const char *const map_names[] = {
+	"vg_policy", "vg_state", "vg_guards", "vg_tunnels",
+	"vg_counters", "vg_ratelimit", "vg_events",
+};
+
+/* What an attach changed, so a failure can put everything back. */
+struct saved_entry {
+	int map_fd;
+	char key[sizeof(struct vg_tunnel_key)];
+	void *old;                  /* NULL: the key was absent */
+};
+
+struct txn {
+	char **pins;
+	int n_pins;
+	struct saved_entry *entries;
+	int n_entries;
+	bool made_root;
+};
+
+static int report(int err, const char *what, const char *obj)
+{
+	fprintf(stderr, "vpnguard-bpf: %s %s: %s\n", what, obj, strerror(err < 0 ? -err : err));
+	return err < 0 ? err : -err;
+}
+
+int vg_bpffs_ensure(void)
+{
+	struct statfs fs;
+
+	if (!statfs("/sys/fs/bpf", &fs) && fs.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
+		return report(-errno, "mount bpffs on", "/sys/fs/bpf");
+	return 0;
+}
+
+int vg_map_open(const char *name)
+{
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), VG_PIN_ROOT "/%s", name);
+	fd = bpf_obj_get(path);
+	return fd < 0 ? -errno : fd;
+}
+
+static void guard_dir(char *buf, size_t len, __u64 id)
+{
+	snprintf(buf, len, VG_PIN_ROOT "/%" PRIu64, (uint64_t)id);
+}
+
+static int txn_add_pin(struct txn *t, const char *path)
+{
+	char **p = realloc(t->pins, (t->n_pins + 1) * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	t->pins = p;
+	t->pins[t->n_pins] = strdup(path);
+	return t->pins[t->n_pins++] ? 0 : -ENOMEM;
+}
+
+/* Writes key=val after saving what was there, for txn_rollback. */
+static int txn_update(struct txn *t, int map_fd, const void *key, size_t ksz,
+		      const void *val, size_t vsz)
+{
+	struct saved_entry *e = realloc(t->entries, (t->n_entries + 1) * sizeof(*e));
+
+	if (!e)
+		return -ENOMEM;
+	t->entries = e;
+	e = &t->entries[t->n_entries];
+	memset(e, 0, sizeof(*e));
+	e->map_fd = map_fd;
+	memcpy(e->key, key, ksz);
+	e->old = malloc(vsz);
+	if (!e->old)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(map_fd, key, e->old)) {
+		free(e->old);
+		e->old = NULL;
+	}
+	t->n_entries++;
+	return bpf_map_update_elem(map_fd, key, val, BPF_ANY) ? -errno : 0;
+}
+
+static void txn_free(struct txn *t)
+{
+	for (int i = 0; i < t->n_pins; i++)
+		free(t->pins[i]);
+	for (int i = 0; i < t->n_entries; i++)
+		free(t->entries[i].old);
+	free(t->pins);
+	free(t->entries);
+}
+
+static void remove_root_if_empty(void);
+
+static void txn_rollback(struct txn *t)
+{
+	/* Links first, so no program runs on restored or removed entries. */
+	for (int i = t->n_pins - 1; i >= 0; i--) {
+		unlink(t->pins[i]);
+		char *slash = strrchr(t->pins[i], '/');
+		*slash = 0;
+		rmdir(t->pins[i]); /* the guard's directory, if this attach made it */
+	}
+	for (int i = t->n_entries - 1; i >= 0; i--) {
+		struct saved_entry *e = &t->entries[i];
+
+		if (e->old)
+			bpf_map_update_elem(e->map_fd, e->key, e->old, BPF_ANY);
+		else
+			bpf_map_delete_elem(e->map_fd, e->key);
+	}
+	if (t->made_root)
+		remove_root_if_empty();
+}
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG || !getenv("VPNGUARD_DEBUG"))
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static struct vpnguard_bpf *guard_load(__u64 id, __u32 level)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = VG_PIN_ROOT);
+	struct vpnguard_bpf *skel;
+	int err;
+
+	libbpf_set_print(libbpf_quiet);
+	skel = vpnguard_bpf__open_opts(&opts);
+	if (!skel) {
+		report(-errno, "open BPF object", "vpnguard");
+		return NULL;
+	}
+	skel->rodata->guard_cgroup_id = id;
+	skel->rodata->guard_cgroup_level = level;
+	err = vpnguard_bpf__load(skel);
+	if (err) {
+		report(err, "load BPF programs (VPNGUARD_DEBUG=1 shows the verifier log) of",
+		       "vpnguard.bpf.o");
+		vpnguard_bpf__destroy(skel);
+		return NULL;
+	}
+	return skel;
+}
+
+static int pin_link(struct txn *t, int link_fd, const char *path)
+{
+	int err = bpf_obj_pin(link_fd, path) ? -errno : 0;
+
+	if (err)
+		return report(err, "pin link", path);
+	return t ? txn_add_pin(t, path) : 0;
+}
+
+static int attach_cgroup_links(struct txn *t, struct vpnguard_bpf *skel, const struct vg_cgroup *cg)
+{
+	/* The per-packet guarantee first: from its first moment nothing leaks. */
+	struct bpf_program *progs[] = {
+		skel->progs.vg_egress, skel->progs.vg_sock_create, skel->progs.vg_setsockopt,
+		skel->progs.vg_connect4, skel->progs.vg_connect6,
+		skel->progs.vg_sendmsg4, skel->progs.vg_sendmsg6,
+	};
+	char path[PATH_MAX];
+	int cg_fd, err = 0;
+
+	cg_fd = open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg_fd < 0)
+		return report(-errno, "open cgroup", cg->path);
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]) && !err; i++) {
+		const char *name = bpf_program__name(progs[i]) + strlen("vg_");
+		struct bpf_link *link;
+
+		snprintf(path, sizeof(path), VG_PIN_ROOT "/%" PRIu64 "/%s", (uint64_t)cg->id, name);
+		if (!access(path, F_OK))
+			continue; /* a guard being replaced keeps its links */
+		link = bpf_program__attach_cgroup(progs[i], cg_fd);
+		if (!link) {
+			err = report(-errno, "attach program to cgroup", cg->path);
+			break;
+		}
+		err = pin_link(t, bpf_link__fd(link), path);
+		bpf_link__destroy(link); /* the pin holds it now */
+	}
+	close(cg_fd);
+	return err;
+}
+
+struct tcx_req {
+	int prog_fd;
+	int ifindex;
+};
+
+static int tcx_attach_here(void *arg)
+{
+	struct tcx_req *req = arg;
+	int fd = bpf_link_create(req->prog_fd, req->ifindex, VG_BPF_TCX_EGRESS, NULL);
+
+	return fd < 0 ? -errno : fd;
+}
+
+static void tc_pin_path(char *buf, size_t len, __u64 id, __u64 cookie, int ifindex)
+{
+	snprintf(buf, len, VG_PIN_ROOT "/%" PRIu64 "/tc_%" PRIu64 "_%d",
+		 (uint64_t)id, (uint64_t)cookie, ifindex);
+}
+
+/* tc links on every interface of the tunnel's namespace but lo and the tunnel. */
+static int attach_tc_links(struct txn *t, struct vpnguard_bpf *skel, __u64 id,
+			   const struct vg_policy *p, int netns_fd)
+{
+	struct vg_link links[VG_MAX_LINKS];
+	char path[PATH_MAX];
+	int n = vg_netns_links(netns_fd, links, VG_MAX_LINKS);
+
+	if (n < 0)
+		return report(n, "list interfaces of the tunnel's namespace for guard", p->tunnel);
+	for (int i = 0; i < n; i++) {
+		struct tcx_req req = { bpf_program__fd(skel->progs.vg_tc_egress), links[i].ifindex };
+		int fd, err;
+
+		if (links[i].ifindex == 1 || !strcmp(links[i].name, p->tunnel))
+			continue;
+		tc_pin_path(path, sizeof(path), id, p->netns_cookie, links[i].ifindex);
+		if (!access(path, F_OK))
+			continue;
+		fd = vg_netns_run(netns_fd, tcx_attach_here, &req);
+		if (fd < 0)
+			return report(fd, "attach tc egress program to interface", links[i].name);
+		err = pin_link(t, fd, path);
+		close(fd);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Removes tc pins of a guard that name another namespace or a vanished interface. */
+static void prune_tc_links(__u64 id, const struct vg_policy *p, int netns_fd)
+{
+	struct vg_link links[VG_MAX_LINKS];
+	char dir[PATH_MAX], want[PATH_MAX], path[PATH_MAX * 2];
+	int n = vg_netns_links(netns_fd, links, VG_MAX_LINKS);
+	struct dirent *de;
+	DIR *d;
+
+	guard_dir(dir, sizeof(dir), id);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		bool keep = false;
+
+		if (strncmp(de->d_name, "tc_", 3))
+			continue;
+		for (int i = 0; i < n && !keep; i++) {
+			tc_pin_path(want, sizeof(want), id, p->netns_cookie, links[i].ifindex);
+			keep = !strcmp(strrchr(want, '/') + 1, de->d_name);
+		}
+		if (!keep) {
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			unlink(path);
+		}
+	}
+	closedir(d);
+}
+
+static int write_tunnel_facts(struct txn *t, int map_fd, const struct vg_policy *p, int netns_fd)
+{
+	struct vg_tunnel_key key = { .netns_cookie = p->netns_cookie };
+	struct vg_tunnel facts;
+	int err;
+
+	memcpy(key.ifname, p->tunnel, sizeof(key.ifname));
+	err = vg_tunnel_facts(netns_fd, p->tunnel, &facts);
+	if (err == -ENODEV) {
+		/* Gone: the programs deny with no_tunnel until it is back. */
+		bpf_map_delete_elem(map_fd, &key);
+		return 0;
+	}
+	if (err)
+		return report(err, "read tunnel interface", p->tunnel);
+	if (t)
+		err = txn_update(t, map_fd, &key, sizeof(key), &facts, sizeof(facts));
+	else
+		err = bpf_map_update_elem(map_fd, &key, &facts, BPF_ANY) ? -errno : 0;
+	return err ? report(err, "write vg_tunnels entry for", p->tunnel) : 0;
+}
+
+static int ensure_root(struct txn *t)
+{
+	int err = vg_bpffs_ensure();
+
+	if (err)
+		return err;
+	if (!mkdir(VG_PIN_ROOT, 0700))
+		t->made_root = true;
+	else if (errno != EEXIST)
+		return report(-errno, "create", VG_PIN_ROOT);
+	return 0;
+}
+
+static int attach_one(struct txn *t, const struct vg_attach_req *req, const struct vg_cgroup *cg)
+{
+	struct vg_policy policy = req->policy;
+	struct vg_state open_state = { .state = VG_STATE_OPEN };
+	struct vg_guard_info info = { 0 };
+	struct vpnguard_bpf *skel;
+	char dir[PATH_MAX];
+	__u64 id = cg->id;
+	int err;
+
+	policy.cgroup_level = cg->level;
+	if (strlen(cg->rel) >= sizeof(info.cgroup) ||
+	    strlen(req->netns_path ?: "") >= sizeof(info.netns))
+		return report(-ENAMETOOLONG, "record guard of cgroup", cg->path);
+	memcpy(info.cgroup, cg->rel, strlen(cg->rel));
+	if (req->netns_path)
+		memcpy(info.netns, req->netns_path, strlen(req->netns_path));
+	skel = guard_load(id, cg->level);
+	if (!skel)
+		return -EINVAL;
+
+	/* Maps before links: a program never runs without its policy. */
+	err = txn_update(t, bpf_map__fd(skel->maps.vg_policy), &id, sizeof(id), &policy, sizeof(policy));
+	if (!err)
+		err = txn_update(t, bpf_map__fd(skel->maps.vg_state), &id, sizeof(id),
+				 &open_state, sizeof(open_state));
+	if (!err)
+		err = txn_update(t, bpf_map__fd(skel->maps.vg_guards), &id, sizeof(id),
+				 &info, sizeof(info));
+	if (err) {
+		report(err, "write maps for cgroup", cg->path);
+		goto out;
+	}
+	if (policy.mode == VG_MODE_TUNNEL) {
+		err = write_tunnel_facts(t, bpf_map__fd(skel->maps.vg_tunnels), &policy, req->netns_fd);
+		if (err)
+			goto out;
+	}
+	guard_dir(dir, sizeof(dir), id);
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		err = report(-errno, "create", dir);
+		goto out;
+	}
+	err = attach_cgroup_links(t, skel, cg);
+	if (!err && policy.mode == VG_MODE_TUNNEL)
+		err = attach_tc_links(t, skel, id, &policy, req->netns_fd);
+	if (err)
+		rmdir(dir); /* only if this attach made it and left nothing in it */
+out:
+	vpnguard_bpf__destroy(skel);
+	return err;
+}
+
+int vg_attach(const struct vg_attach_req *req)
+{
+	struct txn t = { 0 };
+	int err = ensure_root(&t);
+
+	for (int i = 0; i < req->n_cgroups && !err; i++)
+		err = attach_one(&t, req, &req->cgroups[i]);
+	if (err) {
+		txn_rollback(&t);
+	} else if (req->policy.mode == VG_MODE_TUNNEL) {
+		for (int i = 0; i < req->n_cgroups; i++)
+			prune_tc_links(req->cgroups[i].id, &req->policy, req->netns_fd);
+	} else {
+		/* A guard that moved from tunnel to gateway mode has no tc links any more. */
+		for (int i = 0; i < req->n_cgroups; i++)
+			prune_tc_links(req->cgroups[i].id, &req->policy, -1);
+	}
+	txn_free(&t);
+	return err;
+}
+
+int vg_guard_refresh(__u64 id, int netns_fd)
+{
+	struct vg_policy policy;
+	struct vpnguard_bpf *skel;
+	int map_fd = vg_map_open("vg_policy");
+	int err;
+
+	if (map_fd < 0)
+		return map_fd;
+	err = bpf_map_lookup_elem(map_fd, &id, &policy) ? -errno : 0;
+	close(map_fd);
+	if (err || policy.mode != VG_MODE_TUNNEL)
+		return err == -ENOENT ? 0 : err;
+	skel = guard_load(id, policy.cgroup_level);
+	if (!skel)
+		return -EINVAL;
+	err = write_tunnel_facts(NULL, bpf_map__fd(skel->maps.vg_tunnels), &policy, netns_fd);
+	if (!err)
+		err = attach_tc_links(NULL, skel, id, &policy, netns_fd);
+	if (!err)
+		prune_tc_links(id, &policy, netns_fd);
+	vpnguard_bpf__destroy(skel);
+	return err;
+}
+
+/* Unlinks a guard's pins (its programs detach) and rmdirs its directory. */
+static int remove_guard_dir(const char *dir)
+{
+	char path[PATH_MAX * 2];
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int err = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) && !err)
+			err = report(-errno, "unpin", path);
+	}
+	closedir(d);
+	if (rmdir(dir) && !err)
+		err = report(-errno, "remove", dir);
+	return err;
+}
+
+static void delete_guard_entries(__u64 id)
+{
+	static const char *const by_id[] = { "vg_policy", "vg_state", "vg_guards" };
+	static const char *const by_reason[] = { "vg_counters", "vg_ratelimit" };
+
+	for (size_t i = 0; i < sizeof(by_id) / sizeof(by_id[0]); i++) {
+		int fd = vg_map_open(by_id[i]);
+
+		if (fd >= 0) {
+			bpf_map_delete_elem(fd, &id);
+			close(fd);
+		}
+	}
+	for (size_t i = 0; i < sizeof(by_reason) / sizeof(by_reason[0]); i++) {
+		int fd = vg_map_open(by_reason[i]);
+
+		if (fd < 0)
+			continue;
+		for (__u32 r = 0; r < VG_R_MAX; r++) {
+			struct vg_counter_key key = { .cgroup_id = id, .reason = r };
+
+			bpf_map_delete_elem(fd, &key);
+		}
+		close(fd);
+	}
+}
+
+static int count_guards(void)
+{
+	int fd = vg_map_open("vg_policy");
+	__u64 key, next;
+	int n = 0;
+
+	if (fd < 0)
+		return 0;
+	for (void *prev = NULL; !bpf_map_get_next_key(fd, prev, &next); prev = &key) {
+		key = next;
+		n++;
+	}
+	close(fd);
+	return n;
+}
+
+/* Tunnel entries no guard's policy names any more. */
+static void prune_tunnel_entries(void)
+{
+	int tfd = vg_map_open("vg_tunnels"), pfd = vg_map_open("vg_policy");
+	struct vg_tunnel_key key, next, stale[VG_MAX_GUARDS];
+	int n_stale = 0;
+
+	if (tfd < 0 || pfd < 0)
+		goto out;
+	for (void *prev = NULL; !bpf_map_get_next_key(tfd, prev, &next); prev = &key) {
+		__u64 id, nid;
+		bool used = false;
+
+		key = next;
+		for (void *pp = NULL; !used && !bpf_map_get_next_key(pfd, pp, &nid); pp = &id) {
+			struct vg_policy p;
+
+			id = nid;
+			used = !bpf_map_lookup_elem(pfd, &id, &p) &&
+			       p.netns_cookie == key.netns_cookie &&
+			       !strncmp(p.tunnel, key.ifname, VG_IFNAMSIZ);
+		}
+		if (!used && n_stale < VG_MAX_GUARDS)
+			stale[n_stale++] = key;
+	}
+	for (int i = 0; i < n_stale; i++)
+		bpf_map_delete_elem(tfd, &stale[i]);
+out:
+	if (tfd >= 0)
+		close(tfd);
+	if (pfd >= 0)
+		close(pfd);
+}
+
+static void remove_root_if_empty(void)
+{
+	char path[256];
+
+	if (count_guards())
+		return;
+	for (size_t i = 0; i < sizeof(map_names) / sizeof(map_names[0]); i++) {
+		snprintf(path, sizeof(path), VG_PIN_ROOT "/%s", map_names[i]);
+		unlink(path);
+	}
+	rmdir(VG_PIN_ROOT);
+}
+
+int vg_detach(const __u64 *ids, int n)
+{
+	char dir[PATH_MAX];
+	int err = 0;
+
+	if (access(VG_PIN_ROOT, F_OK))
+		return 0;
+	if (n == 0) {
+		DIR *d = opendir(VG_PIN_ROOT);
+		struct dirent *de;
+
+		if (!d)
+			return report(-errno, "open", VG_PIN_ROOT);
+		/* Only numeric directories are guards; anything else is not ours to remove. */
+		while ((de = readdir(d))) {
+			char *end;
+			__u64 id = strtoull(de->d_name, &end, 10);
+
+			if (!de->d_name[0] || *end || de->d_name[0] == '.')
+				continue;
+			guard_dir(dir, sizeof(dir), id);
+			err = remove_guard_dir(dir) ?: err;
+			delete_guard_entries(id);
+		}
+		closedir(d);
+	}
+	for (int i = 0; i < n; i++) {
+		guard_dir(dir, sizeof(dir), ids[i]);
+		err = remove_guard_dir(dir) ?: err;
+		delete_guard_entries(ids[i]);
+	}
+	prune_tunnel_entries();
+	remove_root_if_empty();
+	if (!access(VG_PIN_ROOT, F_OK) && !count_guards())
+		fprintf(stderr, "vpnguard-bpf: %s still holds files vpnguard did not make; left in place\n",
+			VG_PIN_ROOT);
+	return err;
+}

@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <json-c/json.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "loader.h"
+#include "policy.h"
+#include "status.h"
+
+struct maps {
+	int policy, state, guards, tunnels, counters;
+};
+
+static void close_maps(struct maps *m)
+{
+	int *fds[] = { &m->policy, &m->state, &m->guards, &m->tunnels, &m->counters };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+}
+
+static __u64 sum_counter(int fd, __u64 id, __u32 reason)
+{
+	struct vg_counter_key key = { .cgroup_id = id, .reason = reason };
+	int ncpu = libbpf_num_possible_cpus();
+	struct vg_counter *vals;
+	__u64 sum = 0;
+
+	if (ncpu <= 0)
+		return 0;
+	vals = calloc(ncpu, sizeof(*vals));
+	if (vals && !bpf_map_lookup_elem(fd, &key, vals))
+		for (int i = 0; i < ncpu; i++)
+			sum += vals[i].denied;
+	free(vals);
+	return sum;
+}
+
+static struct json_object *addr_list(const struct vg_addr *a, __u32 n)
+{
+	struct json_object *arr = json_object_new_array();
+	char buf[INET6_ADDRSTRLEN];
+
+	for (__u32 i = 0; i < n; i++)
+		json_object_array_add(arr, json_object_new_string(vg_addr_str(&a[i], buf, sizeof(buf))));
+	return arr;
+}
+
+static struct json_object *guard_json(const struct maps *m, __u64 id, const struct vg_policy *p)
+{
+	struct json_object *g = json_object_new_object(), *arr, *counters;
+	struct vg_guard_info info = { 0 };
+	struct vg_state st = { .state = VG_STATE_CLOSED };
+	char buf[INET6_ADDRSTRLEN + 16], addr[INET6_ADDRSTRLEN];
+	struct timespec now;
+
+	bpf_map_lookup_elem(m->guards, &id, &info);
+	info.cgroup[sizeof(info.cgroup) - 1] = info.netns[sizeof(info.netns) - 1] = 0;
+	json_object_object_add(g, "cgroup", json_object_new_string(info.cgroup));
+	json_object_object_add(g, "cgroup_id", json_object_new_uint64(id));
+	json_object_object_add(g, "mode", json_object_new_string(vg_mode_name(p->mode)));
+	if (p->mode == VG_MODE_TUNNEL) {
+		struct vg_tunnel_key key = { .netns_cookie = p->netns_cookie };
+		struct vg_tunnel t;
+
+		memcpy(key.ifname, p->tunnel, sizeof(key.ifname));
+		bool present = !bpf_map_lookup_elem(m->tunnels, &key, &t);
+		json_object_object_add(g, "tunnel", json_object_new_string(p->tunnel));
+		json_object_object_add(g, "netns", json_object_new_string(info.netns[0] ? info.netns : "(attaching process's)"));
+		json_object_object_add(g, "tunnel_ifindex", json_object_new_int(present ? (int)t.ifindex : 0));
+		json_object_object_add(g, "tunnel_present", json_object_new_boolean(present));
+	} else {
+		arr = json_object_new_array();
+		for (__u32 i = 0; i < p->n_gw; i++) {
+			vg_addr_str(&p->gw[i].addr, addr, sizeof(addr));
+			if (!p->gw[i].port)
+				snprintf(buf, sizeof(buf), "%s", addr);
+			else if (vg_addr_is_v4(&p->gw[i].addr))
+				snprintf(buf, sizeof(buf), "%s:%u", addr, ntohs(p->gw[i].port));
+			else
+				snprintf(buf, sizeof(buf), "[%s]:%u", addr, ntohs(p->gw[i].port));
+			json_object_array_add(arr, json_object_new_string(buf));
+		}
+		json_object_object_add(g, "gateways", arr);
+	}
+	arr = json_object_new_array();
+	for (__u32 i = 0; i < p->n_allow; i++) {
+		snprintf(buf, sizeof(buf), "%s/%d", vg_addr_str(&p->allow[i].net, addr, sizeof(addr)),
+			 vg_cidr_prefix(&p->allow[i]));
+		json_object_array_add(arr, json_object_new_string(buf));
+	}
+	json_object_object_add(g, "allow", arr);
+	json_object_object_add(g, "dns", addr_list(p->dns, p->n_dns));
+
+	bpf_map_lookup_elem(m->state, &id, &st);
+	clock_gettime(CLOCK_BOOTTIME, &now);
+	__u64 now_ns = now.tv_sec * 1000000000ULL + now.tv_nsec;
+	bool expired = st.lease_deadline_ns && now_ns > st.lease_deadline_ns;
+	json_object_object_add(g, "state", json_object_new_string(
+		st.state == VG_STATE_OPEN && !expired ? "open" : "closed"));
+	json_object_object_add(g, "lease_left_s", !st.lease_deadline_ns ? NULL :
+		json_object_new_double(expired ? 0 : (st.lease_deadline_ns - now_ns) / 1e9));
+
+	counters = json_object_new_object();
+	for (__u32 r = VG_R_NO_POLICY; r < VG_R_MAX; r++)
+		json_object_object_add(counters, vg_reason_name(r),
+				       json_object_new_uint64(sum_counter(m->counters, id, r)));
+	json_object_object_add(g, "denied", counters);
+	return g;
+}
+
+static const char *get(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "-";
+}
+
+static void print_guard(struct json_object *g)
+{
+	struct json_object *v;
+
+	printf("guard %s (cgroup id %s)\n", get(g, "cgroup"), get(g, "cgroup_id"));
+	if (!strcmp(get(g, "mode"), "tunnel"))
+		printf("  mode      tunnel %s in netns %s (%s)\n", get(g, "tunnel"), get(g, "netns"),
+		       json_object_object_get_ex(g, "tunnel_present", &v) && json_object_get_boolean(v) ?
+		       "present" : "ABSENT: all egress denied");
+	else
+		printf("  mode      gateway %s\n", get(g, "gateways"));
+	printf("  allow     %s\n  dns       %s\n", get(g, "allow"), get(g, "dns"));
+	printf("  state     %s", get(g, "state"));
+	if (json_object_object_get_ex(g, "lease_left_s", &v) && v)
+		printf(", lease %.1f s left", json_object_get_double(v));
+	printf("\n  denied   ");
+	json_object_object_get_ex(g, "denied", &v);
+	json_object_object_foreach(v, reason, n)
+		if (json_object_get_uint64(n))
+			printf(" %s=%" PRIu64, reason, json_object_get_uint64(n));
+	printf("\n");
+}
+
+int vg_cmd_status(bool json)
+{
+	struct maps m = {
+		vg_map_open("vg_policy"), vg_map_open("vg_state"), vg_map_open("vg_guards"),
+		vg_map_open("vg_tunnels"), vg_map_open("vg_counters"),
+	};
+	struct json_object *root = json_object_new_object(), *guards = json_object_new_array();
+	__u64 key, next;
+
+	json_object_object_add(root, "pin_root", json_object_new_string(VG_PIN_ROOT));
+	json_object_object_add(root, "guards", guards);
+	if (m.policy >= 0 && (m.state < 0 || m.guards < 0 || m.tunnels < 0 || m.counters < 0)) {
+		fprintf(stderr, "vpnguard-bpf: %s is incomplete: a map is missing\n", VG_PIN_ROOT);
+		close_maps(&m);
+		json_object_put(root);
+		return 1;
+	}
+	if (m.policy < 0 && m.policy != -ENOENT) {
+		fprintf(stderr, "vpnguard-bpf: open %s/vg_policy: %s\n", VG_PIN_ROOT, strerror(-m.policy));
+		close_maps(&m);
+		json_object_put(root);
+		return 1;
+	}
+	for (void *prev = NULL; m.policy >= 0 && !bpf_map_get_next_key(m.policy, prev, &next);
+	     prev = &key) {
+		struct vg_policy p;
+
+		key = next;
+		if (!bpf_map_lookup_elem(m.policy, &key, &p))
+			json_object_array_add(guards, guard_json(&m, key, &p));
+	}
+	if (json) {
+		puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+	} else if (!json_object_array_length(guards)) {
+		puts("no guards attached");
+	} else {
+		for (size_t i = 0; i < json_object_array_length(guards); i++)
+			print_guard(json_object_array_get_idx(guards, i));
+	}
+	close_maps(&m);
+	json_object_put(root);
+	return 0;
+}
