@@ -43,7 +43,7 @@ static int log_record(struct json_object *rec, void *ctx)
 {
 	struct agent *a = ctx;
 
-	fprintf(a->log, "%s\n", json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN));
+	fprintf(a->log, "%s\n", json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	fflush(a->log);
 	return 0;
 }

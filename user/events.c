@@ -132,7 +132,7 @@ static int print_record(struct json_object *rec, void *ctx)
 	char line[1024];
 
 	if (json) {
-		puts(json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN));
+		puts(json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	} else {
 		vg_record_to_line(rec, line, sizeof(line));
 		puts(line);

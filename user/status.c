@@ -124,8 +124,26 @@ static const char *get(struct json_object *o, const char *key)
 	return json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "-";
 }
 
+/* An array as "a, b, c", a scalar as itself; "-" when empty. */
+static const char *joined(struct json_object *o, const char *key, char *buf, size_t len)
+{
+	struct json_object *v;
+	size_t n = 0;
+
+	if (!json_object_object_get_ex(o, key, &v) || !v)
+		return "-";
+	if (!json_object_is_type(v, json_type_array))
+		return json_object_get_string(v);
+	buf[0] = 0;
+	for (size_t i = 0; i < json_object_array_length(v) && n < len; i++)
+		n += snprintf(buf + n, len - n, "%s%s", i ? ", " : "",
+			      json_object_get_string(json_object_array_get_idx(v, i)));
+	return buf[0] ? buf : "-";
+}
+
 static void print_guard(struct json_object *g)
 {
+	char a[1024], b[1024];
 	struct json_object *v;
 
 	printf("guard %s (cgroup id %s)\n", get(g, "cgroup"), get(g, "cgroup_id"));
@@ -134,17 +152,21 @@ static void print_guard(struct json_object *g)
 		       json_object_object_get_ex(g, "tunnel_present", &v) && json_object_get_boolean(v) ?
 		       "present" : "ABSENT: all egress denied");
 	else
-		printf("  mode      gateway %s\n", get(g, "gateways"));
-	printf("  allow     %s\n  dns       %s\n", get(g, "allow"), get(g, "dns"));
+		printf("  mode      gateway %s\n", joined(g, "gateways", a, sizeof(a)));
+	printf("  allow     %s\n  dns       %s\n", joined(g, "allow", a, sizeof(a)),
+	       joined(g, "dns", b, sizeof(b)));
 	printf("  state     %s", get(g, "state"));
 	if (json_object_object_get_ex(g, "lease_left_s", &v) && v)
 		printf(", lease %.1f s left", json_object_get_double(v));
 	printf("\n  denied   ");
+	__u64 total = 0;
 	json_object_object_get_ex(g, "denied", &v);
-	json_object_object_foreach(v, reason, n)
+	json_object_object_foreach(v, reason, n) {
+		total += json_object_get_uint64(n);
 		if (json_object_get_uint64(n))
 			printf(" %s=%" PRIu64, reason, json_object_get_uint64(n));
-	printf("\n");
+	}
+	printf("%s\n", total ? "" : " nothing yet");
 }
 
 int vg_cmd_status(bool json)
@@ -179,7 +201,7 @@ int vg_cmd_status(bool json)
 			json_object_array_add(guards, guard_json(&m, key, &p));
 	}
 	if (json) {
-		puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+		puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	} else if (!json_object_array_length(guards)) {
 		puts("no guards attached");
 	} else {
