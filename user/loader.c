@@ -302,9 +302,16 @@ static int write_tunnel_facts(struct txn *t, int map_fd, const struct vg_policy 
 	memcpy(key.ifname, p->tunnel, sizeof(key.ifname));
 	err = vg_tunnel_facts(netns_fd, p->tunnel, &facts);
 	if (err == -ENODEV) {
-		/* Gone: the programs deny with no_tunnel until it is back. */
-		bpf_map_delete_elem(map_fd, &key);
-		return 0;
+		/*
+		 * Gone: ifindex 0 makes the programs deny with no_tunnel until it is
+		 * back, and the last addresses stay so that tc still drops packets
+		 * sent with them by another way out.
+		 */
+		if (bpf_map_lookup_elem(map_fd, &key, &facts))
+			return 0;
+		facts.ifindex = 0;
+		return bpf_map_update_elem(map_fd, &key, &facts, BPF_ANY) ?
+		       report(-errno, "write vg_tunnels entry for", p->tunnel) : 0;
 	}
 	if (err)
 		return report(err, "read tunnel interface", p->tunnel);

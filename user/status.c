@@ -72,7 +72,7 @@ static struct json_object *guard_json(const struct maps *m, __u64 id, const stru
 		struct vg_tunnel t;
 
 		memcpy(key.ifname, p->tunnel, sizeof(key.ifname));
-		bool present = !bpf_map_lookup_elem(m->tunnels, &key, &t);
+		bool present = !bpf_map_lookup_elem(m->tunnels, &key, &t) && t.ifindex;
 		json_object_object_add(g, "tunnel", json_object_new_string(p->tunnel));
 		json_object_object_add(g, "netns", json_object_new_string(info.netns[0] ? info.netns : "(attaching process's)"));
 		json_object_object_add(g, "tunnel_ifindex", json_object_new_int(present ? (int)t.ifindex : 0));
