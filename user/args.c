@@ -101,7 +101,10 @@ static int check_attach(const struct vg_options *o, char *err, size_t errlen)
 		return fail(err, errlen, "attach: give either --tunnel or --gateway%s%s", "", "");
 	if (o->netns && !o->tunnel)
 		return fail(err, errlen, "attach: --netns goes with --tunnel%s%s", "", "");
-	if (o->tunnel && (!*o->tunnel || strlen(o->tunnel) >= VG_IFNAMSIZ || strchr(o->tunnel, '/')))
+	/* The kernel's own rule for interface names (dev_valid_name). */
+	if (o->tunnel && (!*o->tunnel || strlen(o->tunnel) >= VG_IFNAMSIZ ||
+			  strpbrk(o->tunnel, "/: \t\n\v\f\r") || !strcmp(o->tunnel, ".") ||
+			  !strcmp(o->tunnel, "..")))
 		return fail(err, errlen, "--tunnel %s: not an interface name%s", o->tunnel, "");
 	return 0;
 }

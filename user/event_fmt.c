@@ -59,8 +59,14 @@ static const char *str(struct json_object *rec, const char *key)
 
 void vg_record_to_line(struct json_object *rec, char *buf, size_t len)
 {
-	const char *event = str(rec, "event");
+	const char *event;
 	size_t n;
+
+	if (!json_object_is_type(rec, json_type_object)) {
+		snprintf(buf, len, "- unreadable record %s", json_object_to_json_string(rec));
+		return;
+	}
+	event = str(rec, "event");
 
 	if (!event || strcmp(event, "blocked")) {
 		/* Records of other kinds: time, kind, then every other field. */

@@ -31,7 +31,7 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
 	char *end;
 
-	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+	if (*s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
 	*out = strtoul(s, &end, 10);
@@ -119,10 +119,18 @@ int vg_policy_build(const struct vg_options *o, struct vg_policy *p, char *err, 
 	p->mode = o->tunnel ? VG_MODE_TUNNEL : VG_MODE_GATEWAY;
 	if (o->tunnel)
 		snprintf(p->tunnel, sizeof(p->tunnel), "%s", o->tunnel);
-	for (int i = 0; i < o->n_allows; i++)
-		if (vg_parse_cidr(o->allows[i], &p->allow[p->n_allow++]))
+	for (int i = 0; i < o->n_allows; i++) {
+		struct vg_cidr *c = &p->allow[p->n_allow++];
+
+		if (vg_parse_cidr(o->allows[i], c))
 			return bad(err, errlen, "--allow", o->allows[i],
 				   "not a CIDR (e.g. 192.168.1.0/24 or fd00::/8)");
+		/* IPv4 is held as ::ffff:a.b.c.d, so a short IPv6 prefix would open all of it. */
+		if (!vg_addr_is_v4(&c->net) && c->mask.w[2] != htonl(0xffffffff) &&
+		    (htonl(0xffff) & c->mask.w[2]) == c->net.w[2] && !c->net.w[0] && !c->net.w[1])
+			return bad(err, errlen, "--allow", o->allows[i],
+				   "covers every IPv4 address (::ffff:0:0/96); give narrower subnets");
+	}
 	for (int i = 0; i < o->n_dns; i++)
 		if (vg_parse_addr(o->dns[i], &p->dns[p->n_dns++]))
 			return bad(err, errlen, "--dns", o->dns[i], "not an IP address");
