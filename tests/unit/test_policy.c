@@ -756,6 +756,22 @@ static void test_policy_build_errors(void **state)
 	memset(&o, 0, sizeof(o));
 	o.gateways[o.n_gateways++] = "10.0.0.1:65536";
 	expect_build_error(&o, "--gateway", "10.0.0.1:65536");
+
+	/* IPv6 prefixes that hold ::ffff:0:0/96 would allow every IPv4 address. */
+	static const char *const opens_v4[] = { "::/0", "::/64", "::/80", "::/95" };
+	for (size_t i = 0; i < sizeof(opens_v4) / sizeof(opens_v4[0]); i++) {
+		memset(&o, 0, sizeof(o));
+		o.tunnel = "wg0";
+		o.allows[o.n_allows++] = opens_v4[i];
+		expect_build_error(&o, "--allow", opens_v4[i]);
+	}
+	struct vg_policy p;
+	char err[256];
+	memset(&o, 0, sizeof(o));
+	o.tunnel = "wg0";
+	o.allows[o.n_allows++] = "fd00::/8";
+	o.allows[o.n_allows++] = "::ffff:10.0.0.0/104";
+	assert_int_equal(vg_policy_build(&o, &p, err, sizeof(err)), 0);
 }
 
 /* ---- name tables ---- */
