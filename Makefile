@@ -59,8 +59,7 @@ kernel-test: all
 
 test: deps
 	$(MAKE) all
-	$(MAKE) unit-test
-	$(MAKE) kernel-test
+	bash tests/run.sh
 
 demo: deps
 	$(MAKE) all

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every kernel test file (real programs, cgroups, namespaces, tunnels) and adds up
+# their closing "N passed, M failed" lines. A file that cannot run counts as failed:
+# kernel tests never skip.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+passed=0
+failed=0
+
+fail_setup() {
+	echo "kernel tests cannot run: $*" >&2
+	failed=$((failed + 1))
+}
+
+[ "$(id -u)" -eq 0 ] || fail_setup "they need root"
+[ -r /sys/kernel/btf/vmlinux ] || fail_setup "no kernel BTF at /sys/kernel/btf/vmlinux"
+for tool in wireguard-go wg nft bpftool ip setpriv python3; do
+	command -v "$tool" >/dev/null || fail_setup "$tool is not installed (sh scripts/install-deps.sh)"
+done
+grep -qw cgroup2 /proc/self/mounts || fail_setup "no cgroup v2 mount"
+
+if [ "$failed" -eq 0 ]; then
+	for t in "$here"/topology_selftest.sh "$here"/test_*.sh; do
+		echo "=== ${t##*/}"
+		out=$(bash "$t" 2>&1 | tee /dev/stderr | tail -n 1)
+		if [[ $out =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+			passed=$((passed + BASH_REMATCH[1]))
+			failed=$((failed + BASH_REMATCH[2]))
+		else
+			echo "${t##*/} ended without a result line" >&2
+			failed=$((failed + 1))
+		fi
+	done
+fi
+echo "kernel: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
