@@ -290,6 +290,8 @@ int vg_agent_run(const char *log_path)
 			if (tag == 1) {
 				vg_event_reader_drain(reader);
 			} else if (tag >= 2 && tag - 2 < (__u32)a.n_watches) {
+				/* Denials that happened before the change come first in the log. */
+				vg_event_reader_drain(reader);
 				drain_netlink(a.watches[tag - 2].nl);
 				refresh_watch(&a, &a.watches[tag - 2]);
 			} else if (tag == 0) {
