@@ -4,8 +4,7 @@
 # kernel tests never skip.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-passed=0
-failed=0
+. "$here/../lib/tally.sh"
 
 fail_setup() {
 	echo "kernel tests cannot run: $*" >&2
@@ -22,14 +21,7 @@ grep -qw cgroup2 /proc/self/mounts || fail_setup "no cgroup v2 mount"
 if [ "$failed" -eq 0 ]; then
 	for t in "$here"/topology_selftest.sh "$here"/test_*.sh; do
 		echo "=== ${t##*/}"
-		out=$(bash "$t" 2>&1 | tee /dev/stderr | tail -n 1)
-		if [[ $out =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-			passed=$((passed + BASH_REMATCH[1]))
-			failed=$((failed + BASH_REMATCH[2]))
-		else
-			echo "${t##*/} ended without a result line" >&2
-			failed=$((failed + 1))
-		fi
+		tally bash "$t"
 	done
 fi
 echo "kernel: $passed passed, $failed failed"
