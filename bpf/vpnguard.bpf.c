@@ -480,7 +480,10 @@ int vg_sock_create(struct bpf_sock *sk)
 	return deny(&at, VG_R_RAW);
 }
 
-/* Reads destination, protocol and destination port of an outgoing IP packet. */
+/*
+ * Reads destination, protocol and destination port of an outgoing IP packet,
+ * from the network header on: at tc an Ethernet header comes first.
+ */
 static __always_inline int parse_packet(struct __sk_buff *skb, struct attempt *at,
 					struct vg_addr *src)
 {
@@ -489,7 +492,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct attempt *a
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+		if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
 			return -1;
 		addr_from_v4(&at->dst, ip.daddr);
 		if (src)
@@ -501,7 +504,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct attempt *a
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+		if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET))
 			return -1;
 		__builtin_memcpy(&at->dst, &ip6.daddr, sizeof(at->dst));
 		if (src)
@@ -515,7 +518,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct attempt *a
 	if (at->proto == IPPROTO_TCP || at->proto == IPPROTO_UDP) {
 		__u16 ports[2];
 
-		if (bpf_skb_load_bytes(skb, l4_off, ports, sizeof(ports)))
+		if (bpf_skb_load_bytes_relative(skb, l4_off, ports, sizeof(ports), BPF_HDR_START_NET))
 			return -1;
 		at->dport = ports[1];
 	}

@@ -316,6 +316,7 @@ out:
 	if (a.epfd >= 0)
 		close(a.epfd);
 	unlink(VG_AGENT_PIDFILE);
+	rmdir(VG_RUN_DIR);
 	close(lock);
 	fclose(a.log);
 	return err;

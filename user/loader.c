@@ -95,16 +95,21 @@ static int txn_update(struct txn *t, int map_fd, const void *key, size_t ksz,
 	t->entries = e;
 	e = &t->entries[t->n_entries];
 	memset(e, 0, sizeof(*e));
-	e->map_fd = map_fd;
-	memcpy(e->key, key, ksz);
 	e->old = malloc(vsz);
 	if (!e->old)
 		return -ENOMEM;
+	/* Its own descriptor: the skeleton that lent map_fd is gone before a rollback. */
+	e->map_fd = dup(map_fd);
+	if (e->map_fd < 0) {
+		free(e->old);
+		return -errno;
+	}
+	memcpy(e->key, key, ksz);
+	t->n_entries++;
 	if (bpf_map_lookup_elem(map_fd, key, e->old)) {
 		free(e->old);
 		e->old = NULL;
 	}
-	t->n_entries++;
 	return bpf_map_update_elem(map_fd, key, val, BPF_ANY) ? -errno : 0;
 }
 
@@ -112,8 +117,10 @@ static void txn_free(struct txn *t)
 {
 	for (int i = 0; i < t->n_pins; i++)
 		free(t->pins[i]);
-	for (int i = 0; i < t->n_entries; i++)
+	for (int i = 0; i < t->n_entries; i++) {
 		free(t->entries[i].old);
+		close(t->entries[i].map_fd);
+	}
 	free(t->pins);
 	free(t->entries);
 }
@@ -572,6 +579,14 @@ int vg_detach(const __u64 *ids, int n)
 			delete_guard_entries(id);
 		}
 		closedir(d);
+		/* Entries whose links are already gone (a guard half-removed by hand). */
+		int fd = vg_map_open("vg_policy");
+		__u64 key;
+
+		while (fd >= 0 && !bpf_map_get_next_key(fd, NULL, &key))
+			delete_guard_entries(key);
+		if (fd >= 0)
+			close(fd);
 	}
 	for (int i = 0; i < n; i++) {
 		guard_dir(dir, sizeof(dir), ids[i]);

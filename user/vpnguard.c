@@ -73,6 +73,15 @@ static int cmd_attach(const struct vg_options *o)
 		return usage_error(err);
 	if ((rc = need_root("attach")) || (rc = need_btf()) || (rc = resolve_cgroups(o, cgs)))
 		return rc;
+	for (int i = 0; i < o->n_cgroups; i++)
+		if (strlen(cgs[i].rel) >= sizeof(((struct vg_guard_info *)0)->cgroup)) {
+			fprintf(stderr, "vpnguard-bpf: --cgroup %s: path below the cgroup2 mount is longer "
+				"than %zu characters\n", o->cgroups[i],
+				sizeof(((struct vg_guard_info *)0)->cgroup) - 1);
+			return EXIT_USAGE;
+		}
+	if (o->netns && strlen(o->netns) >= sizeof(((struct vg_guard_info *)0)->netns))
+		return usage_error("--netns: path too long (use /run/netns/NAME or /proc/PID/ns/net)");
 	if (o->tunnel) {
 		struct vg_tunnel facts;
 
@@ -101,7 +110,7 @@ static int cmd_attach(const struct vg_options *o)
 		return EXIT_RUNTIME;
 	for (int i = 0; i < o->n_cgroups; i++)
 		fprintf(stderr, "vpnguard-bpf: guarding %s (%s %s)\n", cgs[i].path,
-			vg_mode_name(req.policy.mode), o->tunnel ? o->tunnel : "gateways");
+			o->tunnel ? "tunnel" : "gateway", o->tunnel ? o->tunnel : "mode");
 	if (o->no_agent)
 		return EXIT_OK;
 	rc = vg_agent_run(o->log ? o->log : VG_DEFAULT_LOG);
