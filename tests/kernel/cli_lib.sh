@@ -5,26 +5,8 @@
 # far-side counters, probes run in a guarded cgroup.  Needs root, bpftool and
 # python3 (for JSON).
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $*"; }
-nok() { fail=$((fail + 1)); echo "FAIL - $*"; }
-note() { echo "#      $*"; }
-
-expect_eq() { # NAME GOT WANT
-	if [ "$2" = "$3" ]; then ok "$1"; else nok "$1 (got '$2', want '$3')"; fi
-}
-expect_ge() { # NAME GOT MIN
-	if [ "$2" -ge "$3" ] 2>/dev/null; then ok "$1 ($2)"; else nok "$1 (got '$2', want >= $3)"; fi
-}
-expect_match() { # NAME STRING ERE
-	if [[ $2 =~ $3 ]]; then ok "$1"; else nok "$1 (got '$2', want /$3/)"; fi
-}
-expect_true() { # NAME CMD...
-	local n=$1
-	shift
-	if "$@"; then ok "$n"; else nok "$n"; fi
-}
+# shellcheck source=../lib/check.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/check.sh"
 
 VG=${VG:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/vpnguard-bpf}
 PIN_ROOT=/sys/fs/bpf/vpnguard

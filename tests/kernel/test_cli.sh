@@ -49,15 +49,8 @@ on_exit() {
 trap 'on_exit; exit $?' EXIT
 trap 'nok "interrupted"; exit 130' INT TERM
 
-if [ "$(id -u)" != 0 ]; then
-	nok "must run as root"
-	exit 1
-fi
-exec 9>/run/vpnguard-kernel-tests.lock
-if ! flock -w 900 9; then
-	nok "could not take /run/vpnguard-kernel-tests.lock within 900 s"
-	exit 1
-fi
+require_root
+take_kernel_test_lock
 echo "# lock taken after $(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s; times below count from here"
 t_start=$(date +%s.%N)
 

@@ -40,29 +40,8 @@ AGENT_PIDFILE=/run/vpnguard/agent.pid
 # shellcheck source=../lib/topology.sh
 . "$here/../lib/topology.sh"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $*"; }
-nok() { fail=$((fail + 1)); echo "FAIL - $*"; }
-note() { echo "#   $*"; }
-
-expect_eq() { # NAME GOT WANT
-	if [ "$2" = "$3" ]; then ok "$1"; else nok "$1 (got '$2', want '$3')"; fi
-}
-expect_ge() { # NAME GOT MIN
-	if [ "$2" -ge "$3" ] 2>/dev/null; then ok "$1 ($2)"; else nok "$1 (got '$2', want >= $3)"; fi
-}
-expect_gt() { # NAME GOT THAN
-	if [ "$2" -gt "$3" ] 2>/dev/null; then ok "$1 ($2 > $3)"; else nok "$1 (got '$2', want > $3)"; fi
-}
-expect_match() { # NAME STRING ERE
-	if [[ $2 =~ $3 ]]; then ok "$1"; else nok "$1 (got '$2', want /$3/)"; fi
-}
-expect_true() { # NAME CMD...
-	local n=$1
-	shift
-	if "$@"; then ok "$n"; else nok "$n"; fi
-}
+# shellcheck source=../lib/check.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/check.sh"
 
 # ---------------------------------------------------------------------------
 # state for the cleanup
@@ -130,16 +109,8 @@ trap 'nok "interrupted"; exit 130' INT TERM
 # ---------------------------------------------------------------------------
 # preflight
 
-if [ "$(id -u)" != 0 ]; then
-	nok "must run as root"
-	exit 1
-fi
-exec 9>/run/vpnguard-kernel-tests.lock
-if ! flock -w 900 9; then
-	nok "could not take /run/vpnguard-kernel-tests.lock within 900 s"
-	exit 1
-fi
-lock_wait=$((SECONDS - started))
+require_root
+take_kernel_test_lock
 started=$SECONDS
 for t in bpftool python3 nft ip ss wg wireguard-go setpriv timeout realpath; do
 	command -v "$t" >/dev/null || { nok "missing tool: $t"; exit 1; }

@@ -17,25 +17,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../lib/topology.sh
 . "$here/../lib/topology.sh"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $*"; }
-nok() { fail=$((fail + 1)); echo "FAIL - $*"; }
-
-expect_eq() { # NAME GOT WANT
-	if [ "$2" = "$3" ]; then ok "$1"; else nok "$1 (got '$2', want '$3')"; fi
-}
-expect_ge() { # NAME GOT MIN
-	if [ "$2" -ge "$3" ] 2>/dev/null; then ok "$1 ($2)"; else nok "$1 (got '$2', want >= $3)"; fi
-}
-expect_match() { # NAME STRING ERE
-	if [[ $2 =~ $3 ]]; then ok "$1"; else nok "$1 (got '$2', want /$3/)"; fi
-}
-expect_true() { # NAME CMD...
-	local n=$1
-	shift
-	if "$@"; then ok "$n"; else nok "$n"; fi
-}
+# shellcheck source=../lib/check.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/check.sh"
 
 finished=0
 # shellcheck disable=SC2317 # called from the EXIT trap
@@ -51,10 +34,7 @@ on_exit() {
 trap 'on_exit; exit $?' EXIT
 trap 'nok "interrupted"; exit 130' INT TERM
 
-if [ "$(id -u)" != 0 ]; then
-	nok "must run as root"
-	exit 1
-fi
+require_root
 
 # vgprobe in HOME as root (stderr holds only diagnostics).
 home() { ip netns exec "$TOPO_HOME" "$TOPO_VGPROBE" "$@" 2>/dev/null; }

@@ -1,0 +1,44 @@
+# shellcheck shell=bash
+# Assertions of the kernel test files: each prints one "ok"/"FAIL" line and counts it;
+# the file ends with "$pass passed, $fail failed".
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   - $*"; }
+nok() { fail=$((fail + 1)); echo "FAIL - $*"; }
+note() { echo "#      $*"; }
+
+expect_eq() { # NAME GOT WANT
+	if [ "$2" = "$3" ]; then ok "$1"; else nok "$1 (got '$2', want '$3')"; fi
+}
+expect_ge() { # NAME GOT MIN
+	if [ "$2" -ge "$3" ] 2>/dev/null; then ok "$1 ($2)"; else nok "$1 (got '$2', want >= $3)"; fi
+}
+expect_gt() { # NAME GOT THAN
+	if [ "$2" -gt "$3" ] 2>/dev/null; then ok "$1 ($2 > $3)"; else nok "$1 (got '$2', want > $3)"; fi
+}
+expect_match() { # NAME STRING ERE
+	if [[ $2 =~ $3 ]]; then ok "$1"; else nok "$1 (got '$2', want /$3/)"; fi
+}
+expect_true() { # NAME CMD...
+	local n=$1
+	shift
+	if "$@"; then ok "$n"; else nok "$n"; fi
+}
+
+# Kernel tests need root; not having it is a failure, never a skip.
+require_root() {
+	[ "$(id -u)" = 0 ] && return 0
+	nok "must run as root"
+	exit 1
+}
+
+# Test files that attach share /sys/fs/bpf/vpnguard: one at a time. Sets lock_wait (s).
+take_kernel_test_lock() {
+	local t0=$SECONDS
+	exec 9>/run/vpnguard-kernel-tests.lock
+	if ! flock -w 900 9; then
+		nok "could not take /run/vpnguard-kernel-tests.lock within 900 s"
+		exit 1
+	fi
+	lock_wait=$((SECONDS - t0))
+}
