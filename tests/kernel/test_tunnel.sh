@@ -674,6 +674,15 @@ run_table "$CG" "$TOPO_HOME" \
 echo "# case 3b: tunnel deleted under live traffic, agent running (t=$((SECONDS - started)) s)"
 if agent_start; then
 	ok "agent up (pid $agent_pid, log $AGENT_LOG)"
+	# An interface that appears later in the tunnel's namespace gets the tc layer from the agent.
+	newif=vg${TOPO_SUFFIX}na
+	ip -n "$TOPO_HOME" link add "$newif" type veth peer name "vg${TOPO_SUFFIX}nb"
+	newidx=$(ip netns exec "$TOPO_HOME" cat "/sys/class/net/$newif/ifindex" 2>/dev/null)
+	expect_true "agent attached tc to new interface $newif (ifindex $newidx)" \
+		_topo_wait_until 5 eval 'compgen -G "$PIN_ROOT/$GID/tc_*_$newidx" >/dev/null'
+	ip -n "$TOPO_HOME" link del "$newif"
+	expect_true "agent dropped the tc pin of the removed interface" \
+		_topo_wait_until 5 eval '! compgen -G "$PIN_ROOT/$GID/tc_*_$newidx" >/dev/null'
 	tunnel_cycle "agent, ip link del" del 1
 	tunnel_cycle "agent, SIGKILL wireguard-go" kill 1
 	agent_stop TERM
