@@ -425,31 +425,35 @@ static __always_inline bool optval_int(struct bpf_sockopt *ctx, int *out)
 	return true;
 }
 
-/* Is the option one that chooses the egress interface, and does it choose the tunnel? */
-static __always_inline bool sockopt_steers_off_tunnel(struct bpf_sockopt *ctx,
-						      const struct vg_policy *p)
+/* Options that choose the egress interface or the routing of a socket. */
+static __always_inline bool steering_option(int level, int optname)
+{
+	if (level == SOL_SOCKET)
+		return optname == SO_BINDTODEVICE || optname == SO_BINDTOIFINDEX ||
+		       optname == SO_MARK;
+	return (level == SOL_IP && optname == IP_UNICAST_IF) ||
+	       (level == SOL_IPV6 && optname == IPV6_UNICAST_IF);
+}
+
+/* Does a steering option point anywhere but the tunnel? */
+static __always_inline bool steers_off_tunnel(struct bpf_sockopt *ctx, const struct vg_policy *p)
 {
 	struct vg_tunnel *tun = p->mode == VG_MODE_TUNNEL ? tunnel_of(p) : NULL;
 	__u32 tun_ifindex = tun ? tun->ifindex : 0;
 	int v;
 
-	if (ctx->level == SOL_SOCKET) {
-		switch (ctx->optname) {
-		case SO_BINDTODEVICE:
-			return !tun_ifindex || !optval_is_ifname(ctx, p->tunnel);
-		case SO_BINDTOIFINDEX:
-			return !tun_ifindex || !optval_int(ctx, &v) || v != (int)tun_ifindex;
-		case SO_MARK:
-			return !optval_int(ctx, &v) || v != 0;
-		}
-		return false;
-	}
-	if ((ctx->level == SOL_IP && ctx->optname == IP_UNICAST_IF) ||
-	    (ctx->level == SOL_IPV6 && ctx->optname == IPV6_UNICAST_IF))
-		/* The value is an ifindex in network byte order; 0 clears it. */
+	if (ctx->level != SOL_SOCKET)
+		/* IP(V6)_UNICAST_IF: an ifindex in network byte order; 0 clears it. */
 		return !optval_int(ctx, &v) ||
 		       (v != 0 && (!tun_ifindex || bpf_ntohl(v) != tun_ifindex));
-	return false;
+	switch (ctx->optname) {
+	case SO_BINDTODEVICE:
+		return !tun_ifindex || !optval_is_ifname(ctx, p->tunnel);
+	case SO_BINDTOIFINDEX:
+		return !tun_ifindex || !optval_int(ctx, &v) || v != (int)tun_ifindex;
+	default: /* SO_MARK */
+		return !optval_int(ctx, &v) || v != 0;
+	}
 }
 
 SEC("cgroup/setsockopt")
@@ -462,8 +466,12 @@ int vg_setsockopt(struct bpf_sockopt *ctx)
 	/* Past a page the program sees a truncated copy; 0 hands the kernel the original. */
 	if (ctx->optlen > PAGE_SIZE_MIN)
 		ctx->optlen = 0;
+	/* Every other option passes without a map lookup. Fields are read once:
+	 * the verifier refuses ctx accesses through a pointer clang has offset. */
+	if (!steering_option(ctx->level, ctx->optname))
+		return 1;
 	p = bpf_map_lookup_elem(&vg_policy, &id);
-	if (p && !sockopt_steers_off_tunnel(ctx, p))
+	if (p && !steers_off_tunnel(ctx, p))
 		return 1;
 	at.proto = ctx->sk ? ctx->sk->protocol : 0;
 	return deny(&at, p ? VG_R_SOCKOPT : VG_R_NO_POLICY);

@@ -92,38 +92,32 @@ static void drop_watches(struct agent *a)
 	a->n_watches = 0;
 }
 
-static __u32 tunnel_ifindex(const struct vg_policy *p)
+static __u32 tunnel_ifindex(int tunnels_fd, const struct vg_policy *p)
 {
 	struct vg_tunnel_key key = { .netns_cookie = p->netns_cookie };
-	struct vg_tunnel t = { 0 };
-	int fd = vg_map_open("vg_tunnels");
+	struct vg_tunnel t;
 
 	memcpy(key.ifname, p->tunnel, sizeof(key.ifname));
-	if (fd >= 0) {
-		if (bpf_map_lookup_elem(fd, &key, &t))
-			t.ifindex = 0;
-		close(fd);
-	}
-	return t.ifindex;
+	return bpf_map_lookup_elem(tunnels_fd, &key, &t) ? 0 : t.ifindex;
 }
 
 /* Brings every guard of the namespace in line with it; logs tunnel changes. */
 static void refresh_watch(struct agent *a, struct watch *w)
 {
-	int pfd = vg_map_open("vg_policy");
+	int pfd = vg_map_open("vg_policy"), tfd = vg_map_open("vg_tunnels");
 	struct vg_policy p;
 	__u64 key, next;
 
-	if (pfd < 0)
-		return;
+	if (pfd < 0 || tfd < 0)
+		goto out;
 	for (void *prev = NULL; !bpf_map_get_next_key(pfd, prev, &next); prev = &key) {
 		key = next;
 		if (bpf_map_lookup_elem(pfd, &key, &p) || p.mode != VG_MODE_TUNNEL ||
 		    p.netns_cookie != w->cookie)
 			continue;
-		__u32 before = tunnel_ifindex(&p);
+		__u32 before = tunnel_ifindex(tfd, &p);
 		int err = vg_guard_refresh(key, w->netns_fd);
-		__u32 after = tunnel_ifindex(&p);
+		__u32 after = tunnel_ifindex(tfd, &p);
 
 		if (err)
 			fprintf(stderr, "vpnguard-bpf: agent: refresh guard %" PRIu64 ": %s\n",
@@ -131,7 +125,11 @@ static void refresh_watch(struct agent *a, struct watch *w)
 		if (before != after)
 			log_tunnel(a, key, &p, after);
 	}
-	close(pfd);
+out:
+	if (pfd >= 0)
+		close(pfd);
+	if (tfd >= 0)
+		close(tfd);
 }
 
 /* Watches the namespace of every tunnel-mode guard pinned now. */

@@ -73,9 +73,13 @@ int vg_cgroup_resolve(const char *arg, struct vg_cgroup *cg, char *err, size_t e
 		snprintf(err, errlen, "--cgroup %s: no cgroup v2 mount found in /proc/self/mounts", arg);
 		return r;
 	}
-	if (!is_cgroup2_dir(arg, &st))
-		return fill(cg, mnt, arg, &st) ? (snprintf(err, errlen,
-			"--cgroup %s: outside the cgroup v2 mount %s", arg, mnt), -ENOTDIR) : 0;
+	r = is_cgroup2_dir(arg, &st);
+	if (!r) {
+		if (!fill(cg, mnt, arg, &st))
+			return 0;
+		snprintf(err, errlen, "--cgroup %s: outside the cgroup v2 mount %s", arg, mnt);
+		return -ENOTDIR;
+	}
 	/* Written for a pure v2 layout on a hybrid one, or relative to the mount. */
 	const char *rel = arg;
 	if (!strncmp(arg, legacy_root, sizeof(legacy_root) - 1) &&
@@ -84,7 +88,6 @@ int vg_cgroup_resolve(const char *arg, struct vg_cgroup *cg, char *err, size_t e
 	snprintf(try, sizeof(try), "%s/%s", mnt, rel[0] == '/' ? rel + 1 : rel);
 	if (!is_cgroup2_dir(try, &st) && !fill(cg, mnt, try, &st))
 		return 0;
-	r = is_cgroup2_dir(arg, &st);
 	snprintf(err, errlen, "--cgroup %s: %s (cgroup v2 is mounted at %s)", arg,
 		 r == -ENOTDIR ? "not a cgroup v2 directory" : strerror(-r), mnt);
 	return r;

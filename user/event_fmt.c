@@ -48,7 +48,7 @@ struct json_object *vg_event_to_json(const struct vg_event *e, int64_t boot_to_r
 	return o;
 }
 
-static const char *str(struct json_object *rec, const char *key)
+const char *vg_json_str(struct json_object *rec, const char *key)
 {
 	struct json_object *v;
 
@@ -66,11 +66,11 @@ void vg_record_to_line(struct json_object *rec, char *buf, size_t len)
 		snprintf(buf, len, "- unreadable record %s", json_object_to_json_string(rec));
 		return;
 	}
-	event = str(rec, "event");
+	event = vg_json_str(rec, "event");
 
 	if (!event || strcmp(event, "blocked")) {
 		/* Records of other kinds: time, kind, then every other field. */
-		n = snprintf(buf, len, "%s %s", str(rec, "time") ?: "-", event ?: "record");
+		n = snprintf(buf, len, "%s %s", vg_json_str(rec, "time") ?: "-", event ?: "record");
 		json_object_object_foreach(rec, key, val) {
 			if (n >= len || !strcmp(key, "time") || !strcmp(key, "event"))
 				continue;
@@ -79,10 +79,10 @@ void vg_record_to_line(struct json_object *rec, char *buf, size_t len)
 		}
 		return;
 	}
-	const char *dst = str(rec, "dst");
-	const char *dport = str(rec, "dport");
-	const char *proto = str(rec, "proto");
-	const char *family = str(rec, "family");
+	const char *dst = vg_json_str(rec, "dst");
+	const char *dport = vg_json_str(rec, "dport");
+	const char *proto = vg_json_str(rec, "proto");
+	const char *family = vg_json_str(rec, "family");
 	char where[INET6_ADDRSTRLEN + 16];
 
 	if (!dst)
@@ -92,7 +92,7 @@ void vg_record_to_line(struct json_object *rec, char *buf, size_t len)
 	else
 		snprintf(where, sizeof(where), "%s:%s", dst, dport ?: "0");
 	snprintf(buf, len, "%s BLOCKED %-4s %-22s %-11s by %s (pid %s) in %s, hook %s",
-		 str(rec, "time") ?: "-", dst && proto ? proto : "", where,
-		 str(rec, "reason") ?: "-", str(rec, "comm") ?: "?", str(rec, "pid") ?: "?",
-		 str(rec, "cgroup") ?: str(rec, "cgroup_id") ?: "?", str(rec, "hook") ?: "?");
+		 vg_json_str(rec, "time") ?: "-", dst && proto ? proto : "", where,
+		 vg_json_str(rec, "reason") ?: "-", vg_json_str(rec, "comm") ?: "?", vg_json_str(rec, "pid") ?: "?",
+		 vg_json_str(rec, "cgroup") ?: vg_json_str(rec, "cgroup_id") ?: "?", vg_json_str(rec, "hook") ?: "?");
 }

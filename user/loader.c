@@ -240,9 +240,23 @@ static void tc_pin_path(char *buf, size_t len, __u64 id, __u64 cookie, int ifind
 		 (uint64_t)id, (uint64_t)cookie, ifindex);
 }
 
+/* A guard's programs, loaded only once a link needs them (loading verifies them all). */
+struct guard_progs {
+	__u64 id;
+	__u32 level;
+	struct vpnguard_bpf *skel;
+};
+
+static struct vpnguard_bpf *guard_progs_get(struct guard_progs *g)
+{
+	if (!g->skel)
+		g->skel = guard_load(g->id, g->level);
+	return g->skel;
+}
+
 /* tc links on every interface of the tunnel's namespace but lo and the tunnel. */
-static int attach_tc_links(struct txn *t, struct vpnguard_bpf *skel, __u64 id,
-			   const struct vg_policy *p, int netns_fd)
+static int attach_tc_links(struct txn *t, struct guard_progs *g, const struct vg_policy *p,
+			   int netns_fd)
 {
 	struct vg_link links[VG_MAX_LINKS];
 	char path[PATH_MAX];
@@ -251,14 +265,17 @@ static int attach_tc_links(struct txn *t, struct vpnguard_bpf *skel, __u64 id,
 	if (n < 0)
 		return report(n, "list interfaces of the tunnel's namespace for guard", p->tunnel);
 	for (int i = 0; i < n; i++) {
-		struct tcx_req req = { bpf_program__fd(skel->progs.vg_tc_egress), links[i].ifindex };
+		struct tcx_req req = { .ifindex = links[i].ifindex };
 		int fd, err;
 
 		if (links[i].ifindex == 1 || !strcmp(links[i].name, p->tunnel))
 			continue;
-		tc_pin_path(path, sizeof(path), id, p->netns_cookie, links[i].ifindex);
+		tc_pin_path(path, sizeof(path), g->id, p->netns_cookie, links[i].ifindex);
 		if (!access(path, F_OK))
 			continue;
+		if (!guard_progs_get(g))
+			return -EINVAL;
+		req.prog_fd = bpf_program__fd(g->skel->progs.vg_tc_egress);
 		fd = vg_netns_run(netns_fd, tcx_attach_here, &req);
 		if (fd < 0)
 			return report(fd, "attach tc egress program to interface", links[i].name);
@@ -270,15 +287,22 @@ static int attach_tc_links(struct txn *t, struct vpnguard_bpf *skel, __u64 id,
 	return 0;
 }
 
-/* Removes tc pins of a guard that name another namespace or a vanished interface. */
+/*
+ * Removes tc pins of a guard that name another namespace or a vanished
+ * interface; netns_fd < 0 (gateway mode) removes them all. When the
+ * interfaces cannot be listed, nothing is removed: pruning only ever
+ * withdraws enforcement, so it must not act on a guess.
+ */
 static void prune_tc_links(__u64 id, const struct vg_policy *p, int netns_fd)
 {
 	struct vg_link links[VG_MAX_LINKS];
 	char dir[PATH_MAX], want[PATH_MAX], path[PATH_MAX * 2];
-	int n = vg_netns_links(netns_fd, links, VG_MAX_LINKS);
+	int n = netns_fd < 0 ? 0 : vg_netns_links(netns_fd, links, VG_MAX_LINKS);
 	struct dirent *de;
 	DIR *d;
 
+	if (n < 0)
+		return;
 	guard_dir(dir, sizeof(dir), id);
 	d = opendir(dir);
 	if (!d)
@@ -342,6 +366,14 @@ static int ensure_root(struct txn *t)
 	return 0;
 }
 
+bool vg_guard_paths_fit(const char *cgroup_rel, const char *netns_path)
+{
+	struct vg_guard_info info;
+
+	return strlen(cgroup_rel) < sizeof(info.cgroup) &&
+	       (!netns_path || strlen(netns_path) < sizeof(info.netns));
+}
+
 static int attach_one(struct txn *t, const struct vg_attach_req *req, const struct vg_cgroup *cg)
 {
 	struct vg_policy policy = req->policy;
@@ -353,13 +385,12 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 	int err;
 
 	policy.cgroup_level = cg->level;
-	if (strlen(cg->rel) >= sizeof(info.cgroup) ||
-	    strlen(req->netns_path ?: "") >= sizeof(info.netns))
-		return report(-ENAMETOOLONG, "record guard of cgroup", cg->path);
+	/* Both paths fit: vg_guard_paths_fit, checked by the caller. */
 	memcpy(info.cgroup, cg->rel, strlen(cg->rel));
 	if (req->netns_path)
 		memcpy(info.netns, req->netns_path, strlen(req->netns_path));
-	skel = guard_load(id, cg->level);
+	struct guard_progs progs = { id, cg->level, guard_load(id, cg->level) };
+	skel = progs.skel;
 	if (!skel)
 		return -EINVAL;
 
@@ -387,7 +418,7 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 	}
 	err = attach_cgroup_links(t, skel, cg);
 	if (!err && policy.mode == VG_MODE_TUNNEL)
-		err = attach_tc_links(t, skel, id, &policy, req->netns_fd);
+		err = attach_tc_links(t, &progs, &policy, req->netns_fd);
 	if (err)
 		rmdir(dir); /* only if this attach made it and left nothing in it */
 out:
@@ -402,24 +433,20 @@ int vg_attach(const struct vg_attach_req *req)
 
 	for (int i = 0; i < req->n_cgroups && !err; i++)
 		err = attach_one(&t, req, &req->cgroups[i]);
-	if (err) {
+	if (err)
 		txn_rollback(&t);
-	} else if (req->policy.mode == VG_MODE_TUNNEL) {
-		for (int i = 0; i < req->n_cgroups; i++)
-			prune_tc_links(req->cgroups[i].id, &req->policy, req->netns_fd);
-	} else {
-		/* A guard that moved from tunnel to gateway mode has no tc links any more. */
-		for (int i = 0; i < req->n_cgroups; i++)
-			prune_tc_links(req->cgroups[i].id, &req->policy, -1);
-	}
+	/* Links a re-attached guard had in another namespace, or in tunnel mode. */
+	for (int i = 0; i < req->n_cgroups && !err; i++)
+		prune_tc_links(req->cgroups[i].id, &req->policy,
+			       req->policy.mode == VG_MODE_TUNNEL ? req->netns_fd : -1);
 	txn_free(&t);
 	return err;
 }
 
 int vg_guard_refresh(__u64 id, int netns_fd)
 {
+	struct guard_progs progs = { .id = id };
 	struct vg_policy policy;
-	struct vpnguard_bpf *skel;
 	int map_fd = vg_map_open("vg_policy");
 	int err;
 
@@ -429,15 +456,18 @@ int vg_guard_refresh(__u64 id, int netns_fd)
 	close(map_fd);
 	if (err || policy.mode != VG_MODE_TUNNEL)
 		return err == -ENOENT ? 0 : err;
-	skel = guard_load(id, policy.cgroup_level);
-	if (!skel)
-		return -EINVAL;
-	err = write_tunnel_facts(NULL, bpf_map__fd(skel->maps.vg_tunnels), &policy, netns_fd);
+	/* The tunnel's facts first: they are what the programs are waiting for. */
+	map_fd = vg_map_open("vg_tunnels");
+	if (map_fd < 0)
+		return map_fd;
+	err = write_tunnel_facts(NULL, map_fd, &policy, netns_fd);
+	close(map_fd);
+	progs.level = policy.cgroup_level;
 	if (!err)
-		err = attach_tc_links(NULL, skel, id, &policy, netns_fd);
+		err = attach_tc_links(NULL, &progs, &policy, netns_fd);
 	if (!err)
 		prune_tc_links(id, &policy, netns_fd);
-	vpnguard_bpf__destroy(skel);
+	vpnguard_bpf__destroy(progs.skel);
 	return err;
 }
 

@@ -15,9 +15,13 @@ struct vg_attach_req {
 	const struct vg_cgroup *cgroups;
 	int n_cgroups;
 	struct vg_policy policy;     /* netns_cookie filled; cgroup_level per guard */
-	const char *netns_path;      /* NULL: the caller's */
+	const char *netns_path;      /* NULL: the caller's; it and each cgroup must pass
+					vg_guard_paths_fit */
 	int netns_fd;                /* the tunnel's namespace (tunnel mode) */
 };
+
+/* Do the paths fit the guard's record (struct vg_guard_info)? */
+bool vg_guard_paths_fit(const char *cgroup_rel, const char *netns_path);
 
 /* Applies all guards or none. Errors are reported on stderr. */
 int vg_attach(const struct vg_attach_req *req);

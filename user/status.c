@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "event_fmt.h"
 #include "loader.h"
 #include "policy.h"
 #include "status.h"
@@ -119,9 +120,7 @@ static struct json_object *guard_json(const struct maps *m, __u64 id, const stru
 
 static const char *get(struct json_object *o, const char *key)
 {
-	struct json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "-";
+	return vg_json_str(o, key) ?: "-";
 }
 
 /* An array as "a, b, c", a scalar as itself; "-" when empty. */

@@ -74,14 +74,13 @@ static int cmd_attach(const struct vg_options *o)
 	if ((rc = need_root("attach")) || (rc = need_btf()) || (rc = resolve_cgroups(o, cgs)))
 		return rc;
 	for (int i = 0; i < o->n_cgroups; i++)
-		if (strlen(cgs[i].rel) >= sizeof(((struct vg_guard_info *)0)->cgroup)) {
-			fprintf(stderr, "vpnguard-bpf: --cgroup %s: path below the cgroup2 mount is longer "
-				"than %zu characters\n", o->cgroups[i],
+		if (!vg_guard_paths_fit(cgs[i].rel, o->netns)) {
+			fprintf(stderr, "vpnguard-bpf: --cgroup %s / --netns %s: path too long to record "
+				"(cgroup below the mount: %zu at most; netns: use /run/netns/NAME)\n",
+				o->cgroups[i], o->netns ? o->netns : "-",
 				sizeof(((struct vg_guard_info *)0)->cgroup) - 1);
 			return EXIT_USAGE;
 		}
-	if (o->netns && strlen(o->netns) >= sizeof(((struct vg_guard_info *)0)->netns))
-		return usage_error("--netns: path too long (use /run/netns/NAME or /proc/PID/ns/net)");
 	if (o->tunnel) {
 		struct vg_tunnel facts;
 
