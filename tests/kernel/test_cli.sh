@@ -43,11 +43,8 @@ on_exit() {
 	topo_down
 	[ "$finished" = 1 ] || nok "stopped before the end"
 	echo "# elapsed $(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
-	echo "$pass passed, $fail failed"
-	[ "$fail" = 0 ] && [ "$finished" = 1 ]
+	result_line
 }
-trap 'on_exit; exit $?' EXIT
-trap 'nok "interrupted"; exit 130' INT TERM
 
 require_root
 take_kernel_test_lock

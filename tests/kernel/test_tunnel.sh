@@ -60,20 +60,6 @@ drop_stale_pidfile() {
 	return 0
 }
 
-# End the processes in a netns of ours (by PID), then remove it.
-netns_remove() {
-	local ns=$1 inode p
-	[ -e "/run/netns/$ns" ] || return 0
-	inode=$(stat -L -c %i "/run/netns/$ns" 2>/dev/null)
-	if [ -n "$inode" ]; then
-		for p in /proc/[0-9]*; do
-			[ "$(readlink "$p/ns/net" 2>/dev/null)" = "net:[$inode]" ] || continue
-			_topo_end_pid "${p#/proc/}" TERM
-		done
-	fi
-	ip netns del "$ns" 2>/dev/null
-}
-
 cleanup() {
 	local f
 	[ -n "$agent_pid" ] && agent_stop TERM
@@ -88,7 +74,7 @@ cleanup() {
 		rmdir "$PIN_ROOT/$GID" 2>/dev/null
 	fi
 	attached=0
-	[ "$third_up" = 1 ] && netns_remove "$THIRD_NS"
+	[ "$third_up" = 1 ] && topo_netns_remove "$THIRD_NS"
 	third_up=0
 	topo_down
 }
@@ -100,11 +86,8 @@ on_exit() {
 		[ "$fail" != 0 ] || nok "stopped before the end"
 	fi
 	echo "# time: $((SECONDS - started)) s (plus ${lock_wait:-0} s waiting for the lock)"
-	echo "$pass passed, $fail failed"
-	[ "$fail" = 0 ] && [ "$finished" = 1 ]
+	result_line
 }
-trap 'on_exit; exit $?' EXIT
-trap 'nok "interrupted"; exit 130' INT TERM
 
 # ---------------------------------------------------------------------------
 # preflight

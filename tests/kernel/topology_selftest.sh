@@ -28,11 +28,8 @@ on_exit() {
 		topo_down
 		[ "$fail" != 0 ] || nok "stopped before the end"
 	fi
-	echo "$pass passed, $fail failed"
-	[ "$fail" = 0 ] && [ "$finished" = 1 ]
+	result_line
 }
-trap 'on_exit; exit $?' EXIT
-trap 'nok "interrupted"; exit 130' INT TERM
 
 require_root
 

@@ -42,3 +42,14 @@ take_kernel_test_lock() {
 	fi
 	lock_wait=$((SECONDS - t0))
 }
+
+# The closing line, and the file's status: every check passed and the file reached its end
+# (it sets finished=1 there).
+result_line() {
+	echo "$pass passed, $fail failed"
+	[ "$fail" = 0 ] && [ "${finished:-0}" = 1 ]
+}
+
+# Every kernel test file ends through this: whatever stops it still prints a result line.
+trap 'on_exit; exit $?' EXIT
+trap 'nok "interrupted"; exit 130' INT TERM

@@ -72,6 +72,7 @@
 # Functions:
 #   topo_up                    build everything above; wait for the WireGuard handshake; reset counters
 #   topo_down                  remove everything (processes, cgroups, netns, sockets, temp dir); idempotent, trap-safe
+#   topo_netns_remove NS       end the processes in namespace NS (by PID), then delete it
 #   topo_tunnel_down [del|term|kill]
 #                              make the client tunnel vanish: `ip link del` (default), SIGTERM or SIGKILL
 #                              to its wireguard-go; returns once the interface and the process are gone
@@ -463,13 +464,29 @@ topo_tunnel_up() {
 	_topo_client_up
 }
 
+# topo_netns_remove NS: end the processes in a namespace of ours (by PID), then remove it.
+# A namespace lives on while a process is in it; the stragglers a test started in our
+# namespaces are ours by definition.
+topo_netns_remove() {
+	local ns=$1 inode p
+	[ -e "/run/netns/$ns" ] || return 0
+	inode=$(stat -L -c %i "/run/netns/$ns" 2>/dev/null)
+	if [ -n "$inode" ]; then
+		for p in /proc/[0-9]*; do
+			[ "$(readlink "$p/ns/net" 2>/dev/null)" = "net:[$inode]" ] || continue
+			_topo_end_pid "${p#/proc/}" TERM
+		done
+	fi
+	ip netns del "$ns" 2>/dev/null
+}
+
 topo_down() {
 	local -
 	set +e # callers may run with set -e: failures here are handled, not fatal
 	# Trap-safe: never fails, works on a half-built world, may run twice.
 	[ -n "${TOPO_SUFFIX:-}" ] || return 0
 	_topo_init
-	local pid ns inode p
+	local pid
 
 	for pid in ${TOPO_BG_PIDS:-}; do
 		_topo_end_pid "$pid" TERM
@@ -483,19 +500,8 @@ topo_down() {
 	TOPO_WG_CLIENT_PID=
 	TOPO_WG_SERVER_PID=
 
-	for ns in "$TOPO_HOME" "$TOPO_INET"; do
-		[ -e "/run/netns/$ns" ] || continue
-		# A namespace lives on while a process is in it: end the stragglers a
-		# test started in our namespaces (by PID; they are ours by definition).
-		inode=$(stat -L -c %i "/run/netns/$ns" 2>/dev/null)
-		if [ -n "$inode" ]; then
-			for p in /proc/[0-9]*; do
-				[ "$(readlink "$p/ns/net" 2>/dev/null)" = "net:[$inode]" ] || continue
-				_topo_end_pid "${p#/proc/}" TERM
-			done
-		fi
-		ip netns del "$ns" 2>/dev/null
-	done
+	topo_netns_remove "$TOPO_HOME"
+	topo_netns_remove "$TOPO_INET"
 
 	if [ -n "${TOPO_DIR:-}" ] && [ -d "$TOPO_DIR" ]; then
 		rm -rf "$TOPO_DIR"
