@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "args.h"
 
@@ -10,6 +12,9 @@ const char vg_usage[] =
 	"                       (--tunnel IFNAME [--netns PATH] | --gateway ADDR[:PORT] [--gateway ...])\n"
 	"                       [--allow CIDR]... [--dns ADDR]...\n"
 	"                       [--log FILE] [--no-agent] [--config FILE]\n"
+	"                       [--probe-url URL [--probe-ca FILE]] [--gluetun-url URL]\n"
+	"                       [--probe-interval DUR] [--probe-timeout DUR] [--probe-failures N]\n"
+	"                       [--real-ip ADDR]... [--expect-ip CIDR]... [--lease DUR] [--webhook URL]\n"
 	"  vpnguard-bpf detach  [--cgroup PATH]...\n"
 	"  vpnguard-bpf status  [--json]\n"
 	"  vpnguard-bpf events  [--follow] [--json]\n"
@@ -35,6 +40,16 @@ static const struct flag flags[] = {
 	{ "--no-agent", ON(VG_CMD_ATTACH), false },
 	{ "--json", ON(VG_CMD_STATUS) | ON(VG_CMD_EVENTS), false },
 	{ "--follow", ON(VG_CMD_EVENTS), false },
+	{ "--probe-url", ON(VG_CMD_ATTACH), true },
+	{ "--probe-ca", ON(VG_CMD_ATTACH), true },
+	{ "--gluetun-url", ON(VG_CMD_ATTACH), true },
+	{ "--webhook", ON(VG_CMD_ATTACH), true },
+	{ "--real-ip", ON(VG_CMD_ATTACH), true },
+	{ "--expect-ip", ON(VG_CMD_ATTACH), true },
+	{ "--probe-interval", ON(VG_CMD_ATTACH), true },
+	{ "--probe-timeout", ON(VG_CMD_ATTACH), true },
+	{ "--probe-failures", ON(VG_CMD_ATTACH), true },
+	{ "--lease", ON(VG_CMD_ATTACH), true },
 };
 
 static const char *const cmd_names[] = {
@@ -63,24 +78,92 @@ static int push(const char **list, int *n, int max, const char *v, const char *f
 	return 0;
 }
 
+int vg_parse_duration(const char *s, unsigned *ms)
+{
+	static const struct { const char *suffix; unsigned long long ms; } units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "", 1000 }, { "m", 60000 }, { "h", 3600000 },
+	};
+	unsigned long long n = 0;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++)
+		if ((n = n * 10 + (unsigned)(*p - '0')) > 86400000ULL)
+			return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(p, units[i].suffix))
+			continue;
+		n *= units[i].ms;
+		if (n < 1 || n > 86400000ULL)
+			return -EINVAL;
+		*ms = (unsigned)n;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int take_number(unsigned *dst, const char *flag, const char *v, char *err, size_t errlen)
+{
+	bool is_duration = strcmp(flag, "--probe-failures");
+	char *end;
+
+	if (*dst)
+		return fail(err, errlen, "%s given twice%s", flag, "");
+	if (is_duration ? vg_parse_duration(v, dst) :
+	    (*dst = (unsigned)strtoul(v, &end, 10), *v < '1' || *v > '9' || *end || *dst > 100))
+		return fail(err, errlen, is_duration ?
+			    "%s %s: not a duration (e.g. 30s, 500ms, 2m; at most 1 day)" :
+			    "%s %s: not a count from 1 to 100", flag, v);
+	return 0;
+}
+
 static int take(struct vg_options *o, const char *flag, const char *v, char *err, size_t errlen)
 {
-	if (!strcmp(flag, "--cgroup"))
-		return push(o->cgroups, &o->n_cgroups, VG_MAX_CGROUP_ARGS, v, flag, err, errlen);
-	if (!strcmp(flag, "--gateway"))
-		return push(o->gateways, &o->n_gateways, VG_MAX_GW, v, flag, err, errlen);
-	if (!strcmp(flag, "--allow"))
-		return push(o->allows, &o->n_allows, VG_MAX_ALLOW, v, flag, err, errlen);
-	if (!strcmp(flag, "--dns"))
-		return push(o->dns, &o->n_dns, VG_MAX_DNS, v, flag, err, errlen);
+	static const struct { const char *flag; size_t list, n; int max; } lists[] = {
+		{ "--cgroup", offsetof(struct vg_options, cgroups), offsetof(struct vg_options, n_cgroups), VG_MAX_CGROUP_ARGS },
+		{ "--gateway", offsetof(struct vg_options, gateways), offsetof(struct vg_options, n_gateways), VG_MAX_GW },
+		{ "--allow", offsetof(struct vg_options, allows), offsetof(struct vg_options, n_allows), VG_MAX_ALLOW },
+		{ "--dns", offsetof(struct vg_options, dns), offsetof(struct vg_options, n_dns), VG_MAX_DNS },
+		{ "--real-ip", offsetof(struct vg_options, real_ips), offsetof(struct vg_options, n_real_ips), VG_MAX_REAL_IPS },
+		{ "--expect-ip", offsetof(struct vg_options, expect_ips), offsetof(struct vg_options, n_expect_ips), VG_MAX_EXPECT },
+	};
+	static const struct { const char *flag; size_t field; } numbers[] = {
+		{ "--probe-interval", offsetof(struct vg_options, probe_interval_ms) },
+		{ "--probe-timeout", offsetof(struct vg_options, probe_timeout_ms) },
+		{ "--probe-failures", offsetof(struct vg_options, probe_failures) },
+		{ "--lease", offsetof(struct vg_options, lease_ms) },
+	};
+	static const struct { const char *flag; size_t field; } singles[] = {
+		{ "--tunnel", offsetof(struct vg_options, tunnel) },
+		{ "--netns", offsetof(struct vg_options, netns) },
+		{ "--log", offsetof(struct vg_options, log) },
+		{ "--config", offsetof(struct vg_options, config) },
+		{ "--probe-url", offsetof(struct vg_options, probe_url) },
+		{ "--probe-ca", offsetof(struct vg_options, probe_ca) },
+		{ "--gluetun-url", offsetof(struct vg_options, gluetun_url) },
+		{ "--webhook", offsetof(struct vg_options, webhook) },
+	};
+	char *base = (char *)o;
 
-	const char **single = !strcmp(flag, "--tunnel") ? &o->tunnel :
-			      !strcmp(flag, "--netns")  ? &o->netns :
-			      !strcmp(flag, "--log")    ? &o->log : &o->config;
-	if (*single)
-		return fail(err, errlen, "%s given twice%s", flag, "");
-	*single = v;
-	return 0;
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		if (!strcmp(flag, lists[i].flag))
+			return push((const char **)(base + lists[i].list), (int *)(base + lists[i].n),
+				    lists[i].max, v, flag, err, errlen);
+	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
+		if (!strcmp(flag, numbers[i].flag))
+			return take_number((unsigned *)(base + numbers[i].field), flag, v, err, errlen);
+	for (size_t i = 0; i < sizeof(singles) / sizeof(singles[0]); i++) {
+		const char **single = (const char **)(base + singles[i].field);
+
+		if (strcmp(flag, singles[i].flag))
+			continue;
+		if (*single)
+			return fail(err, errlen, "%s given twice%s", flag, "");
+		*single = v;
+		return 0;
+	}
+	return fail(err, errlen, "unknown option '%s'%s", flag, "");
 }
 
 static void set_switch(struct vg_options *o, const char *flag)
@@ -93,8 +176,22 @@ static void set_switch(struct vg_options *o, const char *flag)
 		o->follow = true;
 }
 
-static int check_attach(const struct vg_options *o, char *err, size_t errlen)
+bool vg_options_have_guard(const struct vg_options *o)
 {
+	return o->tunnel || o->netns || o->n_gateways || o->n_allows || o->n_dns || o->probe_url ||
+	       o->probe_ca || o->gluetun_url || o->n_real_ips || o->n_expect_ips ||
+	       o->probe_interval_ms || o->probe_timeout_ms || o->probe_failures || o->lease_ms;
+}
+
+bool vg_options_need_agent(const struct vg_options *o)
+{
+	return o->probe_url || o->gluetun_url || o->webhook;
+}
+
+int vg_attach_options_check(const struct vg_options *o, char *err, size_t errlen)
+{
+	bool probes = o->probe_url || o->gluetun_url;
+
 	if (!o->n_cgroups)
 		return fail(err, errlen, "attach: --cgroup is required%s%s", "", "");
 	if (!o->tunnel == !o->n_gateways)
@@ -106,7 +203,41 @@ static int check_attach(const struct vg_options *o, char *err, size_t errlen)
 			  strpbrk(o->tunnel, "/: \t\n\v\f\r") || !strcmp(o->tunnel, ".") ||
 			  !strcmp(o->tunnel, "..")))
 		return fail(err, errlen, "--tunnel %s: not an interface name%s", o->tunnel, "");
+	if (o->no_agent && vg_options_need_agent(o))
+		return fail(err, errlen, "attach: %s needs the agent: drop --no-agent%s",
+			    o->probe_url ? "--probe-url" : o->gluetun_url ? "--gluetun-url" : "--webhook", "");
+	if (o->probe_url && !o->tunnel)
+		return fail(err, errlen, "attach: --probe-url goes through the tunnel: it needs --tunnel%s%s", "", "");
+	if (!o->probe_url && (o->n_real_ips || o->n_expect_ips || o->probe_ca))
+		return fail(err, errlen, "attach: %s judges what --probe-url sees: give --probe-url%s",
+			    o->n_real_ips ? "--real-ip" : o->n_expect_ips ? "--expect-ip" : "--probe-ca", "");
+	if (!probes && (o->probe_timeout_ms || o->probe_failures))
+		return fail(err, errlen, "attach: %s needs --probe-url or --gluetun-url%s",
+			    o->probe_timeout_ms ? "--probe-timeout" : "--probe-failures", "");
+	if (o->no_agent && o->probe_interval_ms)
+		return fail(err, errlen, "attach: --probe-interval needs the agent: drop --no-agent%s%s", "", "");
+	if (o->probe_timeout_ms && o->probe_interval_ms && o->probe_timeout_ms > o->probe_interval_ms)
+		return fail(err, errlen, "attach: --probe-timeout is longer than --probe-interval%s%s", "", "");
 	return 0;
+}
+
+int vg_option_set(struct vg_options *o, enum vg_cmd cmd, const char *flag, const char *value,
+		  char *err, size_t errlen)
+{
+	const struct flag *f = NULL;
+
+	for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
+		if (!strcmp(flag, flags[k].name))
+			f = &flags[k];
+	if (!f || !(f->cmds & ON(cmd)))
+		return fail(err, errlen, "%s: unknown option '%s'", cmd_names[cmd], flag);
+	if (!f->takes_value) {
+		set_switch(o, f->name);
+		return 0;
+	}
+	if (!value || !value[0])
+		return fail(err, errlen, "%s needs a value%s", f->name, "");
+	return take(o, f->name, value, err, errlen);
 }
 
 int vg_parse_args(int argc, char **argv, struct vg_options *o, char *err, size_t errlen)
@@ -129,26 +260,25 @@ int vg_parse_args(int argc, char **argv, struct vg_options *o, char *err, size_t
 		return fail(err, errlen, "unknown command '%s'%s", argv[1], "");
 
 	for (int i = 2; i < argc; i++) {
-		const struct flag *f = NULL;
+		const char *value = NULL;
+		int r;
 
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			o->cmd = VG_CMD_HELP;
 			return 0;
 		}
 		for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
-			if (!strcmp(argv[i], flags[k].name))
-				f = &flags[k];
-		if (!f || !(f->cmds & ON(o->cmd)))
-			return fail(err, errlen, "%s: unknown option '%s'", cmd_names[o->cmd], argv[i]);
-		if (!f->takes_value) {
-			set_switch(o, f->name);
-			continue;
-		}
-		if (i + 1 >= argc || !argv[i + 1][0])
-			return fail(err, errlen, "%s needs a value%s", f->name, "");
-		int r = take(o, f->name, argv[++i], err, errlen);
+			if (!strcmp(argv[i], flags[k].name) && flags[k].takes_value && i + 1 < argc)
+				value = argv[++i];
+		r = vg_option_set(o, o->cmd, argv[i - (value != NULL)], value, err, errlen);
 		if (r)
 			return r;
 	}
-	return o->cmd == VG_CMD_ATTACH ? check_attach(o, err, errlen) : 0;
+	if (o->cmd != VG_CMD_ATTACH)
+		return 0;
+	/* Nothing about a guard: the guards come from the config file. */
+	if (!o->n_cgroups && !vg_options_have_guard(o))
+		return o->no_agent && o->webhook ?
+		       fail(err, errlen, "attach: --webhook needs the agent: drop --no-agent%s%s", "", "") : 0;
+	return vg_attach_options_check(o, err, errlen);
 }

@@ -9,6 +9,8 @@
 #include "vpnguard.h"
 
 #define VG_MAX_CGROUP_ARGS 64
+#define VG_MAX_REAL_IPS 8
+#define VG_MAX_EXPECT 8
 
 enum vg_cmd {
 	VG_CMD_NONE,
@@ -37,12 +39,45 @@ struct vg_options {
 	bool no_agent;
 	bool json;
 	bool follow;
+	/* Health (issue: the agent keeps the maps true). Durations in ms, 0: not given. */
+	const char *probe_url;
+	const char *probe_ca;
+	const char *gluetun_url;
+	const char *webhook;
+	const char *real_ips[VG_MAX_REAL_IPS];
+	int n_real_ips;
+	const char *expect_ips[VG_MAX_EXPECT];
+	int n_expect_ips;
+	unsigned probe_interval_ms;
+	unsigned probe_timeout_ms;
+	unsigned probe_failures;
+	unsigned lease_ms;
 };
 
 #define VG_DEFAULT_LOG "/var/log/vpnguard/events.jsonl"
+#define VG_DEFAULT_CONFIG "/etc/vpnguard/vpnguard.conf"
 
 /* Fills *o from argv; on bad usage returns -EINVAL with a message in err. */
 int vg_parse_args(int argc, char **argv, struct vg_options *o, char *err, size_t errlen);
+
+/*
+ * One option of command cmd by its long name ("--allow"), as the command line
+ * and the config file give it; value is NULL for a switch. -EINVAL with err.
+ */
+int vg_option_set(struct vg_options *o, enum vg_cmd cmd, const char *flag, const char *value,
+		  char *err, size_t errlen);
+
+/* The rules between an attach's options, once all are set. */
+int vg_attach_options_check(const struct vg_options *o, char *err, size_t errlen);
+
+/* Does the attach say anything about a guard (beyond --log, --config, --no-agent, --webhook)? */
+bool vg_options_have_guard(const struct vg_options *o);
+
+/* Does the attach ask for anything only a running agent does (probes, alerts)? */
+bool vg_options_need_agent(const struct vg_options *o);
+
+/* "30", "30s", "500ms", "2m", "1h" into ms (1 ms .. 1 day); -EINVAL otherwise. */
+int vg_parse_duration(const char *s, unsigned *ms);
 
 extern const char vg_usage[];
 

@@ -471,9 +471,100 @@ static void test_attach_needs_cgroup(void **state)
 	(void)state;
 	expect_usage_error(ARGV("attach", "--tunnel", "wg0"), "--cgroup");
 	expect_usage_error(ARGV("attach", "--gateway", "10.0.0.1"), "--cgroup");
-	expect_usage_error(ARGV("attach"), "--cgroup");
 	expect_usage_error(ARGV("attach", "--tunnel", "wg0", "--no-agent", "--allow", "10.0.0.0/8"),
 			   "--cgroup");
+	expect_usage_error(ARGV("attach", "--probe-url", "http://10.0.0.1/"), "--cgroup");
+	expect_usage_error(ARGV("attach", "--lease", "30s", "--no-agent"), "--cgroup");
+}
+
+/* With nothing about a guard, the guards come from the config file (default or --config). */
+static void test_attach_guards_from_config(void **state)
+{
+	(void)state;
+	struct vg_options o;
+
+	expect_ok(ARGV("attach"), &o);
+	assert_int_equal(o.n_cgroups, 0);
+	assert_null(o.config);
+	expect_ok(ARGV("attach", "--config", "/etc/a.conf", "--log", "/tmp/l", "--webhook",
+		       "https://ntfy.example/t"), &o);
+	assert_string_equal(o.config, "/etc/a.conf");
+	assert_string_equal(o.webhook, "https://ntfy.example/t");
+	expect_ok(ARGV("attach", "--no-agent"), &o);
+	assert_true(o.no_agent);
+	expect_usage_error(ARGV("attach", "--no-agent", "--webhook", "http://127.0.0.1/"), "--no-agent");
+}
+
+static void test_attach_health_flags(void **state)
+{
+	(void)state;
+	struct vg_options o;
+
+	expect_ok(ARGV("attach", "--cgroup", "/a", "--tunnel", "wg0", "--probe-url",
+		       "https://10.0.0.1/ip", "--probe-ca", "/etc/ca.pem", "--probe-interval", "500ms",
+		       "--probe-timeout", "250ms", "--probe-failures", "2", "--real-ip", "192.0.2.7",
+		       "--real-ip", "2001:db8::7", "--expect-ip", "10.66.0.0/24", "--lease", "2m",
+		       "--gluetun-url", "http://127.0.0.1:8000", "--webhook", "http://127.0.0.1:9/h"), &o);
+	assert_string_equal(o.probe_url, "https://10.0.0.1/ip");
+	assert_string_equal(o.probe_ca, "/etc/ca.pem");
+	assert_string_equal(o.gluetun_url, "http://127.0.0.1:8000");
+	assert_string_equal(o.webhook, "http://127.0.0.1:9/h");
+	assert_int_equal(o.probe_interval_ms, 500);
+	assert_int_equal(o.probe_timeout_ms, 250);
+	assert_int_equal(o.probe_failures, 2);
+	assert_int_equal(o.lease_ms, 120000);
+	assert_int_equal(o.n_real_ips, 2);
+	assert_string_equal(o.real_ips[1], "2001:db8::7");
+	assert_int_equal(o.n_expect_ips, 1);
+	assert_true(vg_options_need_agent(&o));
+
+	/* A lease alone is what --no-agent users may ask for. */
+	expect_ok(ARGV("attach", "--cgroup", "/a", "--tunnel", "wg0", "--no-agent", "--lease", "90"), &o);
+	assert_int_equal(o.lease_ms, 90000);
+	assert_false(vg_options_need_agent(&o));
+}
+
+static void test_attach_health_rules(void **state)
+{
+	(void)state;
+#define T "attach", "--cgroup", "/a", "--tunnel", "wg0"
+	expect_usage_error(ARGV(T, "--no-agent", "--probe-url", "http://10.0.0.1/"), "--no-agent");
+	expect_usage_error(ARGV(T, "--no-agent", "--webhook", "http://10.0.0.1/"), "--no-agent");
+	expect_usage_error(ARGV(T, "--no-agent", "--probe-interval", "5s"), "--no-agent");
+	expect_usage_error(ARGV(T, "--real-ip", "192.0.2.7"), "--probe-url");
+	expect_usage_error(ARGV(T, "--expect-ip", "10.0.0.0/8"), "--probe-url");
+	expect_usage_error(ARGV(T, "--probe-ca", "/ca.pem"), "--probe-url");
+	expect_usage_error(ARGV(T, "--probe-failures", "3"), "--probe-failures");
+	expect_usage_error(ARGV(T, "--probe-url", "http://10.0.0.1/", "--probe-failures", "0"), "--probe-failures");
+	expect_usage_error(ARGV(T, "--probe-url", "http://10.0.0.1/", "--probe-failures", "101"), "--probe-failures");
+	expect_usage_error(ARGV(T, "--probe-url", "http://10.0.0.1/", "--probe-failures", "3x"), "--probe-failures");
+	expect_usage_error(ARGV(T, "--probe-url", "http://10.0.0.1/", "--probe-interval", "1s",
+				"--probe-timeout", "2s"), "--probe-timeout");
+	expect_usage_error(ARGV(T, "--lease", "1s", "--lease", "2s"), "--lease");
+	expect_usage_error(ARGV(T, "--probe-url", "http://a/", "--probe-url", "http://b/"), "--probe-url");
+#undef T
+	expect_usage_error(ARGV("attach", "--cgroup", "/a", "--gateway", "10.0.0.1", "--probe-url",
+				"http://10.0.0.1/"), "--tunnel");
+}
+
+static void test_durations(void **state)
+{
+	(void)state;
+	static const struct { const char *s; unsigned ms; } good[] = {
+		{ "30", 30000 }, { "30s", 30000 }, { "500ms", 500 }, { "2m", 120000 },
+		{ "1h", 3600000 }, { "24h", 86400000 }, { "1ms", 1 },
+	};
+	static const char *const bad[] = {
+		"", "s", "-1", "0", "0s", "1.5s", "10 s", "25h", "1d", "99999999999999", "5sec", " 5",
+	};
+	unsigned ms;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(vg_parse_duration(good[i].s, &ms), 0);
+		assert_int_equal(ms, good[i].ms);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(vg_parse_duration(bad[i], &ms), -EINVAL);
 }
 
 static void test_attach_tunnel_xor_gateway(void **state)
@@ -702,6 +793,10 @@ int main(void)
 		cmocka_unit_test(test_unknown_options),
 		cmocka_unit_test(test_missing_values),
 		cmocka_unit_test(test_attach_needs_cgroup),
+		cmocka_unit_test(test_attach_guards_from_config),
+		cmocka_unit_test(test_attach_health_flags),
+		cmocka_unit_test(test_attach_health_rules),
+		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_attach_tunnel_xor_gateway),
 		cmocka_unit_test(test_attach_netns_needs_tunnel),
 		cmocka_unit_test(test_attach_tunnel_name),
