@@ -8,16 +8,21 @@ CLANG    ?= clang
 BPFTOOL  ?= bpftool
 CC       ?= cc
 PREFIX   ?= /usr/local
+SBINDIR  ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+DOCDIR   ?= $(PREFIX)/share/doc/vpnguard-bpf
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ivmlinux -Ibpf
 CFLAGS     ?= -O2 -g
 CFLAGS     += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Ibpf -I$(OUT) -Iuser
-PKGS       := libbpf libmnl json-c
-LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl -ljson-c) -lelf -lz
+PKGS       := libbpf libmnl json-c inih libcurl libsystemd
+LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl -ljson-c -linih -lcurl -lsystemd) -lelf -lz -lpthread
 
 # Pure logic: no syscalls beyond libc, unit-tested without root.
-PURE_SRCS  := user/args.c user/policy.c user/event_fmt.c
-SYS_SRCS   := user/cgroup.c user/netns.c user/loader.c user/events.c user/status.c user/agent.c
+PURE_SRCS  := user/args.c user/policy.c user/event_fmt.c user/config.c user/health.c
+SYS_SRCS   := user/cgroup.c user/netns.c user/loader.c user/events.c user/status.c user/agent.c \
+              user/guards.c user/http.c user/probe.c user/webhook.c
 USER_SRCS  := user/vpnguard.c $(PURE_SRCS) $(SYS_SRCS)
 USER_OBJS  := $(patsubst user/%.c,$(OUT)/%.o,$(USER_SRCS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/%,$(wildcard tests/unit/test_*.c))
@@ -46,7 +51,7 @@ $(OUT)/vgprobe: tests/tools/vgprobe.c | $(OUT)
 	$(CC) -O2 -g -Wall -Wextra -Werror $< -o $@
 
 $(OUT)/test_%: tests/unit/test_%.c $(patsubst user/%.c,$(OUT)/%.o,$(PURE_SRCS))
-	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs cmocka json-c 2>/dev/null || echo -lcmocka -ljson-c) -o $@
+	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs cmocka json-c inih 2>/dev/null || echo -lcmocka -ljson-c -linih) -o $@
 
 deps:
 	sh scripts/install-deps.sh
@@ -65,8 +70,19 @@ demo: deps
 	$(MAKE) all
 	bash scripts/demo.sh
 
+# The binary, the service and slice, the logrotate file, and a sample config
+# (also as /etc/vpnguard/vpnguard.conf when there is none: never overwritten).
 install: $(OUT)/vpnguard-bpf
-	install -D -m 0755 $< $(DESTDIR)$(PREFIX)/sbin/vpnguard-bpf
+	install -D -m 0755 $< $(DESTDIR)$(SBINDIR)/vpnguard-bpf
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/vpnguard
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+		scripts/dist/vpnguard.service.in > $(DESTDIR)$(UNITDIR)/vpnguard.service
+	install -m 0644 scripts/dist/vpnguard.slice $(DESTDIR)$(UNITDIR)/vpnguard.slice
+	install -D -m 0644 scripts/dist/vpnguard.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/vpnguard
+	install -m 0644 scripts/dist/vpnguard.conf $(DESTDIR)$(DOCDIR)/vpnguard.conf.sample
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	[ -e $(DESTDIR)$(SYSCONFDIR)/vpnguard/vpnguard.conf ] || \
+		install -m 0600 scripts/dist/vpnguard.conf $(DESTDIR)$(SYSCONFDIR)/vpnguard/vpnguard.conf
 
 clean:
 	rm -rf $(OUT)

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <arpa/inet.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,20 +11,31 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 #include <libmnl/libmnl.h>
 #include <linux/rtnetlink.h>
 #include <bpf/bpf.h>
+#include <systemd/sd-daemon.h>
 #include "agent.h"
 #include "event_fmt.h"
 #include "events.h"
+#include "http.h"
 #include "loader.h"
 #include "netns.h"
+#include "policy.h"
+#include "probe.h"
+#include "webhook.h"
 
 #define MAX_WATCHES VG_MAX_GUARDS
+#define MAX_GROUPS (VG_MAX_CONF_GUARDS + 1)
+
+/* epoll tags; netlink watch i is TAG_WATCH + i. */
+enum { TAG_SIGNAL, TAG_RINGBUF, TAG_PROBES, TAG_LEASE, TAG_WATCH };
 
 /* One netlink watch per tunnel namespace; the guards living there refresh together. */
 struct watch {
@@ -32,11 +44,23 @@ struct watch {
 	struct mnl_socket *nl;
 };
 
+/* What the agent keeps of one guard of its set (same index as set->specs). */
+struct group {
+	struct vg_health h;
+	struct vg_prober *prober;
+	const char *last_why;
+};
+
 struct agent {
 	FILE *log;
+	char log_path[PATH_MAX];
 	struct watch watches[MAX_WATCHES];
 	int n_watches;
-	int epfd;
+	int epfd, probe_efd, lease_tfd;
+	struct vg_guard_set *set;
+	const struct vg_options *cli;
+	struct group groups[MAX_GROUPS];
+	struct vg_webhook *webhook;
 };
 
 static int log_record(struct json_object *rec, void *ctx)
@@ -48,20 +72,39 @@ static int log_record(struct json_object *rec, void *ctx)
 	return 0;
 }
 
-static void log_tunnel(struct agent *a, __u64 id, const struct vg_policy *p, int ifindex)
+static __s64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* A record with the time and the event's name, for the caller to fill. */
+static struct json_object *new_record(const char *event)
 {
 	struct json_object *rec = json_object_new_object();
-	char when[64];
-
 	struct timespec ts;
+	char when[64];
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	vg_format_time(ts.tv_sec * 1000000000LL + ts.tv_nsec, when, sizeof(when));
 	json_object_object_add(rec, "time", json_object_new_string(when));
-	json_object_object_add(rec, "event", json_object_new_string(ifindex ? "tunnel_up" : "tunnel_down"));
+	json_object_object_add(rec, "event", json_object_new_string(event));
+	return rec;
+}
+
+/* woke_ns: when the netlink message was seen, so the log shows how long the map took. */
+static void log_tunnel(struct agent *a, __u64 id, const struct vg_policy *p, int ifindex, __s64 woke_ns)
+{
+	struct json_object *rec = new_record(ifindex ? "tunnel_up" : "tunnel_down");
+
 	json_object_object_add(rec, "cgroup_id", json_object_new_uint64(id));
 	json_object_object_add(rec, "tunnel", json_object_new_string(p->tunnel));
 	json_object_object_add(rec, "ifindex", json_object_new_int(ifindex));
+	if (woke_ns)
+		json_object_object_add(rec, "map_updated_after_us",
+				       json_object_new_int64((mono_ns() - woke_ns) / 1000));
 	log_record(rec, a);
 	json_object_put(rec);
 }
@@ -102,7 +145,7 @@ static __u32 tunnel_ifindex(int tunnels_fd, const struct vg_policy *p)
 }
 
 /* Brings every guard of the namespace in line with it; logs tunnel changes. */
-static void refresh_watch(struct agent *a, struct watch *w)
+static void refresh_watch(struct agent *a, struct watch *w, __s64 woke_ns)
 {
 	int pfd = vg_map_open("vg_policy"), tfd = vg_map_open("vg_tunnels");
 	struct vg_policy p;
@@ -123,7 +166,7 @@ static void refresh_watch(struct agent *a, struct watch *w)
 			fprintf(stderr, "vpnguard-bpf: agent: refresh guard %" PRIu64 ": %s\n",
 				(uint64_t)key, strerror(-err));
 		if (before != after)
-			log_tunnel(a, key, &p, after);
+			log_tunnel(a, key, &p, after, woke_ns);
 	}
 out:
 	if (pfd >= 0)
@@ -175,11 +218,11 @@ static int scan_guards(struct agent *a)
 			close(w->netns_fd);
 			goto out;
 		}
-		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 2 + a->n_watches };
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = TAG_WATCH + a->n_watches };
 		epoll_ctl(a->epfd, EPOLL_CTL_ADD, mnl_socket_get_fd(w->nl), &ev);
 		a->n_watches++;
 		/* Whatever changed before the watch existed. */
-		refresh_watch(a, w);
+		refresh_watch(a, w, 0);
 	}
 out:
 	if (pfd >= 0)
@@ -233,48 +276,298 @@ static FILE *open_log(const char *path)
 	return fopen(path, "ae");
 }
 
-int vg_agent_run(const char *log_path)
+/* ---- health: probes, leases, alerts ---- */
+
+static void set_guard_state(struct agent *a, int g, __u32 state)
 {
-	struct agent a = { .epfd = -1 };
+	const struct vg_guard_spec *spec = &a->set->specs[g];
+	struct vg_state st = { .state = state };
+	int err;
+
+	if (state == VG_STATE_OPEN)
+		st.lease_deadline_ns = vg_boot_ns() + (__u64)spec->health.lease_ms * 1000000ULL;
+	for (int i = 0; i < spec->o->n_cgroups; i++)
+		if ((err = vg_state_write(spec->cgroups[i].id, &st)))
+			fprintf(stderr, "vpnguard-bpf: agent: write state of %s: %s\n",
+				spec->cgroups[i].path, strerror(-err));
+}
+
+static void add_cgroups(struct json_object *rec, const struct vg_guard_spec *spec)
+{
+	struct json_object *list = json_object_new_array();
+
+	for (int i = 0; i < spec->o->n_cgroups; i++)
+		json_object_array_add(list, json_object_new_string(spec->cgroups[i].path));
+	json_object_object_add(rec, "guard", json_object_new_string(spec->name));
+	json_object_object_add(rec, "cgroups", list);
+}
+
+/*
+ * The webhook's body: the log record plus the fields common receivers read
+ * (Discord: content; Gotify: title, message, priority; ntfy JSON: title,
+ * message, priority).
+ */
+static void alert(struct agent *a, struct json_object *rec, const char *what)
+{
+	const char *guard = vg_json_str(rec, "guard"), *why = vg_json_str(rec, "why"),
+		   *seen = vg_json_str(rec, "seen"), *error = vg_json_str(rec, "error");
+	struct json_object *body;
+	char title[160], msg[512];
+
+	if (!a->webhook)
+		return;
+	snprintf(title, sizeof(title), "vpnguard: %s %s", guard, what);
+	snprintf(msg, sizeof(msg), "%s: %s%s%s%s%s", title, why, seen ? ", address seen " : "",
+		 seen ?: "", error ? ": " : "", error ?: "");
+	json_object_deep_copy(rec, &body, NULL);
+	json_object_object_add(body, "title", json_object_new_string(title));
+	json_object_object_add(body, "message", json_object_new_string(msg));
+	json_object_object_add(body, "content", json_object_new_string(msg));
+	json_object_object_add(body, "priority", json_object_new_int(strcmp(what, "reopened") ? 8 : 4));
+	vg_webhook_send(a->webhook, json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN));
+	json_object_put(body);
+}
+
+static void judge_round(struct agent *a, int g, const struct vg_probe_result *r)
+{
+	const struct vg_guard_spec *spec = &a->set->specs[g];
+	struct group *grp = &a->groups[g];
+	const char *why;
+	bool leak;
+	enum vg_verdict v = vg_health_judge(&spec->health, &grp->h, r, &why, &leak);
+	bool new_leak = leak && (!grp->last_why || strcmp(grp->last_why, "real_ip"));
+	char seen[INET6_ADDRSTRLEN];
+
+	grp->last_why = why;
+	if (v == VG_KEEP && !strcmp(why, "probe_passed")) {
+		set_guard_state(a, g, VG_STATE_OPEN); /* the lease, renewed */
+		return;
+	}
+	if (v != VG_KEEP)
+		set_guard_state(a, g, v == VG_OPEN ? VG_STATE_OPEN : VG_STATE_CLOSED);
+
+	struct json_object *rec = new_record(v == VG_KEEP ? "probe" : "state");
+
+	add_cgroups(rec, spec);
+	if (v != VG_KEEP)
+		json_object_object_add(rec, "state", json_object_new_string(v == VG_OPEN ? "open" : "closed"));
+	json_object_object_add(rec, "why", json_object_new_string(why));
+	if (r->ip_ok)
+		json_object_object_add(rec, "seen", json_object_new_string(vg_addr_str(&r->seen, seen, sizeof(seen))));
+	if (r->gluetun_ok)
+		json_object_object_add(rec, "gluetun", json_object_new_string(r->gluetun_status));
+	if (r->error[0])
+		json_object_object_add(rec, "error", json_object_new_string(r->error));
+	if (v == VG_KEEP && !strcmp(why, "probe_failed"))
+		json_object_object_add(rec, "failed_in_a_row", json_object_new_int((int)grp->h.failed));
+	log_record(rec, a);
+	if (new_leak)
+		alert(a, rec, "leak: the tunnel exits by the real address");
+	else if (v != VG_KEEP)
+		alert(a, rec, v == VG_OPEN ? "reopened" : "closed");
+	json_object_put(rec);
+}
+
+static void take_probe_results(struct agent *a)
+{
+	struct vg_probe_result r;
+	uint64_t n;
+
+	if (read(a->probe_efd, &n, sizeof(n)) < 0)
+		return;
+	for (int g = 0; g < a->set->n; g++)
+		if (a->groups[g].prober && vg_prober_result(a->groups[g].prober, &r))
+			judge_round(a, g, &r);
+}
+
+/* Guards with no probe: the lease only says the agent is alive. */
+static void renew_unprobed(struct agent *a)
+{
+	uint64_t ticks;
+
+	if (read(a->lease_tfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		return;
+	for (int g = 0; g < a->set->n; g++)
+		if (!vg_health_probes(&a->set->specs[g].health))
+			set_guard_state(a, g, VG_STATE_OPEN);
+}
+
+static bool guard_is_open(const struct vg_guard_spec *spec)
+{
+	int fd = vg_map_open("vg_state");
+	struct vg_state st;
+	bool open = false;
+
+	if (fd >= 0 && !bpf_map_lookup_elem(fd, &spec->cgroups[0].id, &st))
+		open = st.state == VG_STATE_OPEN &&
+		       (!st.lease_deadline_ns || st.lease_deadline_ns > vg_boot_ns());
+	if (fd >= 0)
+		close(fd);
+	return open;
+}
+
+static void stop_health(struct agent *a)
+{
+	for (int g = 0; g < MAX_GROUPS; g++) {
+		vg_prober_stop(a->groups[g].prober);
+		a->groups[g] = (struct group){ 0 };
+	}
+}
+
+/* Probers for the set's probed guards, the lease timer for the others. */
+static int start_health(struct agent *a)
+{
+	struct itimerspec tick = { 0 };
+	unsigned min_ms = 0;
+
+	for (int g = 0; g < a->set->n; g++) {
+		const struct vg_guard_spec *spec = &a->set->specs[g];
+
+		a->groups[g].h.open = guard_is_open(spec);
+		if (!vg_health_probes(&spec->health)) {
+			if (!min_ms || spec->health.interval_ms < min_ms)
+				min_ms = spec->health.interval_ms;
+			continue;
+		}
+		a->groups[g].prober = vg_prober_start(&spec->health, spec->o->tunnel,
+						      a->set->reqs[g].netns_fd, a->probe_efd);
+		if (!a->groups[g].prober) {
+			fprintf(stderr, "vpnguard-bpf: agent: start probes of %s: %s\n", spec->name,
+				strerror(errno));
+			return -errno;
+		}
+	}
+	tick.it_interval.tv_sec = min_ms / 1000;
+	tick.it_interval.tv_nsec = (long)(min_ms % 1000) * 1000000;
+	tick.it_value = tick.it_interval;
+	timerfd_settime(a->lease_tfd, 0, &tick, NULL);
+	renew_unprobed(a);
+	return 0;
+}
+
+static void reopen_log(struct agent *a)
+{
+	FILE *f = open_log(a->log_path);
+
+	if (!f) {
+		fprintf(stderr, "vpnguard-bpf: agent: reopen log %s: %s (still writing the old one)\n",
+			a->log_path, strerror(errno));
+		return;
+	}
+	fclose(a->log);
+	a->log = f;
+}
+
+/*
+ * SIGHUP: a new set from the same command line and config file, applied all
+ * or nothing; on any error the running set and its policies stay.
+ */
+static void reload(struct agent *a)
+{
+	struct vg_guard_set *next = malloc(sizeof(*next));
+	struct json_object *rec = new_record("reload");
+	int err = next ? vg_guard_set_prepare(a->cli, next) : -ENOMEM;
+
+	sd_notify(0, "RELOADING=1");
+	if (!err)
+		err = vg_guard_set_apply(next, true);
+	json_object_object_add(rec, "config", a->set->config_path ?
+			       json_object_new_string(a->set->config_path) : NULL);
+	json_object_object_add(rec, "result", json_object_new_string(err ? "refused" : "applied"));
+	if (err) {
+		json_object_object_add(rec, "error", json_object_new_string(
+			err == -EINVAL ? "bad configuration (the agent's stderr names it); old policy kept" :
+					 strerror(-err)));
+		if (next)
+			vg_guard_set_free(next);
+		free(next);
+	} else {
+		__u64 gone[VG_MAX_CGROUP_ARGS * MAX_GROUPS];
+		int n_gone = 0;
+
+		stop_health(a);
+		for (int g = 0; g < a->set->n; g++)
+			for (int i = 0; i < a->set->specs[g].o->n_cgroups; i++)
+				if (!vg_guard_set_has(next, a->set->specs[g].cgroups[i].id))
+					gone[n_gone++] = a->set->specs[g].cgroups[i].id;
+		if (n_gone)
+			vg_detach(gone, n_gone);
+		json_object_object_add(rec, "guards", json_object_new_int(next->n));
+		json_object_object_add(rec, "detached", json_object_new_int(n_gone));
+		vg_guard_set_free(a->set);
+		free(a->set);
+		a->set = next;
+		start_health(a);
+	}
+	log_record(rec, a);
+	json_object_put(rec);
+	sd_notify(0, "READY=1");
+}
+
+int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
+{
+	struct agent a = { .epfd = -1, .probe_efd = -1, .lease_tfd = -1, .set = set, .cli = cli };
+	const char *log_path = set->log ? set->log : VG_DEFAULT_LOG;
 	struct vg_event_reader *reader = NULL;
 	sigset_t mask;
 	int lock, sfd = -1, err = 0;
 
+	snprintf(a.log_path, sizeof(a.log_path), "%s", log_path);
 	a.log = open_log(log_path);
 	if (!a.log) {
+		err = -errno;
 		fprintf(stderr, "vpnguard-bpf: open log %s: %s\n", log_path, strerror(errno));
-		return -errno;
+		vg_guard_set_free(set);
+		free(set);
+		return err;
 	}
 	lock = take_lock(log_path);
 	if (lock < 0) {
 		fclose(a.log);
+		vg_guard_set_free(set);
+		free(set);
 		return lock;
 	}
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGPIPE);
+	/* Blocked before any thread starts, so the probes and the webhook inherit it. */
 	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sigdelset(&mask, SIGPIPE);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	a.epfd = epoll_create1(EPOLL_CLOEXEC);
+	a.probe_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	a.lease_tfd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
 	reader = vg_event_reader_open(log_record, &a);
-	if (sfd < 0 || a.epfd < 0 || !reader) {
-		err = -errno;
-		fprintf(stderr, "vpnguard-bpf: agent setup: %s\n", strerror(errno));
+	if (sfd < 0 || a.epfd < 0 || a.probe_efd < 0 || a.lease_tfd < 0 || !reader || vg_http_init()) {
+		err = -errno ?: -EIO;
+		fprintf(stderr, "vpnguard-bpf: agent setup: %s\n", strerror(-err));
 		goto out;
 	}
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 0 };
-	epoll_ctl(a.epfd, EPOLL_CTL_ADD, sfd, &ev);
-	ev.data.u32 = 1;
-	epoll_ctl(a.epfd, EPOLL_CTL_ADD, vg_event_reader_fd(reader), &ev);
-	err = scan_guards(&a);
-	if (err)
+	if (set->webhook && !(a.webhook = vg_webhook_start(set->webhook))) {
+		err = -errno;
+		fprintf(stderr, "vpnguard-bpf: agent: webhook %s: %s\n", set->webhook, strerror(errno));
+		goto out;
+	}
+	int by_tag[] = { [TAG_SIGNAL] = sfd, [TAG_RINGBUF] = vg_event_reader_fd(reader),
+			 [TAG_PROBES] = a.probe_efd, [TAG_LEASE] = a.lease_tfd };
+
+	for (__u32 tag = 0; tag < TAG_WATCH; tag++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
+
+		epoll_ctl(a.epfd, EPOLL_CTL_ADD, by_tag[tag], &ev);
+	}
+	if ((err = scan_guards(&a)) || (err = start_health(&a)))
 		goto out;
 	fprintf(stderr, "vpnguard-bpf: agent running (pid %d), events to %s\n", getpid(), log_path);
+	sd_notifyf(0, "READY=1\nMAINPID=%d\nSTATUS=guarding %d guard(s)", getpid(), set->n);
 
 	for (;;) {
 		struct epoll_event evs[8];
 		int n = epoll_wait(a.epfd, evs, 8, -1);
+		__s64 woke_ns = mono_ns();
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -285,19 +578,28 @@ int vg_agent_run(const char *log_path)
 		for (int i = 0; i < n; i++) {
 			__u32 tag = evs[i].data.u32;
 
-			if (tag == 1) {
+			if (tag == TAG_RINGBUF) {
 				vg_event_reader_drain(reader);
-			} else if (tag >= 2 && tag - 2 < (__u32)a.n_watches) {
+			} else if (tag == TAG_PROBES) {
+				take_probe_results(&a);
+			} else if (tag == TAG_LEASE) {
+				renew_unprobed(&a);
+			} else if (tag >= TAG_WATCH && tag - TAG_WATCH < (__u32)a.n_watches) {
+				struct watch *w = &a.watches[tag - TAG_WATCH];
+
 				/* Denials that happened before the change come first in the log. */
 				vg_event_reader_drain(reader);
-				drain_netlink(a.watches[tag - 2].nl);
-				refresh_watch(&a, &a.watches[tag - 2]);
-			} else if (tag == 0) {
+				drain_netlink(w->nl);
+				refresh_watch(&a, w, woke_ns);
+			} else if (tag == TAG_SIGNAL) {
 				struct signalfd_siginfo si;
 
 				if (read(sfd, &si, sizeof(si)) != sizeof(si))
 					continue;
 				if (si.ssi_signo == SIGHUP) {
+					reopen_log(&a);
+					if (a.set->config_path)
+						reload(&a);
 					scan_guards(&a);
 					continue;
 				}
@@ -307,15 +609,19 @@ int vg_agent_run(const char *log_path)
 		}
 	}
 out:
+	sd_notify(0, "STOPPING=1");
+	stop_health(&a);
+	vg_webhook_stop(a.webhook);
 	drop_watches(&a);
 	vg_event_reader_close(reader);
-	if (sfd >= 0)
-		close(sfd);
-	if (a.epfd >= 0)
-		close(a.epfd);
+	for (int *fd = (int[]){ sfd, a.epfd, a.probe_efd, a.lease_tfd, -2 }; *fd != -2; fd++)
+		if (*fd >= 0)
+			close(*fd);
 	unlink(VG_AGENT_PIDFILE);
 	rmdir(VG_RUN_DIR);
 	close(lock);
 	fclose(a.log);
+	vg_guard_set_free(a.set);
+	free(a.set);
 	return err;
 }

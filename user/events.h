@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <json-c/json.h>
 
 #define VG_RUN_DIR "/run/vpnguard"
@@ -27,6 +28,9 @@ long long vg_boot_to_real_ns(void);
 
 /* The running agent's log, if an agent is running; else NULL. */
 char *vg_agent_log_path(void);
+
+/* The running agent's pid; 0 when none runs. */
+pid_t vg_agent_pid(void);
 
 /* The events command. */
 int vg_cmd_events(bool follow, bool json);

@@ -377,7 +377,7 @@ bool vg_guard_paths_fit(const char *cgroup_rel, const char *netns_path)
 static int attach_one(struct txn *t, const struct vg_attach_req *req, const struct vg_cgroup *cg)
 {
 	struct vg_policy policy = req->policy;
-	struct vg_state open_state = { .state = VG_STATE_OPEN };
+	struct vg_state old_state;
 	struct vg_guard_info info = { 0 };
 	struct vpnguard_bpf *skel;
 	char dir[PATH_MAX];
@@ -396,9 +396,10 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 
 	/* Maps before links: a program never runs without its policy. */
 	err = txn_update(t, bpf_map__fd(skel->maps.vg_policy), &id, sizeof(id), &policy, sizeof(policy));
-	if (!err)
+	if (!err && !(req->keep_state &&
+		      !bpf_map_lookup_elem(bpf_map__fd(skel->maps.vg_state), &id, &old_state)))
 		err = txn_update(t, bpf_map__fd(skel->maps.vg_state), &id, sizeof(id),
-				 &open_state, sizeof(open_state));
+				 &req->state, sizeof(req->state));
 	if (!err)
 		err = txn_update(t, bpf_map__fd(skel->maps.vg_guards), &id, sizeof(id),
 				 &info, sizeof(info));
@@ -426,20 +427,35 @@ out:
 	return err;
 }
 
-int vg_attach(const struct vg_attach_req *req)
+int vg_attach(const struct vg_attach_req *reqs, int n)
 {
 	struct txn t = { 0 };
 	int err = ensure_root(&t);
 
-	for (int i = 0; i < req->n_cgroups && !err; i++)
-		err = attach_one(&t, req, &req->cgroups[i]);
+	for (int r = 0; r < n && !err; r++)
+		for (int i = 0; i < reqs[r].n_cgroups && !err; i++)
+			err = attach_one(&t, &reqs[r], &reqs[r].cgroups[i]);
 	if (err)
 		txn_rollback(&t);
 	/* Links a re-attached guard had in another namespace, or in tunnel mode. */
-	for (int i = 0; i < req->n_cgroups && !err; i++)
-		prune_tc_links(req->cgroups[i].id, &req->policy,
-			       req->policy.mode == VG_MODE_TUNNEL ? req->netns_fd : -1);
+	for (int r = 0; r < n && !err; r++)
+		for (int i = 0; i < reqs[r].n_cgroups; i++)
+			prune_tc_links(reqs[r].cgroups[i].id, &reqs[r].policy,
+				       reqs[r].policy.mode == VG_MODE_TUNNEL ? reqs[r].netns_fd : -1);
 	txn_free(&t);
+	return err;
+}
+
+int vg_state_write(__u64 id, const struct vg_state *st)
+{
+	int fd = vg_map_open("vg_state");
+	int err;
+
+	if (fd < 0)
+		return fd;
+	/* BPF_EXIST: a guard detached meanwhile is not brought back half-made. */
+	err = bpf_map_update_elem(fd, &id, st, BPF_EXIST) ? -errno : 0;
+	close(fd);
 	return err;
 }
 

@@ -18,13 +18,18 @@ struct vg_attach_req {
 	const char *netns_path;      /* NULL: the caller's; it and each cgroup must pass
 					vg_guard_paths_fit */
 	int netns_fd;                /* the tunnel's namespace (tunnel mode) */
+	struct vg_state state;       /* what a new guard starts with */
+	bool keep_state;             /* a guard already attached keeps its state (agent reload) */
 };
 
 /* Do the paths fit the guard's record (struct vg_guard_info)? */
 bool vg_guard_paths_fit(const char *cgroup_rel, const char *netns_path);
 
-/* Applies all guards or none. Errors are reported on stderr. */
-int vg_attach(const struct vg_attach_req *req);
+/* Applies every request, all guards or none. Errors are reported on stderr. */
+int vg_attach(const struct vg_attach_req *reqs, int n);
+
+/* Writes a guard's state (OPEN/CLOSED and lease); -ENOENT when it is not attached. */
+int vg_state_write(__u64 id, const struct vg_state *st);
 
 /* Removes the guards of these cgroup ids, or everything when n == 0. */
 int vg_detach(const __u64 *ids, int n);

@@ -106,6 +106,12 @@ static int facts_here(void *arg)
 		}
 		req->t->n_addrs++;
 	}
+	for (i = ifa; i; i = i->ifa_next)
+		if (!strcmp(i->ifa_name, req->ifname) && !(i->ifa_flags & IFF_UP)) {
+			/* Down: like gone (no_tunnel), with the addresses kept for tc. */
+			req->t->ifindex = 0;
+			break;
+		}
 	freeifaddrs(ifa);
 	return 0;
 }

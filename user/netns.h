@@ -20,7 +20,7 @@ int vg_netns_run(int netns_fd, int (*fn)(void *arg), void *arg);
 
 int vg_netns_cookie(int netns_fd, __u64 *cookie);
 
-/* Index and addresses of ifname in the namespace; -ENODEV if it is not there. */
+/* Index and addresses of ifname in the namespace (index 0 while it is down); -ENODEV if it is not there. */
 int vg_tunnel_facts(int netns_fd, const char *ifname, struct vg_tunnel *t);
 
 /* Every interface of the namespace; returns how many (at most max) or -errno. */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "agent.h"
+#include "guards.h"
 #include "args.h"
 #include "cgroup.h"
 #include "events.h"
@@ -59,60 +60,47 @@ static int resolve_cgroups(const struct vg_options *o, struct vg_cgroup *cgs)
 	return 0;
 }
 
+/* Probes, alerts and config files belong to one agent: a second one could not honour them. */
+static int refuse_beside_agent(const struct vg_options *o)
+{
+	pid_t pid = o->no_agent ? 0 : vg_agent_pid();
+
+	if (!pid || (!vg_options_need_agent(o) && o->n_cgroups && !o->config))
+		return 0;
+	fprintf(stderr, "vpnguard-bpf: attach: an agent is already running (pid %d); %s\n", (int)pid,
+		vg_options_need_agent(o) ?
+		"probes and alerts are the running agent's: put this guard in its config file and send it SIGHUP" :
+		"it has its config file: edit that and send it SIGHUP");
+	return EXIT_USAGE;
+}
+
 /* Everything that can be checked without changing anything, then the change. */
 static int cmd_attach(const struct vg_options *o)
 {
-	static struct vg_cgroup cgs[VG_MAX_CGROUP_ARGS];
-	struct vg_attach_req req = { .cgroups = cgs, .n_cgroups = o->n_cgroups, .netns_fd = -1 };
-	char err[512];
+	struct vg_guard_set *set;
 	int rc;
 
-	if (o->config)
-		return usage_error("--config: configuration files are not supported yet");
-	if (vg_policy_build(o, &req.policy, err, sizeof(err)))
-		return usage_error(err);
-	if ((rc = need_root("attach")) || (rc = need_btf()) || (rc = resolve_cgroups(o, cgs)))
+	if ((rc = need_root("attach")) || (rc = need_btf()) || (rc = refuse_beside_agent(o)))
 		return rc;
-	for (int i = 0; i < o->n_cgroups; i++)
-		if (!vg_guard_paths_fit(cgs[i].rel, o->netns)) {
-			fprintf(stderr, "vpnguard-bpf: --cgroup %s / --netns %s: path too long to record "
-				"(cgroup below the mount: %zu at most; netns: use /run/netns/NAME)\n",
-				o->cgroups[i], o->netns ? o->netns : "-",
-				sizeof(((struct vg_guard_info *)0)->cgroup) - 1);
-			return EXIT_USAGE;
-		}
-	if (o->tunnel) {
-		struct vg_tunnel facts;
-
-		req.netns_path = o->netns;
-		req.netns_fd = vg_netns_open(o->netns);
-		if (req.netns_fd < 0) {
-			fprintf(stderr, "vpnguard-bpf: --netns %s: %s\n", o->netns,
-				req.netns_fd == -EINVAL ? "not a network namespace file" : strerror(-req.netns_fd));
-			return EXIT_USAGE;
-		}
-		rc = vg_netns_cookie(req.netns_fd, &req.policy.netns_cookie);
-		if (!rc)
-			rc = vg_tunnel_facts(req.netns_fd, o->tunnel, &facts);
-		if (rc) {
-			fprintf(stderr, "vpnguard-bpf: --tunnel %s: %s in %s\n", o->tunnel,
-				rc == -ENODEV ? "no such interface" : strerror(-rc),
-				o->netns ? o->netns : "this network namespace");
-			close(req.netns_fd);
-			return rc == -ENODEV ? EXIT_USAGE : EXIT_RUNTIME;
-		}
-	}
-	rc = vg_attach(&req);
-	if (req.netns_fd >= 0)
-		close(req.netns_fd);
-	if (rc)
+	set = malloc(sizeof(*set));
+	if (!set) {
+		fprintf(stderr, "vpnguard-bpf: attach: %s\n", strerror(ENOMEM));
 		return EXIT_RUNTIME;
-	for (int i = 0; i < o->n_cgroups; i++)
-		fprintf(stderr, "vpnguard-bpf: guarding %s (%s %s)\n", cgs[i].path,
-			o->tunnel ? "tunnel" : "gateway", o->tunnel ? o->tunnel : "mode");
-	if (o->no_agent)
-		return EXIT_OK;
-	rc = vg_agent_run(o->log ? o->log : VG_DEFAULT_LOG);
+	}
+	rc = vg_guard_set_prepare(o, set);
+	if (!rc)
+		rc = vg_guard_set_apply(set, false);
+	if (rc || o->no_agent) {
+		vg_guard_set_free(set);
+		free(set);
+		return rc == -EINVAL ? EXIT_USAGE : rc ? EXIT_RUNTIME : EXIT_OK;
+	}
+	for (int g = 0; g < set->n; g++)
+		for (int i = 0; i < set->specs[g].o->n_cgroups; i++)
+			fprintf(stderr, "vpnguard-bpf: guarding %s (%s %s)\n", set->specs[g].cgroups[i].path,
+				set->specs[g].o->tunnel ? "tunnel" : "gateway",
+				set->specs[g].o->tunnel ?: "mode");
+	rc = vg_agent_run(set, o);
 	if (rc == -EALREADY) {
 		fprintf(stderr, "vpnguard-bpf: an agent is already running (%s); it follows this guard too\n",
 			VG_AGENT_PIDFILE);

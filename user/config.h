@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The config file: INI (libinih). Every attach option, one [guard NAME]
+ * section per guard, keys are the long option names without "--":
+ *
+ *   [agent]
+ *   log = /var/log/vpnguard/events.jsonl
+ *   webhook = https://ntfy.example/vpn
+ *
+ *   [guard torrent]
+ *   cgroup = /sys/fs/cgroup/vpnguard.slice
+ *   tunnel = wg0
+ *   allow = 192.168.1.0/24
+ *   allow = 172.18.0.0/16
+ *   probe-url = https://10.64.0.1/ip
+ *
+ * Repeatable options are repeated keys. Pure: reads a stream, no syscalls.
+ */
+#ifndef VG_CONFIG_H
+#define VG_CONFIG_H
+
+#include <stdio.h>
+#include "args.h"
+
+#define VG_MAX_CONF_GUARDS 16
+
+struct vg_conf_guard {
+	char name[64];
+	int line;                   /* of its first key */
+	struct vg_options o;        /* cmd VG_CMD_ATTACH; strings owned by the config */
+};
+
+struct vg_config {
+	const char *log;
+	const char *webhook;
+	struct vg_conf_guard guards[VG_MAX_CONF_GUARDS];
+	int n_guards;
+	char **strings;             /* every value, for vg_config_free */
+	int n_strings;
+};
+
+/*
+ * Reads the file name (for messages) from f. On a bad file returns -EINVAL and
+ * err reads "NAME:LINE: reason"; *c is left empty either way on failure.
+ */
+int vg_config_read(FILE *f, const char *name, struct vg_config *c, char *err, size_t errlen);
+
+/* Opens and reads path; -errno with err when it cannot be opened. */
+int vg_config_load(const char *path, struct vg_config *c, char *err, size_t errlen);
+
+void vg_config_free(struct vg_config *c);
+
+#endif

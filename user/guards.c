@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "guards.h"
+#include "netns.h"
+#include "policy.h"
+
+__u64 vg_boot_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+static int bad(const char *guard, const char *msg)
+{
+	fprintf(stderr, "vpnguard-bpf: %s%s%s\n", guard ? guard : "", guard ? ": " : "", msg);
+	return -EINVAL;
+}
+
+/* The named guard's place in messages: nothing for the command line's own. */
+static const char *where(const struct vg_guard_set *s, const struct vg_guard_spec *g, char *buf, size_t len)
+{
+	if (!strcmp(g->name, "command line"))
+		return NULL;
+	snprintf(buf, len, "%s: [guard %s]", s->config_path, g->name);
+	return buf;
+}
+
+static int resolve_cgroups(const struct vg_guard_set *s, struct vg_guard_spec *g, const char *at)
+{
+	char err[PATH_MAX + 256];
+
+	for (int i = 0; i < g->o->n_cgroups; i++) {
+		if (vg_cgroup_resolve(g->o->cgroups[i], &g->cgroups[i], err, sizeof(err)))
+			return bad(at, err);
+		if (!vg_guard_paths_fit(g->cgroups[i].rel, g->o->netns)) {
+			snprintf(err, sizeof(err), "--cgroup %s / --netns %s: path too long to record "
+				 "(cgroup below the mount: %zu at most; netns: use /run/netns/NAME)",
+				 g->o->cgroups[i], g->o->netns ? g->o->netns : "-",
+				 sizeof(((struct vg_guard_info *)0)->cgroup) - 1);
+			return bad(at, err);
+		}
+		/* Against every cgroup before it, in this guard and the ones read earlier. */
+		for (const struct vg_guard_spec *h = s->specs; h <= g; h++)
+			for (int j = 0; j < (h == g ? i : h->o->n_cgroups); j++)
+				if (h->cgroups[j].id == g->cgroups[i].id) {
+					snprintf(err, sizeof(err), "--cgroup %s: given twice", g->o->cgroups[i]);
+					return bad(at, err);
+				}
+	}
+	return 0;
+}
+
+static int open_tunnel(struct vg_attach_req *req, const struct vg_options *o, const char *at)
+{
+	struct vg_tunnel facts;
+	char msg[512];
+	int rc;
+
+	req->netns_path = o->netns;
+	req->netns_fd = vg_netns_open(o->netns);
+	if (req->netns_fd < 0) {
+		snprintf(msg, sizeof(msg), "--netns %s: %s", o->netns,
+			 req->netns_fd == -EINVAL ? "not a network namespace file" : strerror(-req->netns_fd));
+		return bad(at, msg);
+	}
+	rc = vg_netns_cookie(req->netns_fd, &req->policy.netns_cookie);
+	if (!rc)
+		rc = vg_tunnel_facts(req->netns_fd, o->tunnel, &facts);
+	if (rc) {
+		fprintf(stderr, "vpnguard-bpf: %s%s--tunnel %s: %s in %s\n", at ? at : "", at ? ": " : "",
+			o->tunnel, rc == -ENODEV ? "no such interface" : strerror(-rc),
+			o->netns ? o->netns : "this network namespace");
+		return rc == -ENODEV ? -EINVAL : rc;
+	}
+	return 0;
+}
+
+static int prepare_one(struct vg_guard_set *s, struct vg_guard_spec *g, bool with_agent)
+{
+	struct vg_attach_req *req = &s->reqs[g - s->specs];
+	char err[512], buf[PATH_MAX + 128];
+	const char *at = where(s, g, buf, sizeof(buf));
+	int rc;
+
+	*req = (struct vg_attach_req){ .cgroups = g->cgroups, .n_cgroups = g->o->n_cgroups, .netns_fd = -1 };
+	if (vg_policy_build(g->o, &req->policy, err, sizeof(err)) ||
+	    vg_health_cfg_build(g->o, &g->health, err, sizeof(err)))
+		return bad(at, err);
+	if ((rc = resolve_cgroups(s, g, at)))
+		return rc;
+	if (g->o->tunnel && (rc = open_tunnel(req, g->o, at)))
+		return rc;
+	/* Fail closed: a probed guard opens on its first passing probe, not before. */
+	req->state.state = with_agent && vg_health_probes(&g->health) ? VG_STATE_CLOSED : VG_STATE_OPEN;
+	if (with_agent || g->o->lease_ms)
+		req->state.lease_deadline_ns = vg_boot_ns() + (__u64)g->health.lease_ms * 1000000ULL;
+	return 0;
+}
+
+int vg_guard_set_prepare(const struct vg_options *cli, struct vg_guard_set *s)
+{
+	char err[PATH_MAX + 600];
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	for (int i = 0; i < VG_MAX_CONF_GUARDS + 1; i++)
+		s->reqs[i].netns_fd = -1;
+	s->log = cli->log;
+	s->webhook = cli->webhook;
+	if (cli->n_cgroups)
+		s->specs[s->n++] = (struct vg_guard_spec){ .name = "command line", .o = cli };
+	if (cli->config || !cli->n_cgroups) {
+		s->config_path = cli->config ? cli->config : VG_DEFAULT_CONFIG;
+		rc = vg_config_load(s->config_path, &s->conf, err, sizeof(err));
+		if (rc) {
+			if (!cli->config && rc == -ENOENT)
+				return bad(NULL, "attach: give --cgroup, or guards in " VG_DEFAULT_CONFIG
+					   " (it does not exist)");
+			bad(NULL, err);
+			return rc == -ENOENT || rc == -EINVAL || rc == -EACCES ? -EINVAL : rc;
+		}
+		s->log = s->log ?: s->conf.log;
+		s->webhook = s->webhook ?: s->conf.webhook;
+		for (int i = 0; i < s->conf.n_guards; i++)
+			s->specs[s->n++] = (struct vg_guard_spec){
+				.name = s->conf.guards[i].name, .o = &s->conf.guards[i].o };
+	}
+	if (cli->no_agent && s->webhook)
+		return bad(s->config_path, "webhook needs the agent: drop --no-agent");
+	for (int i = 0; i < s->n; i++) {
+		if ((rc = prepare_one(s, &s->specs[i], !cli->no_agent)))
+			return rc;
+		/* The sections were checked without knowing --no-agent. */
+		if (cli->no_agent && (vg_options_need_agent(s->specs[i].o) ||
+				      s->specs[i].o->probe_interval_ms)) {
+			snprintf(err, sizeof(err), "[guard %s]: probes and alerts need the agent: drop --no-agent",
+				 s->specs[i].name);
+			return bad(s->config_path, err);
+		}
+	}
+	return 0;
+}
+
+int vg_guard_set_apply(struct vg_guard_set *s, bool keep_state)
+{
+	for (int i = 0; i < s->n; i++)
+		s->reqs[i].keep_state = keep_state;
+	return vg_attach(s->reqs, s->n);
+}
+
+void vg_guard_set_free(struct vg_guard_set *s)
+{
+	for (int i = 0; i < VG_MAX_CONF_GUARDS + 1; i++)
+		if (s->reqs[i].netns_fd >= 0) {
+			close(s->reqs[i].netns_fd);
+			s->reqs[i].netns_fd = -1;
+		}
+	vg_config_free(&s->conf);
+}
+
+bool vg_guard_set_has(const struct vg_guard_set *s, __u64 id)
+{
+	for (int i = 0; i < s->n; i++)
+		for (int j = 0; j < s->specs[i].o->n_cgroups; j++)
+			if (s->specs[i].cgroups[j].id == id)
+				return true;
+	return false;
+}

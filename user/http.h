@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* One HTTP(S) request with libcurl, for the probes and the webhook. Blocking: threads call it. */
+#ifndef VG_HTTP_H
+#define VG_HTTP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct vg_http_req {
+	const char *url;
+	const char *post_json;      /* NULL: GET */
+	const char *ifname;         /* bind to this interface unless the host is loopback */
+	const char *ca_file;        /* NULL: the system's CAs; verification is always on */
+	unsigned timeout_ms;
+	const atomic_bool *stop;    /* aborts a transfer in flight */
+};
+
+/*
+ * Returns 0 on a 2xx answer with up to *len bytes of its body in body (*len is
+ * updated), else -EIO/-ECANCELED with the cause in err ("connect: ...",
+ * "HTTP 503").
+ */
+int vg_http_request(const struct vg_http_req *req, char *body, size_t *len, char *err, size_t errlen);
+
+/* curl_global_init, once, before any thread runs. */
+int vg_http_init(void);
+
+#endif
