@@ -466,7 +466,7 @@ static void reload(struct agent *a)
 {
 	struct vg_guard_set *next = malloc(sizeof(*next));
 	struct json_object *rec = new_record("reload");
-	int err = next ? vg_guard_set_prepare(a->cli, next) : -ENOMEM;
+	int err = next ? vg_guard_set_prepare(a->cli, true, next) : -ENOMEM;
 
 	sd_notify(0, "RELOADING=1");
 	if (!err)

@@ -81,7 +81,7 @@ static int open_tunnel(struct vg_attach_req *req, const struct vg_options *o, co
 	return 0;
 }
 
-static int prepare_one(struct vg_guard_set *s, struct vg_guard_spec *g, bool with_agent)
+static int prepare_one(struct vg_guard_set *s, struct vg_guard_spec *g, bool by_agent)
 {
 	struct vg_attach_req *req = &s->reqs[g - s->specs];
 	char err[512], buf[PATH_MAX + 128];
@@ -97,13 +97,13 @@ static int prepare_one(struct vg_guard_set *s, struct vg_guard_spec *g, bool wit
 	if (g->o->tunnel && (rc = open_tunnel(req, g->o, at)))
 		return rc;
 	/* Fail closed: a probed guard opens on its first passing probe, not before. */
-	req->state.state = with_agent && vg_health_probes(&g->health) ? VG_STATE_CLOSED : VG_STATE_OPEN;
-	if (with_agent || g->o->lease_ms)
+	req->state.state = by_agent && vg_health_probes(&g->health) ? VG_STATE_CLOSED : VG_STATE_OPEN;
+	if (by_agent || g->o->lease_ms)
 		req->state.lease_deadline_ns = vg_boot_ns() + (__u64)g->health.lease_ms * 1000000ULL;
 	return 0;
 }
 
-int vg_guard_set_prepare(const struct vg_options *cli, struct vg_guard_set *s)
+int vg_guard_set_prepare(const struct vg_options *cli, bool by_agent, struct vg_guard_set *s)
 {
 	char err[PATH_MAX + 600];
 	int rc;
@@ -134,7 +134,7 @@ int vg_guard_set_prepare(const struct vg_options *cli, struct vg_guard_set *s)
 	if (cli->no_agent && s->webhook)
 		return bad(s->config_path, "webhook needs the agent: drop --no-agent");
 	for (int i = 0; i < s->n; i++) {
-		if ((rc = prepare_one(s, &s->specs[i], !cli->no_agent)))
+		if ((rc = prepare_one(s, &s->specs[i], by_agent)))
 			return rc;
 		/* The sections were checked without knowing --no-agent. */
 		if (cli->no_agent && (vg_options_need_agent(s->specs[i].o) ||

@@ -31,10 +31,11 @@ struct vg_guard_set {
 
 /*
  * Reads cli's guard and, when cli names one or gives no --cgroup, the config
- * file; checks everything. Errors are reported on stderr; returns -EINVAL for
- * bad input, another -errno for a failure of the machine.
+ * file; checks everything. by_agent: this process will be the guards' agent
+ * (their leases are its to renew). Errors are reported on stderr; returns
+ * -EINVAL for bad input, another -errno for a failure of the machine.
  */
-int vg_guard_set_prepare(const struct vg_options *cli, struct vg_guard_set *s);
+int vg_guard_set_prepare(const struct vg_options *cli, bool by_agent, struct vg_guard_set *s);
 
 /* Attaches every guard of the set, all or nothing. */
 int vg_guard_set_apply(struct vg_guard_set *s, bool keep_state);

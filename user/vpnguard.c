@@ -87,7 +87,8 @@ static int cmd_attach(const struct vg_options *o)
 		fprintf(stderr, "vpnguard-bpf: attach: %s\n", strerror(ENOMEM));
 		return EXIT_RUNTIME;
 	}
-	rc = vg_guard_set_prepare(o, set);
+	/* A guard added beside a running agent is followed by it, not leased: no one would renew. */
+	rc = vg_guard_set_prepare(o, !o->no_agent && !vg_agent_pid(), set);
 	if (!rc)
 		rc = vg_guard_set_apply(set, false);
 	if (rc || o->no_agent) {
