@@ -12,12 +12,15 @@ PREFIX   ?= /usr/local
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ivmlinux -Ibpf
 CFLAGS     ?= -O2 -g
 CFLAGS     += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Ibpf -I$(OUT) -Iuser
-PKGS       := libbpf libmnl json-c
-LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl -ljson-c) -lelf -lz
+PKGS       := libbpf libmnl json-c libcurl
+LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl -ljson-c -lcurl) -lelf -lz
 
 # Pure logic: no syscalls beyond libc, unit-tested without root.
 PURE_SRCS  := user/args.c user/policy.c user/event_fmt.c
 SYS_SRCS   := user/cgroup.c user/netns.c user/loader.c user/events.c user/status.c user/agent.c
+# Docker: the engine's answers and the scan's rules are pure; the socket and /proc are not.
+PURE_SRCS  += user/docker_json.c user/proc_parse.c user/scan_logic.c
+SYS_SRCS   += user/docker.c user/scan.c
 USER_SRCS  := user/vpnguard.c $(PURE_SRCS) $(SYS_SRCS)
 USER_OBJS  := $(patsubst user/%.c,$(OUT)/%.o,$(USER_SRCS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/%,$(wildcard tests/unit/test_*.c))

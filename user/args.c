@@ -10,9 +10,11 @@ const char vg_usage[] =
 	"                       (--tunnel IFNAME [--netns PATH] | --gateway ADDR[:PORT] [--gateway ...])\n"
 	"                       [--allow CIDR]... [--dns ADDR]...\n"
 	"                       [--log FILE] [--no-agent] [--config FILE]\n"
+	"                       [--container NAME]... [--tunnel-container NAME] [--docker-host unix:///PATH]\n"
 	"  vpnguard-bpf detach  [--cgroup PATH]...\n"
 	"  vpnguard-bpf status  [--json]\n"
 	"  vpnguard-bpf events  [--follow] [--json]\n"
+	"  vpnguard-bpf scan    [--json]\n"
 	"  vpnguard-bpf --help | --version\n";
 
 struct flag {
@@ -33,8 +35,11 @@ static const struct flag flags[] = {
 	{ "--log", ON(VG_CMD_ATTACH), true },
 	{ "--config", ON(VG_CMD_ATTACH), true },
 	{ "--no-agent", ON(VG_CMD_ATTACH), false },
-	{ "--json", ON(VG_CMD_STATUS) | ON(VG_CMD_EVENTS), false },
+	{ "--json", ON(VG_CMD_STATUS) | ON(VG_CMD_EVENTS) | ON(VG_CMD_SCAN), false },
 	{ "--follow", ON(VG_CMD_EVENTS), false },
+	{ "--container", ON(VG_CMD_ATTACH), true },
+	{ "--tunnel-container", ON(VG_CMD_ATTACH), true },
+	{ "--docker-host", ON(VG_CMD_ATTACH), true },
 };
 
 static const char *const cmd_names[] = {
@@ -42,6 +47,7 @@ static const char *const cmd_names[] = {
 	[VG_CMD_DETACH] = "detach",
 	[VG_CMD_STATUS] = "status",
 	[VG_CMD_EVENTS] = "events",
+	[VG_CMD_SCAN] = "scan",
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
@@ -73,10 +79,14 @@ static int take(struct vg_options *o, const char *flag, const char *v, char *err
 		return push(o->allows, &o->n_allows, VG_MAX_ALLOW, v, flag, err, errlen);
 	if (!strcmp(flag, "--dns"))
 		return push(o->dns, &o->n_dns, VG_MAX_DNS, v, flag, err, errlen);
+	if (!strcmp(flag, "--container"))
+		return push(o->containers, &o->n_containers, VG_MAX_CGROUP_ARGS, v, flag, err, errlen);
 
 	const char **single = !strcmp(flag, "--tunnel") ? &o->tunnel :
 			      !strcmp(flag, "--netns")  ? &o->netns :
-			      !strcmp(flag, "--log")    ? &o->log : &o->config;
+			      !strcmp(flag, "--log")    ? &o->log :
+			      !strcmp(flag, "--tunnel-container") ? &o->tunnel_container :
+			      !strcmp(flag, "--docker-host") ? &o->docker_host : &o->config;
 	if (*single)
 		return fail(err, errlen, "%s given twice%s", flag, "");
 	*single = v;
@@ -95,12 +105,24 @@ static void set_switch(struct vg_options *o, const char *flag)
 
 static int check_attach(const struct vg_options *o, char *err, size_t errlen)
 {
-	if (!o->n_cgroups)
-		return fail(err, errlen, "attach: --cgroup is required%s%s", "", "");
+	if (!o->n_cgroups && !o->n_containers)
+		return fail(err, errlen, "attach: --cgroup (or --container) is required%s%s", "", "");
+	/* A container is one more cgroup to guard. */
+	if (o->n_cgroups + o->n_containers > VG_MAX_CGROUP_ARGS) {
+		char maxs[16];
+
+		snprintf(maxs, sizeof(maxs), "%d", VG_MAX_CGROUP_ARGS);
+		return fail(err, errlen, "attach: --cgroup and --container: at most %s together%s", maxs, "");
+	}
 	if (!o->tunnel == !o->n_gateways)
 		return fail(err, errlen, "attach: give either --tunnel or --gateway%s%s", "", "");
 	if (o->netns && !o->tunnel)
 		return fail(err, errlen, "attach: --netns goes with --tunnel%s%s", "", "");
+	if (o->tunnel_container && !o->tunnel)
+		return fail(err, errlen, "attach: --tunnel-container goes with --tunnel%s%s", "", "");
+	if (o->tunnel_container && o->netns)
+		return fail(err, errlen, "attach: --tunnel-container and --netns both name the tunnel's "
+			    "namespace: give one%s%s", "", "");
 	/* The kernel's own rule for interface names (dev_valid_name). */
 	if (o->tunnel && (!*o->tunnel || strlen(o->tunnel) >= VG_IFNAMSIZ ||
 			  strpbrk(o->tunnel, "/: \t\n\v\f\r") || !strcmp(o->tunnel, ".") ||
@@ -122,9 +144,9 @@ int vg_parse_args(int argc, char **argv, struct vg_options *o, char *err, size_t
 		o->cmd = VG_CMD_VERSION;
 		return 0;
 	}
-	for (int c = VG_CMD_ATTACH; c <= VG_CMD_EVENTS; c++)
-		if (!strcmp(argv[1], cmd_names[c]))
-			o->cmd = c;
+	for (size_t c = 0; c < sizeof(cmd_names) / sizeof(cmd_names[0]); c++)
+		if (cmd_names[c] && !strcmp(argv[1], cmd_names[c]))
+			o->cmd = (enum vg_cmd)c;
 	if (o->cmd == VG_CMD_NONE)
 		return fail(err, errlen, "unknown command '%s'%s", argv[1], "");
 

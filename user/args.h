@@ -18,6 +18,7 @@ enum vg_cmd {
 	VG_CMD_EVENTS,
 	VG_CMD_HELP,
 	VG_CMD_VERSION,
+	VG_CMD_SCAN,
 };
 
 struct vg_options {
@@ -37,6 +38,10 @@ struct vg_options {
 	bool no_agent;
 	bool json;
 	bool follow;
+	const char *containers[VG_MAX_CGROUP_ARGS];  /* guarded like --cgroup; together at most VG_MAX_CGROUP_ARGS */
+	int n_containers;
+	const char *tunnel_container;   /* the tunnel's netns is this container's */
+	const char *docker_host;
 };
 
 #define VG_DEFAULT_LOG "/var/log/vpnguard/events.jsonl"
