@@ -26,7 +26,7 @@ USER_OBJS  := $(patsubst user/%.c,$(OUT)/%.o,$(USER_SRCS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all bpf deps test unit-test kernel-test demo clean install
-all: $(OUT)/vpnguard-bpf $(OUT)/vgprobe
+all: $(OUT)/vpnguard-bpf $(OUT)/vgprobe $(OUT)/vgdockerev
 
 bpf: $(OUT)/vpnguard.bpf.o
 
@@ -47,6 +47,10 @@ $(OUT)/vpnguard-bpf: $(USER_OBJS)
 
 $(OUT)/vgprobe: tests/tools/vgprobe.c | $(OUT)
 	$(CC) -O2 -g -Wall -Wextra -Werror $< -o $@
+
+# The Docker tests' event reader: vpnguard-bpf's own client against a real engine.
+$(OUT)/vgdockerev: tests/tools/vgdockerev.c $(patsubst %,$(OUT)/%.o,docker docker_json cgroup proc_parse event_fmt policy)
+	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs json-c libcurl 2>/dev/null || echo -ljson-c -lcurl) -o $@
 
 $(OUT)/test_%: tests/unit/test_%.c $(patsubst user/%.c,$(OUT)/%.o,$(PURE_SRCS))
 	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs cmocka json-c 2>/dev/null || echo -lcmocka -ljson-c) -o $@

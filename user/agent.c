@@ -12,6 +12,7 @@
 #include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 #include <libmnl/libmnl.h>
@@ -22,8 +23,13 @@
 #include "events.h"
 #include "loader.h"
 #include "netns.h"
+#include "scan.h"
+#include "scan_logic.h"
 
 #define MAX_WATCHES VG_MAX_GUARDS
+/* The escape scan: at start, on SIGHUP, and this often. */
+#define SCAN_INTERVAL_S 30
+#define SCAN_TAG UINT32_MAX /* epoll tag; the watches' count up from 2 */
 
 /* One netlink watch per tunnel namespace; the guards living there refresh together. */
 struct watch {
@@ -37,6 +43,7 @@ struct agent {
 	struct watch watches[MAX_WATCHES];
 	int n_watches;
 	int epfd;
+	struct json_object *findings;   /* the last scan's, each logged once while it lasts */
 };
 
 static int log_record(struct json_object *rec, void *ctx)
@@ -48,17 +55,24 @@ static int log_record(struct json_object *rec, void *ctx)
 	return 0;
 }
 
-static void log_tunnel(struct agent *a, __u64 id, const struct vg_policy *p, int ifindex)
+/* A record of the agent's own, stamped now. */
+static struct json_object *new_record(const char *event)
 {
 	struct json_object *rec = json_object_new_object();
-	char when[64];
-
 	struct timespec ts;
+	char when[64];
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	vg_format_time(ts.tv_sec * 1000000000LL + ts.tv_nsec, when, sizeof(when));
 	json_object_object_add(rec, "time", json_object_new_string(when));
-	json_object_object_add(rec, "event", json_object_new_string(ifindex ? "tunnel_up" : "tunnel_down"));
+	json_object_object_add(rec, "event", json_object_new_string(event));
+	return rec;
+}
+
+static void log_tunnel(struct agent *a, __u64 id, const struct vg_policy *p, int ifindex)
+{
+	struct json_object *rec = new_record(ifindex ? "tunnel_up" : "tunnel_down");
+
 	json_object_object_add(rec, "cgroup_id", json_object_new_uint64(id));
 	json_object_object_add(rec, "tunnel", json_object_new_string(p->tunnel));
 	json_object_object_add(rec, "ifindex", json_object_new_int(ifindex));
@@ -189,6 +203,32 @@ out:
 	return err;
 }
 
+/* Logs each finding of the escape scan that the last scan did not have. */
+static void scan_now(struct agent *a)
+{
+	struct json_object *res = NULL, *found;
+
+	if (vg_scan(&res))
+		return;
+	json_object_object_get_ex(res, "findings", &found);
+	for (size_t i = 0; i < json_object_array_length(found); i++) {
+		struct json_object *f = json_object_array_get_idx(found, i), *rec;
+
+		if (vg_finding_listed(a->findings, f))
+			continue;
+		rec = new_record("scan");
+		json_object_object_add(rec, "reason", json_object_get(json_object_object_get(f, "kind")));
+		json_object_object_foreach(f, key, val)
+			if (strcmp(key, "kind"))
+				json_object_object_add(rec, key, json_object_get(val));
+		log_record(rec, a);
+		json_object_put(rec);
+	}
+	json_object_put(a->findings);
+	a->findings = json_object_get(found);
+	json_object_put(res);
+}
+
 static void drain_netlink(struct mnl_socket *nl)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
@@ -237,8 +277,9 @@ int vg_agent_run(const char *log_path)
 {
 	struct agent a = { .epfd = -1 };
 	struct vg_event_reader *reader = NULL;
+	struct itimerspec every = { { SCAN_INTERVAL_S, 0 }, { SCAN_INTERVAL_S, 0 } };
 	sigset_t mask;
-	int lock, sfd = -1, err = 0;
+	int lock, sfd = -1, tfd = -1, err = 0;
 
 	a.log = open_log(log_path);
 	if (!a.log) {
@@ -257,8 +298,9 @@ int vg_agent_run(const char *log_path)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	a.epfd = epoll_create1(EPOLL_CLOEXEC);
+	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	reader = vg_event_reader_open(log_record, &a);
-	if (sfd < 0 || a.epfd < 0 || !reader) {
+	if (sfd < 0 || a.epfd < 0 || tfd < 0 || timerfd_settime(tfd, 0, &every, NULL) || !reader) {
 		err = -errno;
 		fprintf(stderr, "vpnguard-bpf: agent setup: %s\n", strerror(errno));
 		goto out;
@@ -267,9 +309,12 @@ int vg_agent_run(const char *log_path)
 	epoll_ctl(a.epfd, EPOLL_CTL_ADD, sfd, &ev);
 	ev.data.u32 = 1;
 	epoll_ctl(a.epfd, EPOLL_CTL_ADD, vg_event_reader_fd(reader), &ev);
+	ev.data.u32 = SCAN_TAG;
+	epoll_ctl(a.epfd, EPOLL_CTL_ADD, tfd, &ev);
 	err = scan_guards(&a);
 	if (err)
 		goto out;
+	scan_now(&a);
 	fprintf(stderr, "vpnguard-bpf: agent running (pid %d), events to %s\n", getpid(), log_path);
 
 	for (;;) {
@@ -287,6 +332,11 @@ int vg_agent_run(const char *log_path)
 
 			if (tag == 1) {
 				vg_event_reader_drain(reader);
+			} else if (tag == SCAN_TAG) {
+				__u64 expirations;
+
+				if (read(tfd, &expirations, sizeof(expirations)) == sizeof(expirations))
+					scan_now(&a);
 			} else if (tag >= 2 && tag - 2 < (__u32)a.n_watches) {
 				/* Denials that happened before the change come first in the log. */
 				vg_event_reader_drain(reader);
@@ -299,6 +349,7 @@ int vg_agent_run(const char *log_path)
 					continue;
 				if (si.ssi_signo == SIGHUP) {
 					scan_guards(&a);
+					scan_now(&a);
 					continue;
 				}
 				vg_event_reader_drain(reader);
@@ -311,6 +362,9 @@ out:
 	vg_event_reader_close(reader);
 	if (sfd >= 0)
 		close(sfd);
+	if (tfd >= 0)
+		close(tfd);
+	json_object_put(a.findings);
 	if (a.epfd >= 0)
 		close(a.epfd);
 	unlink(VG_AGENT_PIDFILE);

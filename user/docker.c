@@ -187,9 +187,11 @@ static size_t on_events(char *data, size_t size, size_t n, void *ud)
 	return vg_line_buf_feed(&s->lines, data, size * n, on_line, s) ? 0 : size * n;
 }
 
-int vg_docker_events(const char *sock, vg_docker_event_fn fn, void *ctx, char *err, size_t errlen)
+int vg_docker_events(const char *sock, int64_t since_ns, vg_docker_event_fn fn, void *ctx,
+		     char *err, size_t errlen)
 {
 	struct stream *s = calloc(1, sizeof(*s));
+	char path[256];
 	long status = 0;
 	int r;
 
@@ -199,7 +201,12 @@ int vg_docker_events(const char *sock, vg_docker_event_fn fn, void *ctx, char *e
 	}
 	s->fn = fn;
 	s->ctx = ctx;
-	r = get(sock, EVENTS_PATH, 0, on_events, s, &status, err, errlen);
+	if (since_ns > 0)
+		snprintf(path, sizeof(path), "%s&since=%lld.%09lld", EVENTS_PATH,
+			 (long long)(since_ns / 1000000000), (long long)(since_ns % 1000000000));
+	else
+		snprintf(path, sizeof(path), "%s", EVENTS_PATH);
+	r = get(sock, path, 0, on_events, s, &status, err, errlen);
 	if (r == -ECANCELED)
 		r = s->stop;
 	else if (!r && status != 200) {
