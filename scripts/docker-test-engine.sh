@@ -87,7 +87,7 @@ engine_up() {
 	ENGINE_DIR=$(mktemp -d /tmp/vgdocker.XXXXXX) || return 1
 	local suffix=${ENGINE_DIR##*.}
 	ENGINE_SOCK=/run/vgtest-docker-$suffix.sock
-	ENGINE_IMAGE=vgtest:$(echo "$suffix" | tr 'A-Z' 'a-z')
+	ENGINE_IMAGE=vgtest:${suffix,,}
 	DOCKER_HOST=unix://$ENGINE_SOCK
 	DOCKER_CONFIG=$ENGINE_DIR/cli
 	export ENGINE_DIR ENGINE_SOCK ENGINE_IMAGE DOCKER_HOST DOCKER_CONFIG DOCKER
@@ -139,15 +139,15 @@ engine_down() {
 	fi
 	# Only after a SIGKILL: containers left running under their shims.
 	for pid in $(_engine_strays); do
-		for child in $(awk -v p="$pid" '$4 == p {print $1}' /proc/[0-9]*/stat 2>/dev/null); do
+		for child in $(ps -o pid= --ppid "$pid"); do
 			kill -KILL "$child" 2>/dev/null
 		done
 		kill -KILL "$pid" 2>/dev/null
 	done
 	# Deepest first: the netns files and the data root the engine mounted.
-	for m in $(awk -v d="$ENGINE_DIR/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
+	while read -r m; do
 		umount -l "$m" 2>/dev/null
-	done
+	done < <(awk -v d="$ENGINE_DIR/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r)
 	umount -l "$ENGINE_DIR/data" 2>/dev/null
 	[ -e "$ENGINE_DIR/had-key" ] || rm -f /etc/docker/key.json
 	[ -e "$ENGINE_DIR/had-run-containerd" ] || rmdir /run/containerd/s /run/containerd 2>/dev/null

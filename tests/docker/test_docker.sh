@@ -221,7 +221,8 @@ RAW_PID=$(cpid "$RAWCAP")
 OUTSIDE_CG=$(cg_make outside)
 topo_spawn "$OUTSIDE_CG" - nsenter -t "$CLIENT_PID" -p -n sleep 600
 # nsenter forks for the PID namespace: the sleep is its child, in the same cgroup.
-sleep_in() { local p; for p in $(cat "$1/cgroup.procs"); do [ "$(cat "/proc/$p/comm" 2>/dev/null)" = sleep ] && echo "$p"; done; }
+sleep_in() { local p; while read -r p; do [ "$(cat "/proc/$p/comm" 2>/dev/null)" = sleep ] && echo "$p"; done <"$1/cgroup.procs"; }
+# shellcheck disable=SC2016 # expanded by eval, at each try
 _topo_wait_until 5 eval '[ -n "$(sleep_in "$OUTSIDE_CG")" ]'
 OUT_PID=$(sleep_in "$OUTSIDE_CG")
 
@@ -239,6 +240,7 @@ expect_eq "...and nothing else (4 findings)" "$(py 'import json,sys; print(len(j
 expect_eq "the escaped process is compared with the client's init" \
 	"$(py 'import json,sys; print([f["container_pid"] for f in json.load(open(sys.argv[1]))["findings"] if f["kind"]=="netns"][0])' "$TOPO_DIR/s.json")" "$CLIENT_PID"
 vg_cap "$TOPO_DIR/s.out" "$TOPO_DIR/s.err" scan
+sed 's/^/#      /' "$TOPO_DIR/s.out"
 expect_eq "scan (text): exit 3" "$VG_RC" 3
 expect_eq "...one FOUND line per finding" "$(grep -c '^FOUND ' "$TOPO_DIR/s.out")" 4
 
