@@ -23,12 +23,15 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl 
 PURE_SRCS  := user/args.c user/policy.c user/event_fmt.c user/config.c user/health.c
 SYS_SRCS   := user/cgroup.c user/netns.c user/loader.c user/events.c user/status.c user/agent.c \
               user/guards.c user/http.c user/probe.c user/webhook.c
+# Docker: the engine's answers and the scan's rules are pure; the socket and /proc are not.
+PURE_SRCS  += user/docker_json.c user/proc_parse.c user/scan_logic.c
+SYS_SRCS   += user/docker.c user/scan.c
 USER_SRCS  := user/vpnguard.c $(PURE_SRCS) $(SYS_SRCS)
 USER_OBJS  := $(patsubst user/%.c,$(OUT)/%.o,$(USER_SRCS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all bpf deps test unit-test kernel-test demo clean install
-all: $(OUT)/vpnguard-bpf $(OUT)/vgprobe
+all: $(OUT)/vpnguard-bpf $(OUT)/vgprobe $(OUT)/vgdockerev
 
 bpf: $(OUT)/vpnguard.bpf.o
 
@@ -49,6 +52,10 @@ $(OUT)/vpnguard-bpf: $(USER_OBJS)
 
 $(OUT)/vgprobe: tests/tools/vgprobe.c | $(OUT)
 	$(CC) -O2 -g -Wall -Wextra -Werror $< -o $@
+
+# The Docker tests' event reader: vpnguard-bpf's own client against a real engine.
+$(OUT)/vgdockerev: tests/tools/vgdockerev.c $(patsubst %,$(OUT)/%.o,docker docker_json cgroup proc_parse event_fmt policy)
+	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs json-c libcurl 2>/dev/null || echo -ljson-c -lcurl) -o $@
 
 $(OUT)/test_%: tests/unit/test_%.c $(patsubst user/%.c,$(OUT)/%.o,$(PURE_SRCS))
 	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs cmocka json-c inih 2>/dev/null || echo -lcmocka -ljson-c -linih) -o $@

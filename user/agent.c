@@ -29,13 +29,18 @@
 #include "netns.h"
 #include "policy.h"
 #include "probe.h"
+#include "scan.h"
+#include "scan_logic.h"
 #include "webhook.h"
 
 #define MAX_WATCHES VG_MAX_GUARDS
 #define MAX_GROUPS (VG_MAX_CONF_GUARDS + 1)
 
+/* The escape scan: at start, on SIGHUP, and this often. */
+#define SCAN_INTERVAL_S 30
+
 /* epoll tags; netlink watch i is TAG_WATCH + i. */
-enum { TAG_SIGNAL, TAG_RINGBUF, TAG_PROBES, TAG_LEASE, TAG_WATCH };
+enum { TAG_SIGNAL, TAG_RINGBUF, TAG_PROBES, TAG_LEASE, TAG_SCAN, TAG_WATCH };
 
 /* One netlink watch per tunnel namespace; the guards living there refresh together. */
 struct watch {
@@ -56,7 +61,8 @@ struct agent {
 	char log_path[PATH_MAX];
 	struct watch watches[MAX_WATCHES];
 	int n_watches;
-	int epfd, probe_efd, lease_tfd;
+	int epfd, probe_efd, lease_tfd, scan_tfd;
+	struct json_object *findings;   /* the last scan's, each logged once while it lasts */
 	struct vg_guard_set *set;
 	const struct vg_options *cli;
 	struct group groups[MAX_GROUPS];
@@ -232,6 +238,32 @@ out:
 	return err;
 }
 
+/* Logs each finding of the escape scan that the last scan did not have. */
+static void scan_now(struct agent *a)
+{
+	struct json_object *res = NULL, *found;
+
+	if (vg_scan(&res))
+		return;
+	json_object_object_get_ex(res, "findings", &found);
+	for (size_t i = 0; i < json_object_array_length(found); i++) {
+		struct json_object *f = json_object_array_get_idx(found, i), *rec;
+
+		if (vg_finding_listed(a->findings, f))
+			continue;
+		rec = new_record("scan");
+		json_object_object_add(rec, "reason", json_object_get(json_object_object_get(f, "kind")));
+		json_object_object_foreach(f, key, val)
+			if (strcmp(key, "kind"))
+				json_object_object_add(rec, key, json_object_get(val));
+		log_record(rec, a);
+		json_object_put(rec);
+	}
+	json_object_put(a->findings);
+	a->findings = json_object_get(found);
+	json_object_put(res);
+}
+
 static void drain_netlink(struct mnl_socket *nl)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
@@ -286,7 +318,7 @@ static void set_guard_state(struct agent *a, int g, __u32 state)
 
 	if (state == VG_STATE_OPEN)
 		st.lease_deadline_ns = vg_boot_ns() + (__u64)spec->health.lease_ms * 1000000ULL;
-	for (int i = 0; i < spec->o->n_cgroups; i++)
+	for (int i = 0; i < spec->n_cgroups; i++)
 		if ((err = vg_state_write(spec->cgroups[i].id, &st)))
 			fprintf(stderr, "vpnguard-bpf: agent: write state of %s: %s\n",
 				spec->cgroups[i].path, strerror(-err));
@@ -296,7 +328,7 @@ static void add_cgroups(struct json_object *rec, const struct vg_guard_spec *spe
 {
 	struct json_object *list = json_object_new_array();
 
-	for (int i = 0; i < spec->o->n_cgroups; i++)
+	for (int i = 0; i < spec->n_cgroups; i++)
 		json_object_array_add(list, json_object_new_string(spec->cgroups[i].path));
 	json_object_object_add(rec, "guard", json_object_new_string(spec->name));
 	json_object_object_add(rec, "cgroups", list);
@@ -487,7 +519,7 @@ static void reload(struct agent *a)
 
 		stop_health(a);
 		for (int g = 0; g < a->set->n; g++)
-			for (int i = 0; i < a->set->specs[g].o->n_cgroups; i++)
+			for (int i = 0; i < a->set->specs[g].n_cgroups; i++)
 				if (!vg_guard_set_has(next, a->set->specs[g].cgroups[i].id))
 					gone[n_gone++] = a->set->specs[g].cgroups[i].id;
 		if (n_gone)
@@ -506,7 +538,8 @@ static void reload(struct agent *a)
 
 int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 {
-	struct agent a = { .epfd = -1, .probe_efd = -1, .lease_tfd = -1, .set = set, .cli = cli };
+	struct agent a = { .epfd = -1, .probe_efd = -1, .lease_tfd = -1, .scan_tfd = -1, .set = set, .cli = cli };
+	struct itimerspec every = { { SCAN_INTERVAL_S, 0 }, { SCAN_INTERVAL_S, 0 } };
 	const char *log_path = set->log ? set->log : VG_DEFAULT_LOG;
 	struct vg_event_reader *reader = NULL;
 	sigset_t mask;
@@ -540,8 +573,10 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 	a.epfd = epoll_create1(EPOLL_CLOEXEC);
 	a.probe_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	a.lease_tfd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
+	a.scan_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	reader = vg_event_reader_open(log_record, &a);
-	if (sfd < 0 || a.epfd < 0 || a.probe_efd < 0 || a.lease_tfd < 0 || !reader || vg_http_init()) {
+	if (sfd < 0 || a.epfd < 0 || a.probe_efd < 0 || a.lease_tfd < 0 || a.scan_tfd < 0 ||
+	    timerfd_settime(a.scan_tfd, 0, &every, NULL) || !reader || vg_http_init()) {
 		err = -errno ?: -EIO;
 		fprintf(stderr, "vpnguard-bpf: agent setup: %s\n", strerror(-err));
 		goto out;
@@ -552,7 +587,7 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 		goto out;
 	}
 	int by_tag[] = { [TAG_SIGNAL] = sfd, [TAG_RINGBUF] = vg_event_reader_fd(reader),
-			 [TAG_PROBES] = a.probe_efd, [TAG_LEASE] = a.lease_tfd };
+			 [TAG_PROBES] = a.probe_efd, [TAG_LEASE] = a.lease_tfd, [TAG_SCAN] = a.scan_tfd };
 
 	for (__u32 tag = 0; tag < TAG_WATCH; tag++) {
 		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
@@ -561,6 +596,7 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 	}
 	if ((err = scan_guards(&a)) || (err = start_health(&a)))
 		goto out;
+	scan_now(&a);
 	fprintf(stderr, "vpnguard-bpf: agent running (pid %d), events to %s\n", getpid(), log_path);
 	sd_notifyf(0, "READY=1\nMAINPID=%d\nSTATUS=guarding %d guard(s)", getpid(), set->n);
 
@@ -584,6 +620,11 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 				take_probe_results(&a);
 			} else if (tag == TAG_LEASE) {
 				renew_unprobed(&a);
+			} else if (tag == TAG_SCAN) {
+				__u64 expirations;
+
+				if (read(a.scan_tfd, &expirations, sizeof(expirations)) == sizeof(expirations))
+					scan_now(&a);
 			} else if (tag >= TAG_WATCH && tag - TAG_WATCH < (__u32)a.n_watches) {
 				struct watch *w = &a.watches[tag - TAG_WATCH];
 
@@ -601,6 +642,7 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 					if (a.set->config_path)
 						reload(&a);
 					scan_guards(&a);
+					scan_now(&a);
 					continue;
 				}
 				vg_event_reader_drain(reader);
@@ -614,9 +656,10 @@ out:
 	vg_webhook_stop(a.webhook);
 	drop_watches(&a);
 	vg_event_reader_close(reader);
-	for (int *fd = (int[]){ sfd, a.epfd, a.probe_efd, a.lease_tfd, -2 }; *fd != -2; fd++)
+	for (int *fd = (int[]){ sfd, a.epfd, a.probe_efd, a.lease_tfd, a.scan_tfd, -2 }; *fd != -2; fd++)
 		if (*fd >= 0)
 			close(*fd);
+	json_object_put(a.findings);
 	unlink(VG_AGENT_PIDFILE);
 	rmdir(VG_RUN_DIR);
 	close(lock);

@@ -15,9 +15,11 @@ const char vg_usage[] =
 	"                       [--probe-url URL [--probe-ca FILE]] [--gluetun-url URL]\n"
 	"                       [--probe-interval DUR] [--probe-timeout DUR] [--probe-failures N]\n"
 	"                       [--real-ip ADDR]... [--expect-ip CIDR]... [--lease DUR] [--webhook URL]\n"
+	"                       [--container NAME]... [--tunnel-container NAME] [--docker-host unix:///PATH]\n"
 	"  vpnguard-bpf detach  [--cgroup PATH]...\n"
 	"  vpnguard-bpf status  [--json]\n"
 	"  vpnguard-bpf events  [--follow] [--json]\n"
+	"  vpnguard-bpf scan    [--json]\n"
 	"  vpnguard-bpf --help | --version\n";
 
 struct flag {
@@ -38,7 +40,7 @@ static const struct flag flags[] = {
 	{ "--log", ON(VG_CMD_ATTACH), true },
 	{ "--config", ON(VG_CMD_ATTACH), true },
 	{ "--no-agent", ON(VG_CMD_ATTACH), false },
-	{ "--json", ON(VG_CMD_STATUS) | ON(VG_CMD_EVENTS), false },
+	{ "--json", ON(VG_CMD_STATUS) | ON(VG_CMD_EVENTS) | ON(VG_CMD_SCAN), false },
 	{ "--follow", ON(VG_CMD_EVENTS), false },
 	{ "--probe-url", ON(VG_CMD_ATTACH), true },
 	{ "--probe-ca", ON(VG_CMD_ATTACH), true },
@@ -50,6 +52,9 @@ static const struct flag flags[] = {
 	{ "--probe-timeout", ON(VG_CMD_ATTACH), true },
 	{ "--probe-failures", ON(VG_CMD_ATTACH), true },
 	{ "--lease", ON(VG_CMD_ATTACH), true },
+	{ "--container", ON(VG_CMD_ATTACH), true },
+	{ "--tunnel-container", ON(VG_CMD_ATTACH), true },
+	{ "--docker-host", ON(VG_CMD_ATTACH), true },
 };
 
 static const char *const cmd_names[] = {
@@ -57,6 +62,7 @@ static const char *const cmd_names[] = {
 	[VG_CMD_DETACH] = "detach",
 	[VG_CMD_STATUS] = "status",
 	[VG_CMD_EVENTS] = "events",
+	[VG_CMD_SCAN] = "scan",
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
@@ -127,6 +133,7 @@ static int take(struct vg_options *o, const char *flag, const char *v, char *err
 		{ "--dns", offsetof(struct vg_options, dns), offsetof(struct vg_options, n_dns), VG_MAX_DNS },
 		{ "--real-ip", offsetof(struct vg_options, real_ips), offsetof(struct vg_options, n_real_ips), VG_MAX_REAL_IPS },
 		{ "--expect-ip", offsetof(struct vg_options, expect_ips), offsetof(struct vg_options, n_expect_ips), VG_MAX_EXPECT },
+		{ "--container", offsetof(struct vg_options, containers), offsetof(struct vg_options, n_containers), VG_MAX_CGROUP_ARGS },
 	};
 	static const struct { const char *flag; size_t field; } numbers[] = {
 		{ "--probe-interval", offsetof(struct vg_options, probe_interval_ms) },
@@ -143,6 +150,8 @@ static int take(struct vg_options *o, const char *flag, const char *v, char *err
 		{ "--probe-ca", offsetof(struct vg_options, probe_ca) },
 		{ "--gluetun-url", offsetof(struct vg_options, gluetun_url) },
 		{ "--webhook", offsetof(struct vg_options, webhook) },
+		{ "--tunnel-container", offsetof(struct vg_options, tunnel_container) },
+		{ "--docker-host", offsetof(struct vg_options, docker_host) },
 	};
 	char *base = (char *)o;
 
@@ -178,7 +187,8 @@ static void set_switch(struct vg_options *o, const char *flag)
 
 bool vg_options_have_guard(const struct vg_options *o)
 {
-	return o->tunnel || o->netns || o->n_gateways || o->n_allows || o->n_dns || o->probe_url ||
+	return o->n_containers || o->tunnel_container || o->docker_host ||
+	       o->tunnel || o->netns || o->n_gateways || o->n_allows || o->n_dns || o->probe_url ||
 	       o->probe_ca || o->gluetun_url || o->n_real_ips || o->n_expect_ips ||
 	       o->probe_interval_ms || o->probe_timeout_ms || o->probe_failures || o->lease_ms;
 }
@@ -192,12 +202,24 @@ int vg_attach_options_check(const struct vg_options *o, char *err, size_t errlen
 {
 	bool probes = o->probe_url || o->gluetun_url;
 
-	if (!o->n_cgroups)
-		return fail(err, errlen, "attach: --cgroup is required%s%s", "", "");
+	if (!o->n_cgroups && !o->n_containers)
+		return fail(err, errlen, "attach: --cgroup (or --container) is required%s%s", "", "");
+	/* A container is one more cgroup to guard. */
+	if (o->n_cgroups + o->n_containers > VG_MAX_CGROUP_ARGS) {
+		char maxs[16];
+
+		snprintf(maxs, sizeof(maxs), "%d", VG_MAX_CGROUP_ARGS);
+		return fail(err, errlen, "attach: --cgroup and --container: at most %s together%s", maxs, "");
+	}
 	if (!o->tunnel == !o->n_gateways)
 		return fail(err, errlen, "attach: give either --tunnel or --gateway%s%s", "", "");
 	if (o->netns && !o->tunnel)
 		return fail(err, errlen, "attach: --netns goes with --tunnel%s%s", "", "");
+	if (o->tunnel_container && !o->tunnel)
+		return fail(err, errlen, "attach: --tunnel-container goes with --tunnel%s%s", "", "");
+	if (o->tunnel_container && o->netns)
+		return fail(err, errlen, "attach: --tunnel-container and --netns both name the tunnel's "
+			    "namespace: give one%s%s", "", "");
 	/* The kernel's own rule for interface names (dev_valid_name). */
 	if (o->tunnel && (!*o->tunnel || strlen(o->tunnel) >= VG_IFNAMSIZ ||
 			  strpbrk(o->tunnel, "/: \t\n\v\f\r") || !strcmp(o->tunnel, ".") ||
@@ -253,9 +275,9 @@ int vg_parse_args(int argc, char **argv, struct vg_options *o, char *err, size_t
 		o->cmd = VG_CMD_VERSION;
 		return 0;
 	}
-	for (int c = VG_CMD_ATTACH; c <= VG_CMD_EVENTS; c++)
-		if (!strcmp(argv[1], cmd_names[c]))
-			o->cmd = c;
+	for (size_t c = 0; c < sizeof(cmd_names) / sizeof(cmd_names[0]); c++)
+		if (cmd_names[c] && !strcmp(argv[1], cmd_names[c]))
+			o->cmd = (enum vg_cmd)c;
 	if (o->cmd == VG_CMD_NONE)
 		return fail(err, errlen, "unknown command '%s'%s", argv[1], "");
 

@@ -18,6 +18,7 @@ enum vg_cmd {
 	VG_CMD_DETACH,
 	VG_CMD_STATUS,
 	VG_CMD_EVENTS,
+	VG_CMD_SCAN,
 	VG_CMD_HELP,
 	VG_CMD_VERSION,
 };
@@ -52,6 +53,11 @@ struct vg_options {
 	unsigned probe_timeout_ms;
 	unsigned probe_failures;
 	unsigned lease_ms;
+	/* Docker */
+	const char *containers[VG_MAX_CGROUP_ARGS];  /* guarded like --cgroup; together at most VG_MAX_CGROUP_ARGS */
+	int n_containers;
+	const char *tunnel_container;   /* the tunnel's netns is this container's */
+	const char *docker_host;
 };
 
 #define VG_DEFAULT_LOG "/var/log/vpnguard/events.jsonl"

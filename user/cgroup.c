@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <linux/magic.h>
 #include "cgroup.h"
+#include "proc_parse.h"
 
 int vg_cgroup2_mount(char *buf, size_t len)
 {
@@ -91,4 +92,37 @@ int vg_cgroup_resolve(const char *arg, struct vg_cgroup *cg, char *err, size_t e
 	snprintf(err, errlen, "--cgroup %s: %s (cgroup v2 is mounted at %s)", arg,
 		 r == -ENOTDIR ? "not a cgroup v2 directory" : strerror(-r), mnt);
 	return r;
+}
+
+int vg_cgroup_of_pid(int pid, struct vg_cgroup *cg, char *err, size_t errlen)
+{
+	char path[64], text[8192], rel[PATH_MAX], mnt[PATH_MAX], abs[PATH_MAX * 2];
+	FILE *f;
+	size_t n;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	f = fopen(path, "re");
+	if (!f) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = 0;
+	r = vg_proc_cgroup_v2(text, rel, sizeof(rel));
+	if (r) {
+		snprintf(err, errlen, "%s: %s", path, r == -ENOENT ? "no cgroup v2 line (0::)" :
+			 r == -EINVAL ? "cgroup v2 path outside this cgroup namespace" : strerror(-r));
+		return r;
+	}
+	r = vg_cgroup2_mount(mnt, sizeof(mnt));
+	if (r) {
+		snprintf(err, errlen, "%s: no cgroup v2 mount found in /proc/self/mounts", path);
+		return r;
+	}
+	/* Below the mount, never taken for a path of its own. */
+	snprintf(abs, sizeof(abs), "%s%s", mnt, strcmp(rel, "/") ? rel : "");
+	return vg_cgroup_resolve(abs, cg, err, errlen);
 }

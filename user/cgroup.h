@@ -24,4 +24,10 @@ int vg_cgroup2_mount(char *buf, size_t len);
  */
 int vg_cgroup_resolve(const char *arg, struct vg_cgroup *cg, char *err, size_t errlen);
 
+/*
+ * The cgroup v2 a process is in, from the "0::" line of /proc/PID/cgroup:
+ * what the kernel says, whatever a container engine was asked for.
+ */
+int vg_cgroup_of_pid(int pid, struct vg_cgroup *cg, char *err, size_t errlen);
+
 #endif

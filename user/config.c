@@ -80,10 +80,11 @@ static int open_section(struct parse *p, const char *section)
 static int agent_key(struct parse *p, const char *key, const char *value)
 {
 	const char **slot = !strcmp(key, "log") ? &p->c->log :
-			    !strcmp(key, "webhook") ? &p->c->webhook : NULL;
+			    !strcmp(key, "webhook") ? &p->c->webhook :
+			    !strcmp(key, "docker-host") ? &p->c->docker_host : NULL;
 
 	if (!slot)
-		return refuse(p, "[agent]: unknown key '%s' (log, webhook)%s", key, "");
+		return refuse(p, "[agent]: unknown key '%s' (log, webhook, docker-host)%s", key, "");
 	if (*slot)
 		return refuse(p, "[agent]: %s given twice%s", key, "");
 	if (!*value)
@@ -144,6 +145,8 @@ int vg_config_read(FILE *f, const char *name, struct vg_config *c, char *err, si
 	line = ini_parse_stream(read_line, &p, on_pair, &p);
 	if (!line && !p.why_line) {
 		for (int i = 0; i < c->n_guards; i++) {
+			if (!c->guards[i].o.docker_host)
+				c->guards[i].o.docker_host = c->docker_host;
 			if (!vg_attach_options_check(&c->guards[i].o, msg, sizeof(msg)) &&
 			    !c->guards[i].o.no_agent)
 				continue;

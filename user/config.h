@@ -6,6 +6,7 @@
  *   [agent]
  *   log = /var/log/vpnguard/events.jsonl
  *   webhook = https://ntfy.example/vpn
+ *   docker-host = unix:///var/run/docker.sock
  *
  *   [guard torrent]
  *   cgroup = /sys/fs/cgroup/vpnguard.slice
@@ -33,6 +34,7 @@ struct vg_conf_guard {
 struct vg_config {
 	const char *log;
 	const char *webhook;
+	const char *docker_host;    /* for the guards that name none */
 	struct vg_conf_guard guards[VG_MAX_CONF_GUARDS];
 	int n_guards;
 	char **strings;             /* every value, for vg_config_free */

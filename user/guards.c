@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "docker.h"
 #include "guards.h"
 #include "netns.h"
 #include "policy.h"
@@ -31,41 +32,81 @@ static const char *where(const struct vg_guard_set *s, const struct vg_guard_spe
 	return buf;
 }
 
-static int resolve_cgroups(const struct vg_guard_set *s, struct vg_guard_spec *g, const char *at)
+/* g->cgroups[i] was just resolved from FLAG ARG: refuse a cgroup this set already has. */
+static int check_new(const struct vg_guard_set *s, const struct vg_guard_spec *g, int i,
+		     const char *flag, const char *arg, const char *at)
 {
 	char err[PATH_MAX + 256];
 
-	for (int i = 0; i < g->o->n_cgroups; i++) {
+	if (!vg_guard_paths_fit(g->cgroups[i].rel, g->o->netns)) {
+		snprintf(err, sizeof(err), "%s %s / --netns %s: path too long to record "
+			 "(cgroup below the mount: %zu at most; netns: use /run/netns/NAME)",
+			 flag, arg, g->o->netns ? g->o->netns : "-",
+			 sizeof(((struct vg_guard_info *)0)->cgroup) - 1);
+		return bad(at, err);
+	}
+	/* Against every cgroup before it, in this guard and the ones read earlier. */
+	for (const struct vg_guard_spec *h = s->specs; h <= g; h++)
+		for (int j = 0; j < (h == g ? i : h->n_cgroups); j++)
+			if (h->cgroups[j].id == g->cgroups[i].id) {
+				snprintf(err, sizeof(err), "%s %s: given twice (cgroup %s)", flag, arg,
+					 g->cgroups[i].rel);
+				return bad(at, err);
+			}
+	return 0;
+}
+
+/* A Docker failure: a name the engine does not know is bad input, the rest is the machine's. */
+static int docker_failed(int err, const char *msg, const char *at)
+{
+	bad(at, msg);
+	return err == -ENOENT || err == -EINVAL || err == -EPROTONOSUPPORT ? -EINVAL : err;
+}
+
+/* --cgroup paths, then --container names (Docker Engine API), then --tunnel-container. */
+static int resolve_cgroups(const struct vg_guard_set *s, struct vg_guard_spec *g, const char *at)
+{
+	char err[PATH_MAX + 512], sock[PATH_MAX];
+	struct vg_docker_target t;
+	int rc;
+
+	for (int i = 0; i < g->o->n_cgroups; i++, g->n_cgroups++) {
 		if (vg_cgroup_resolve(g->o->cgroups[i], &g->cgroups[i], err, sizeof(err)))
 			return bad(at, err);
-		if (!vg_guard_paths_fit(g->cgroups[i].rel, g->o->netns)) {
-			snprintf(err, sizeof(err), "--cgroup %s / --netns %s: path too long to record "
-				 "(cgroup below the mount: %zu at most; netns: use /run/netns/NAME)",
-				 g->o->cgroups[i], g->o->netns ? g->o->netns : "-",
-				 sizeof(((struct vg_guard_info *)0)->cgroup) - 1);
-			return bad(at, err);
-		}
-		/* Against every cgroup before it, in this guard and the ones read earlier. */
-		for (const struct vg_guard_spec *h = s->specs; h <= g; h++)
-			for (int j = 0; j < (h == g ? i : h->o->n_cgroups); j++)
-				if (h->cgroups[j].id == g->cgroups[i].id) {
-					snprintf(err, sizeof(err), "--cgroup %s: given twice", g->o->cgroups[i]);
-					return bad(at, err);
-				}
+		if ((rc = check_new(s, g, i, "--cgroup", g->o->cgroups[i], at)))
+			return rc;
+	}
+	if (!g->o->n_containers && !g->o->tunnel_container)
+		return 0;
+	if ((rc = vg_docker_socket(g->o->docker_host, sock, sizeof(sock), err, sizeof(err))))
+		return docker_failed(rc, err, at);
+	for (int i = 0; i < g->o->n_containers; i++, g->n_cgroups++) {
+		if ((rc = vg_docker_resolve(sock, g->o->containers[i], &t, err, sizeof(err))))
+			return docker_failed(rc, err, at);
+		g->cgroups[g->n_cgroups] = t.cg;
+		if ((rc = check_new(s, g, g->n_cgroups, "--container", g->o->containers[i], at)))
+			return rc;
+	}
+	if (g->o->tunnel_container) {
+		if ((rc = vg_docker_resolve(sock, g->o->tunnel_container, &t, err, sizeof(err))))
+			return docker_failed(rc, err, at);
+		snprintf(g->tunnel_netns, sizeof(g->tunnel_netns), "%s", t.netns);
 	}
 	return 0;
 }
 
-static int open_tunnel(struct vg_attach_req *req, const struct vg_options *o, const char *at)
+static int open_tunnel(struct vg_attach_req *req, const struct vg_guard_spec *g, const char *at)
 {
+	const struct vg_options *o = g->o;
+	const char *netns = g->tunnel_netns[0] ? g->tunnel_netns : o->netns;
 	struct vg_tunnel facts;
 	char msg[512];
 	int rc;
 
-	req->netns_path = o->netns;
-	req->netns_fd = vg_netns_open(o->netns);
+	req->netns_path = netns;
+	req->netns_fd = vg_netns_open(netns);
 	if (req->netns_fd < 0) {
-		snprintf(msg, sizeof(msg), "--netns %s: %s", o->netns,
+		snprintf(msg, sizeof(msg), "--netns %s: %s", netns,
 			 req->netns_fd == -EINVAL ? "not a network namespace file" : strerror(-req->netns_fd));
 		return bad(at, msg);
 	}
@@ -75,7 +116,7 @@ static int open_tunnel(struct vg_attach_req *req, const struct vg_options *o, co
 	if (rc) {
 		fprintf(stderr, "vpnguard-bpf: %s%s--tunnel %s: %s in %s\n", at ? at : "", at ? ": " : "",
 			o->tunnel, rc == -ENODEV ? "no such interface" : strerror(-rc),
-			o->netns ? o->netns : "this network namespace");
+			netns ? netns : "this network namespace");
 		return rc == -ENODEV ? -EINVAL : rc;
 	}
 	return 0;
@@ -88,13 +129,14 @@ static int prepare_one(struct vg_guard_set *s, struct vg_guard_spec *g, bool by_
 	const char *at = where(s, g, buf, sizeof(buf));
 	int rc;
 
-	*req = (struct vg_attach_req){ .cgroups = g->cgroups, .n_cgroups = g->o->n_cgroups, .netns_fd = -1 };
+	*req = (struct vg_attach_req){ .cgroups = g->cgroups, .netns_fd = -1 };
 	if (vg_policy_build(g->o, &req->policy, err, sizeof(err)) ||
 	    vg_health_cfg_build(g->o, &g->health, err, sizeof(err)))
 		return bad(at, err);
 	if ((rc = resolve_cgroups(s, g, at)))
 		return rc;
-	if (g->o->tunnel && (rc = open_tunnel(req, g->o, at)))
+	req->n_cgroups = g->n_cgroups;
+	if (g->o->tunnel && (rc = open_tunnel(req, g, at)))
 		return rc;
 	/* Fail closed: a probed guard opens on its first passing probe, not before. */
 	req->state.state = by_agent && vg_health_probes(&g->health) ? VG_STATE_CLOSED : VG_STATE_OPEN;
@@ -113,9 +155,9 @@ int vg_guard_set_prepare(const struct vg_options *cli, bool by_agent, struct vg_
 		s->reqs[i].netns_fd = -1;
 	s->log = cli->log;
 	s->webhook = cli->webhook;
-	if (cli->n_cgroups)
+	if (cli->n_cgroups || cli->n_containers)
 		s->specs[s->n++] = (struct vg_guard_spec){ .name = "command line", .o = cli };
-	if (cli->config || !cli->n_cgroups) {
+	if (cli->config || !(cli->n_cgroups || cli->n_containers)) {
 		s->config_path = cli->config ? cli->config : VG_DEFAULT_CONFIG;
 		rc = vg_config_load(s->config_path, &s->conf, err, sizeof(err));
 		if (rc) {
@@ -167,7 +209,7 @@ void vg_guard_set_free(struct vg_guard_set *s)
 bool vg_guard_set_has(const struct vg_guard_set *s, __u64 id)
 {
 	for (int i = 0; i < s->n; i++)
-		for (int j = 0; j < s->specs[i].o->n_cgroups; j++)
+		for (int j = 0; j < s->specs[i].n_cgroups; j++)
 			if (s->specs[i].cgroups[j].id == id)
 				return true;
 	return false;

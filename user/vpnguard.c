@@ -13,6 +13,7 @@
 #include "loader.h"
 #include "netns.h"
 #include "policy.h"
+#include "scan.h"
 #include "status.h"
 
 #define VG_VERSION "0.1.0"
@@ -65,7 +66,7 @@ static int refuse_beside_agent(const struct vg_options *o)
 {
 	pid_t pid = o->no_agent ? 0 : vg_agent_pid();
 
-	if (!pid || (!vg_options_need_agent(o) && o->n_cgroups && !o->config))
+	if (!pid || (!vg_options_need_agent(o) && (o->n_cgroups || o->n_containers) && !o->config))
 		return 0;
 	fprintf(stderr, "vpnguard-bpf: attach: an agent is already running (pid %d); %s\n", (int)pid,
 		vg_options_need_agent(o) ?
@@ -97,7 +98,7 @@ static int cmd_attach(const struct vg_options *o)
 		return rc == -EINVAL ? EXIT_USAGE : rc ? EXIT_RUNTIME : EXIT_OK;
 	}
 	for (int g = 0; g < set->n; g++)
-		for (int i = 0; i < set->specs[g].o->n_cgroups; i++)
+		for (int i = 0; i < set->specs[g].n_cgroups; i++)
 			fprintf(stderr, "vpnguard-bpf: guarding %s (%s %s)\n", set->specs[g].cgroups[i].path,
 				set->specs[g].o->tunnel ? "tunnel" : "gateway",
 				set->specs[g].o->tunnel ?: "mode");
@@ -150,6 +151,10 @@ int main(int argc, char **argv)
 		if ((rc = need_root("events")))
 			return rc;
 		return vg_cmd_events(o.follow, o.json);
+	case VG_CMD_SCAN:
+		if ((rc = need_root("scan")))
+			return rc;
+		return vg_cmd_scan(o.json);
 	default:
 		return usage_error("no command given");
 	}

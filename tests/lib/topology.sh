@@ -38,6 +38,10 @@
 #   TOPO_CG2              cgroup v2 mount point (found in /proc/self/mounts)
 #   TOPO_CG_ROOT          $TOPO_CG2/vgtest$TOPO_SUFFIX, parent of every cg_make cgroup
 #   TOPO_HOME             netns name of the user's machine   (vg${SUFFIX}home)
+#   TOPO_HOME_PID         (set it before topo_up; optional) a process whose network namespace
+#                         becomes HOME (`ip netns attach`) instead of a new one: the T2 world, where
+#                         the tunnel lives in a VPN container's namespace.  topo_down then only
+#                         drops the name: the namespace and its processes are the container's
 #   TOPO_INET             netns name of the VPN server + Internet (vg${SUFFIX}inet)
 #   TOPO_HOME_NETNS       /run/netns/$TOPO_HOME (for vpnguard-bpf --netns)
 #   TOPO_INET_NETNS       /run/netns/$TOPO_INET
@@ -168,13 +172,14 @@ _topo_init() {
 	TOPO_BG_PIDS=${TOPO_BG_PIDS:-}
 	TOPO_LAST_PID=${TOPO_LAST_PID:-}
 	TOPO_DIR=${TOPO_DIR:-}
+	TOPO_HOME_PID=${TOPO_HOME_PID:-}
 	export TOPO_SUFFIX TOPO_DIR TOPO_CG2 TOPO_CG_ROOT TOPO_HOME TOPO_INET TOPO_HOME_NETNS \
 		TOPO_INET_NETNS TOPO_VETH_HOME TOPO_VETH_INET TOPO_REAL_IP TOPO_GW_IP \
 		TOPO_REAL_IP6 TOPO_GW_IP6 TOPO_WG_CLIENT TOPO_WG_SERVER TOPO_WG_CLIENT_PID \
 		TOPO_WG_SERVER_PID TOPO_WG_CLIENT_IFINDEX TOPO_WG_PORT TOPO_WG_ENDPOINT \
 		TOPO_VPN_IP TOPO_VPN_SERVER_IP TOPO_VPN_NET TOPO_INET_HOST TOPO_INET_NET \
 		TOPO_ROGUE_DNS TOPO_RESOLVER TOPO_RESOLVER_NET TOPO_LAN_HOST TOPO_LAN_NET \
-		TOPO_INET_HOST6 TOPO_VGPROBE TOPO_BG_PIDS TOPO_LAST_PID
+		TOPO_INET_HOST6 TOPO_VGPROBE TOPO_BG_PIDS TOPO_LAST_PID TOPO_HOME_PID
 }
 
 # Alive and not a zombie (a zombie still answers kill -0).
@@ -384,7 +389,11 @@ topo_up() {
 
 _topo_up_steps() {
 	local h=$TOPO_HOME i=$TOPO_INET ns
-	ip netns add "$h" || return 1
+	if [ -n "$TOPO_HOME_PID" ]; then
+		ip netns attach "$h" "$TOPO_HOME_PID" || return 1
+	else
+		ip netns add "$h" || return 1
+	fi
 	ip netns add "$i" || return 1
 	for ns in "$h" "$i"; do
 		ip -n "$ns" link set lo up || return 1
@@ -500,7 +509,11 @@ topo_down() {
 	TOPO_WG_CLIENT_PID=
 	TOPO_WG_SERVER_PID=
 
-	topo_netns_remove "$TOPO_HOME"
+	if [ -n "${TOPO_HOME_PID:-}" ]; then
+		ip netns del "$TOPO_HOME" 2>/dev/null
+	else
+		topo_netns_remove "$TOPO_HOME"
+	fi
 	topo_netns_remove "$TOPO_INET"
 
 	if [ -n "${TOPO_DIR:-}" ] && [ -d "$TOPO_DIR" ]; then
@@ -755,5 +768,5 @@ topo_build_vgprobe() {
 # A fresh world per sourcing: never adopt names or PIDs from an inherited
 # environment (use topo_load for that).
 unset TOPO_SUFFIX TOPO_DIR TOPO_CG2 TOPO_WG_CLIENT_PID TOPO_WG_SERVER_PID \
-	TOPO_WG_CLIENT_IFINDEX TOPO_BG_PIDS TOPO_LAST_PID
+	TOPO_WG_CLIENT_IFINDEX TOPO_BG_PIDS TOPO_LAST_PID TOPO_HOME_PID
 _topo_init

@@ -173,7 +173,8 @@ static void test_usage_text(void **state)
 	static const char *const words[] = {
 		"attach", "detach", "status", "events", "--cgroup", "--tunnel", "--netns",
 		"--gateway", "--allow", "--dns", "--log", "--no-agent", "--config", "--json",
-		"--follow", "--help", "--version",
+		"--follow", "--help", "--version", "scan", "--container", "--tunnel-container",
+		"--docker-host",
 	};
 
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
@@ -359,8 +360,11 @@ static const struct flagdef all_flags[] = {
 	{ "--log", true, CMD(VG_CMD_ATTACH) },
 	{ "--config", true, CMD(VG_CMD_ATTACH) },
 	{ "--no-agent", false, CMD(VG_CMD_ATTACH) },
-	{ "--json", false, CMD(VG_CMD_STATUS) | CMD(VG_CMD_EVENTS) },
+	{ "--json", false, CMD(VG_CMD_STATUS) | CMD(VG_CMD_EVENTS) | CMD(VG_CMD_SCAN) },
 	{ "--follow", false, CMD(VG_CMD_EVENTS) },
+	{ "--container", true, CMD(VG_CMD_ATTACH) },
+	{ "--tunnel-container", true, CMD(VG_CMD_ATTACH) },
+	{ "--docker-host", true, CMD(VG_CMD_ATTACH) },
 	/* Top-level only. */
 	{ "--version", false, 0 },
 };
@@ -373,6 +377,7 @@ static const struct {
 	{ VG_CMD_DETACH, "detach" },
 	{ VG_CMD_STATUS, "status" },
 	{ VG_CMD_EVENTS, "events" },
+	{ VG_CMD_SCAN, "scan" },
 };
 
 static void test_flags_not_for_command(void **state)
@@ -406,8 +411,8 @@ static void test_flags_not_for_command(void **state)
 			checked++;
 		}
 	}
-	/* attach: 3 + detach: 11 + status: 11 + events: 10 */
-	assert_int_equal(checked, 35);
+	/* attach: 3 + detach: 14 + status: 14 + events: 13 + scan: 14 */
+	assert_int_equal(checked, 58);
 
 	/* The examples of the brief, spelled out. */
 	expect_usage_error(ARGV("status", "--cgroup", "x"), "--cgroup");
@@ -757,6 +762,104 @@ static void test_duplicate_single_flags(void **state)
 				"--log", "/tmp/a"), "twice");
 }
 
+/* ---- Docker: containers by name, the tunnel's container, the engine's socket ---- */
+
+static void test_attach_containers(void **state)
+{
+	(void)state;
+	struct vg_options o;
+
+	expect_ok(ARGV("attach", "--container", "qbit", "--tunnel", "wg0"), &o);
+	assert_int_equal(o.n_containers, 1);
+	assert_int_equal(o.n_cgroups, 0);
+	assert_string_equal(o.containers[0], "qbit");
+	assert_null(o.tunnel_container);
+	assert_null(o.docker_host);
+	/* Mixed with --cgroup, order kept within each. */
+	expect_ok(ARGV("attach", "--container", "qbit", "--cgroup", "/a", "--container", "prowlarr",
+		       "--gateway", "172.20.0.2:1080", "--cgroup", "/b"), &o);
+	assert_int_equal(o.n_containers, 2);
+	assert_int_equal(o.n_cgroups, 2);
+	assert_string_equal(o.containers[1], "prowlarr");
+	assert_string_equal(o.cgroups[1], "/b");
+	/* The same name twice is for attach to refuse, once it knows the cgroups. */
+	expect_ok(ARGV("attach", "--container", "a", "--container", "a", "--tunnel", "wg0"), &o);
+	assert_int_equal(o.n_containers, 2);
+	/* Still a cgroup or a container is needed. */
+	expect_usage_error(ARGV("attach", "--tunnel-container", "gluetun", "--tunnel", "tun0"), "--container");
+	expect_usage_error(ARGV("attach", "--docker-host", "unix:///d.sock", "--tunnel", "tun0"), "--cgroup");
+}
+
+static void test_attach_tunnel_container(void **state)
+{
+	(void)state;
+	struct vg_options o;
+
+	expect_ok(ARGV("attach", "--cgroup", "/vpnguard.slice", "--tunnel", "tun0",
+		       "--tunnel-container", "gluetun", "--docker-host", "unix:///run/d.sock"), &o);
+	assert_string_equal(o.tunnel_container, "gluetun");
+	assert_string_equal(o.docker_host, "unix:///run/d.sock");
+	assert_null(o.netns);
+	/* The tunnel's namespace is named once: by path or by container. */
+	expect_usage_error(ARGV("attach", "--cgroup", "/a", "--tunnel", "tun0", "--tunnel-container",
+				"gluetun", "--netns", "/run/netns/vpn"), "--tunnel-container");
+	/* It names where the tunnel is: gateway mode has none. */
+	expect_usage_error(ARGV("attach", "--cgroup", "/a", "--gateway", "10.0.0.1",
+				"--tunnel-container", "warp"), "--tunnel-container");
+	expect_usage_error(ARGV("attach", "--cgroup", "/a", "--tunnel", "tun0", "--tunnel-container", "a",
+				"--tunnel-container", "b"), "--tunnel-container");
+	expect_usage_error(ARGV("attach", "--cgroup", "/a", "--tunnel", "tun0", "--docker-host", "unix:///a",
+				"--docker-host", "unix:///a"), "--docker-host");
+	/* The socket's form is checked where it is used, with the environment's. */
+	expect_ok(ARGV("attach", "--cgroup", "/a", "--tunnel", "tun0", "--docker-host", "tcp://h:2375"), &o);
+	assert_string_equal(o.docker_host, "tcp://h:2375");
+	/* Not for the other commands. */
+	expect_usage_error(ARGV("detach", "--container", "qbit"), "--container");
+	expect_usage_error(ARGV("scan", "--docker-host", "unix:///a"), "--docker-host");
+}
+
+static void test_limit_cgroups_and_containers(void **state)
+{
+	(void)state;
+	static struct argbuf a;
+	struct vg_options o;
+	char err[ERRLEN];
+
+	/* One limit for both: each container is one more cgroup to guard. */
+	ab_init(&a, "attach");
+	ab_add(&a, "--tunnel");
+	ab_add(&a, "wg0");
+	for (int i = 0; i < VG_MAX_CGROUP_ARGS / 2; i++) {
+		ab_add(&a, "--cgroup");
+		ab_add(&a, ab_word(&a, "/c%d", i));
+		ab_add(&a, "--container");
+		ab_add(&a, ab_word(&a, "k%d", i));
+	}
+	assert_int_equal(vg_parse_args(a.n, a.v, &o, err, ERRLEN), 0);
+	assert_int_equal(o.n_cgroups + o.n_containers, VG_MAX_CGROUP_ARGS);
+	ab_add(&a, "--container");
+	ab_add(&a, "one-more");
+	assert_int_equal(vg_parse_args(a.n, a.v, &o, err, ERRLEN), -EINVAL);
+	assert_non_null(strstr(err, "--container"));
+	assert_non_null(strstr(err, "64"));
+}
+
+static void test_scan(void **state)
+{
+	(void)state;
+	struct vg_options o;
+
+	expect_ok(ARGV("scan"), &o);
+	assert_int_equal(o.cmd, VG_CMD_SCAN);
+	assert_false(o.json);
+	expect_ok(ARGV("scan", "--json"), &o);
+	assert_true(o.json);
+	expect_usage_error(ARGV("scan", "--follow"), "--follow");
+	expect_usage_error(ARGV("scan", "--cgroup", "/a"), "--cgroup");
+	expect_usage_error(ARGV("scan", "all"), "all");
+	expect_usage_error(ARGV("Scan"), "Scan");
+}
+
 /* ---- messages fit the buffer they are given ---- */
 
 static void test_error_message_truncated(void **state)
@@ -807,6 +910,10 @@ int main(void)
 		cmocka_unit_test(test_limit_dns),
 		cmocka_unit_test(test_duplicate_single_flags),
 		cmocka_unit_test(test_error_message_truncated),
+		cmocka_unit_test(test_attach_containers),
+		cmocka_unit_test(test_attach_tunnel_container),
+		cmocka_unit_test(test_limit_cgroups_and_containers),
+		cmocka_unit_test(test_scan),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

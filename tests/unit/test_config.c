@@ -152,7 +152,7 @@ static void test_refused(void **state)
 	expect_refused("[agent]\nwebhook =\n" G, 2, "webhook needs a value");
 	/* The rules between options, reported at the guard's first key. */
 	expect_refused("[guard g]\n\ncgroup = /a\n", 3, "give either --tunnel or --gateway");
-	expect_refused("[guard g]\ntunnel = wg0\n", 2, "--cgroup is required");
+	expect_refused("[guard g]\ntunnel = wg0\n", 2, "--cgroup (or --container) is required");
 	expect_refused("[guard g]\ncgroup = /a\ngateway = 10.0.0.1\nprobe-url = http://x/\n", 2, "--tunnel");
 	expect_refused(G "real-ip = 192.0.2.7\n", 2, "give --probe-url");
 	/* The first error wins, even when a later line is bad in another way. */
@@ -187,6 +187,31 @@ static void test_shipped_sample(void **state)
 	vg_config_free(&c);
 }
 
+/* Every example's config, as the examples/ README promises. */
+static void test_example_configs(void **state)
+{
+	(void)state;
+	static const char *const files[] = {
+		"examples/t1-host-wireguard/vpnguard.conf",
+		"examples/t2-gluetun/vpnguard.conf",
+		"examples/t3-warp-proxy/vpnguard.conf",
+	};
+	struct vg_config c;
+	char err[512];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (vg_config_load(files[i], &c, err, sizeof(err)))
+			fail_msg("%s", err);
+		assert_true(c.n_guards >= 1);
+		vg_config_free(&c);
+	}
+	/* [agent] docker-host is the default of the guards. */
+	assert_int_equal(vg_config_load("examples/t2-gluetun/vpnguard.conf", &c, err, sizeof(err)), 0);
+	assert_string_equal(c.guards[0].o.docker_host, "unix:///var/run/docker.sock");
+	assert_string_equal(c.guards[0].o.tunnel_container, "gluetun");
+	vg_config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -195,6 +220,7 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_load_missing_file),
 		cmocka_unit_test(test_shipped_sample),
+		cmocka_unit_test(test_example_configs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

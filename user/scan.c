@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include "event_fmt.h"
+#include "loader.h"
+#include "proc_parse.h"
+#include "scan.h"
+#include "scan_logic.h"
+
+struct table {
+	struct vg_proc *procs;
+	int n, cap;
+	struct vg_scan_guard guards[VG_MAX_GUARDS];
+	struct vg_guard_info infos[VG_MAX_GUARDS];
+	int n_guards;
+};
+
+/* The guards as recorded at attach; none pinned is no guard, not an error. */
+static int read_guards(struct table *t)
+{
+	int fd = vg_map_open("vg_guards");
+	__u64 key, next;
+
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0) {
+		fprintf(stderr, "vpnguard-bpf: scan: open %s/vg_guards: %s\n", VG_PIN_ROOT, strerror(-fd));
+		return fd;
+	}
+	for (void *prev = NULL; t->n_guards < VG_MAX_GUARDS && !bpf_map_get_next_key(fd, prev, &next);
+	     prev = &key) {
+		struct vg_guard_info *info = &t->infos[t->n_guards];
+
+		key = next;
+		if (bpf_map_lookup_elem(fd, &key, info))
+			continue;
+		info->cgroup[sizeof(info->cgroup) - 1] = 0;
+		t->guards[t->n_guards++] = (struct vg_scan_guard){ key, info->cgroup };
+	}
+	close(fd);
+	return 0;
+}
+
+static int read_text(int dirfd, const char *name, char *buf, size_t len)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	return 0;
+}
+
+static int ns_inode(int dirfd, const char *name, uint64_t *ino)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, name, &st, 0))
+		return -errno;
+	*ino = st.st_ino;
+	return 0;
+}
+
+/* One process; -errno when it is gone (or a kernel thread with no namespaces). */
+static int read_proc(int dirfd, int pid, struct vg_proc *p, char *cgroup, size_t cglen)
+{
+	char text[4096];
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	p->pid = pid;
+	if ((r = read_text(dirfd, "stat", text, sizeof(text))) ||
+	    (r = vg_proc_stat(text, p->comm, sizeof(p->comm), &p->start)) ||
+	    (r = read_text(dirfd, "cgroup", text, sizeof(text))) ||
+	    (r = vg_proc_cgroup_v2(text, cgroup, cglen)) ||
+	    (r = read_text(dirfd, "status", text, sizeof(text))) ||
+	    (r = vg_proc_caps(text, "CapEff", &p->cap_eff)) ||
+	    (r = vg_proc_caps(text, "CapPrm", &p->cap_prm)) ||
+	    (r = ns_inode(dirfd, "ns/net", &p->netns)) || (r = ns_inode(dirfd, "ns/pid", &p->pidns)))
+		return r;
+	return 0;
+}
+
+static int read_procs(struct table *t)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	char cgroup[PATH_MAX];
+	int err = 0;
+
+	if (!d) {
+		fprintf(stderr, "vpnguard-bpf: scan: /proc: %s\n", strerror(errno));
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		struct vg_proc p;
+		int fd;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		int r = read_proc(fd, atoi(de->d_name), &p, cgroup, sizeof(cgroup));
+		close(fd);
+		if (r)
+			continue; /* gone meanwhile: nothing to judge */
+		if (t->n == t->cap) {
+			int cap = t->cap ? t->cap * 2 : 1024;
+			struct vg_proc *np = realloc(t->procs, cap * sizeof(*np));
+
+			if (!np) {
+				err = -ENOMEM;
+				break;
+			}
+			t->procs = np;
+			t->cap = cap;
+		}
+		p.cgroup = strdup(cgroup);
+		if (!p.cgroup) {
+			err = -ENOMEM;
+			break;
+		}
+		t->procs[t->n++] = p;
+	}
+	closedir(d);
+	if (err)
+		fprintf(stderr, "vpnguard-bpf: scan: process table: %s\n", strerror(-err));
+	return err;
+}
+
+static void free_table(struct table *t)
+{
+	for (int i = 0; i < t->n; i++)
+		free((char *)t->procs[i].cgroup);
+	free(t->procs);
+	free(t);
+}
+
+int vg_scan(struct json_object **out)
+{
+	struct table *t = calloc(1, sizeof(*t));
+	struct vg_scan_input in = { 0 };
+	struct vg_finding *found = NULL;
+	struct json_object *guards, *findings;
+	struct stat self;
+	int n, r, in_guards = 0;
+
+	if (!t)
+		return -ENOMEM;
+	if ((r = read_guards(t)) || (t->n_guards && (r = read_procs(t))))
+		goto out;
+	if (stat("/proc/self/ns/pid", &self)) {
+		r = -errno;
+		fprintf(stderr, "vpnguard-bpf: scan: /proc/self/ns/pid: %s\n", strerror(errno));
+		goto out;
+	}
+	in = (struct vg_scan_input){ t->procs, t->n, t->guards, t->n_guards, self.st_ino };
+	n = vg_scan_judge(&in, NULL, 0);
+	found = calloc(n ? n : 1, sizeof(*found));
+	if (!found) {
+		r = -ENOMEM;
+		goto out;
+	}
+	vg_scan_judge(&in, found, n);
+
+	*out = json_object_new_object();
+	guards = json_object_new_array();
+	findings = json_object_new_array();
+	for (int g = 0; g < t->n_guards; g++)
+		json_object_array_add(guards, json_object_new_string(t->guards[g].cgroup));
+	for (int i = 0; i < t->n; i++)
+		in_guards += vg_scan_guard_of(&in, t->procs[i].cgroup) >= 0;
+	for (int i = 0; i < n; i++)
+		json_object_array_add(findings, vg_finding_to_json(&in, &found[i]));
+	json_object_object_add(*out, "guards", guards);
+	json_object_object_add(*out, "processes", json_object_new_int(in_guards));
+	json_object_object_add(*out, "findings", findings);
+out:
+	free(found);
+	free_table(t);
+	return r;
+}
+
+int vg_cmd_scan(bool json)
+{
+	struct json_object *res = NULL, *findings, *guards;
+	size_t n, n_guards;
+	int n_procs;
+
+	if (vg_scan(&res))
+		return 1;
+	json_object_object_get_ex(res, "findings", &findings);
+	n = json_object_array_length(findings);
+	if (json) {
+		puts(json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	} else {
+		json_object_object_get_ex(res, "guards", &guards);
+		n_guards = json_object_array_length(guards);
+		n_procs = json_object_get_int(json_object_object_get(res, "processes"));
+		printf("scanned %zu guard%s, %d process%s in them\n", n_guards, n_guards == 1 ? "" : "s",
+		       n_procs, n_procs == 1 ? "" : "es");
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *f = json_object_array_get_idx(findings, i);
+
+			printf("FOUND %-7s pid %s (%s) in %s: %s\n", vg_json_str(f, "kind"),
+			       vg_json_str(f, "pid"), vg_json_str(f, "comm"), vg_json_str(f, "cgroup"),
+			       vg_json_str(f, "detail"));
+		}
+		if (n)
+			printf("%zu finding%s\n", n, n == 1 ? "" : "s");
+		else
+			printf("nothing found\n");
+	}
+	json_object_put(res);
+	return n ? VG_SCAN_EXIT_FOUND : 0;
+}
