@@ -343,15 +343,14 @@ static void alert(struct agent *a, struct json_object *rec, const char *what)
 {
 	const char *guard = vg_json_str(rec, "guard"), *why = vg_json_str(rec, "why"),
 		   *seen = vg_json_str(rec, "seen"), *error = vg_json_str(rec, "error");
-	struct json_object *body;
+	struct json_object *body = NULL; /* json_object_deep_copy wants it NULL */
 	char title[160], msg[512];
 
-	if (!a->webhook)
+	if (!a->webhook || json_object_deep_copy(rec, &body, NULL))
 		return;
 	snprintf(title, sizeof(title), "vpnguard: %s %s", guard, what);
 	snprintf(msg, sizeof(msg), "%s: %s%s%s%s%s", title, why, seen ? ", address seen " : "",
 		 seen ?: "", error ? ": " : "", error ?: "");
-	json_object_deep_copy(rec, &body, NULL);
 	json_object_object_add(body, "title", json_object_new_string(title));
 	json_object_object_add(body, "message", json_object_new_string(msg));
 	json_object_object_add(body, "content", json_object_new_string(msg));
