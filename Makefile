@@ -25,7 +25,7 @@ SYS_SRCS   := user/cgroup.c user/netns.c user/loader.c user/events.c user/status
               user/guards.c user/http.c user/probe.c user/webhook.c
 # Docker: the engine's answers and the scan's rules are pure; the socket and /proc are not.
 PURE_SRCS  += user/docker_json.c user/proc_parse.c user/scan_logic.c
-SYS_SRCS   += user/docker.c user/scan.c
+SYS_SRCS   += user/docker.c user/scan.c user/follow.c
 USER_SRCS  := user/vpnguard.c $(PURE_SRCS) $(SYS_SRCS)
 USER_OBJS  := $(patsubst user/%.c,$(OUT)/%.o,$(USER_SRCS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/%,$(wildcard tests/unit/test_*.c))
@@ -54,7 +54,7 @@ $(OUT)/vgprobe: tests/tools/vgprobe.c | $(OUT)
 	$(CC) -O2 -g -Wall -Wextra -Werror $< -o $@
 
 # The Docker tests' event reader: vpnguard-bpf's own client against a real engine.
-$(OUT)/vgdockerev: tests/tools/vgdockerev.c $(patsubst %,$(OUT)/%.o,docker docker_json cgroup proc_parse event_fmt policy)
+$(OUT)/vgdockerev: tests/tools/vgdockerev.c $(patsubst %,$(OUT)/%.o,docker docker_json http cgroup proc_parse event_fmt policy)
 	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs json-c libcurl 2>/dev/null || echo -ljson-c -lcurl) -o $@
 
 $(OUT)/test_%: tests/unit/test_%.c $(patsubst user/%.c,$(OUT)/%.o,$(PURE_SRCS))

@@ -24,6 +24,7 @@
 #include "agent.h"
 #include "event_fmt.h"
 #include "events.h"
+#include "follow.h"
 #include "http.h"
 #include "loader.h"
 #include "netns.h"
@@ -39,8 +40,16 @@
 /* The escape scan: at start, on SIGHUP, and this often. */
 #define SCAN_INTERVAL_S 30
 
+/*
+ * A reload after a container start that was refused is tried again this
+ * often, this many times: a VPN container makes its tunnel a moment after
+ * it starts, and until then the tunnel cannot be found in its namespace.
+ */
+#define RETRY_MS 1000
+#define RETRY_MAX 60
+
 /* epoll tags; netlink watch i is TAG_WATCH + i. */
-enum { TAG_SIGNAL, TAG_RINGBUF, TAG_PROBES, TAG_LEASE, TAG_SCAN, TAG_WATCH };
+enum { TAG_SIGNAL, TAG_RINGBUF, TAG_PROBES, TAG_LEASE, TAG_SCAN, TAG_DOCKER, TAG_RETRY, TAG_WATCH };
 
 /* One netlink watch per tunnel namespace; the guards living there refresh together. */
 struct watch {
@@ -61,7 +70,9 @@ struct agent {
 	char log_path[PATH_MAX];
 	struct watch watches[MAX_WATCHES];
 	int n_watches;
-	int epfd, probe_efd, lease_tfd, scan_tfd;
+	int epfd, probe_efd, lease_tfd, scan_tfd, docker_efd, retry_tfd;
+	int retries_left;
+	struct vg_follower *follower;
 	struct json_object *findings;   /* the last scan's, each logged once while it lasts */
 	struct vg_guard_set *set;
 	const struct vg_options *cli;
@@ -490,10 +501,13 @@ static void reopen_log(struct agent *a)
 }
 
 /*
- * SIGHUP: a new set from the same command line and config file, applied all
- * or nothing; on any error the running set and its policies stay.
+ * A new set from the same command line and config file (SIGHUP), or with
+ * containers looked up again (a container started: new cgroup, new
+ * namespace), applied all or nothing; guards that stay keep their state, and
+ * cgroups that left the set are detached. On any error the running set and
+ * its policies stay. why: what asked for it, for the log.
  */
-static void reload(struct agent *a)
+static int reload(struct agent *a, const char *why)
 {
 	struct vg_guard_set *next = malloc(sizeof(*next));
 	struct json_object *rec = new_record("reload");
@@ -502,13 +516,14 @@ static void reload(struct agent *a)
 	sd_notify(0, "RELOADING=1");
 	if (!err)
 		err = vg_guard_set_apply(next, true);
+	json_object_object_add(rec, "trigger", json_object_new_string(why));
 	json_object_object_add(rec, "config", a->set->config_path ?
 			       json_object_new_string(a->set->config_path) : NULL);
 	json_object_object_add(rec, "result", json_object_new_string(err ? "refused" : "applied"));
 	if (err) {
 		json_object_object_add(rec, "error", json_object_new_string(
-			err == -EINVAL ? "bad configuration (the agent's stderr names it); old policy kept" :
-					 strerror(-err)));
+			err == -EINVAL ? "bad configuration or a container that does not run (the agent's "
+					 "stderr names it); old policy kept" : strerror(-err)));
 		if (next)
 			vg_guard_set_free(next);
 		free(next);
@@ -533,11 +548,138 @@ static void reload(struct agent *a)
 	log_record(rec, a);
 	json_object_put(rec);
 	sd_notify(0, "READY=1");
+	return err;
+}
+
+/* ---- Docker: follow the containers the set names ---- */
+
+/* Starts the follower when the set names containers and none runs yet. */
+static void follow_docker(struct agent *a)
+{
+	const struct vg_options *o = vg_guard_set_docker(a->set);
+	char sock[PATH_MAX], err[PATH_MAX + 128];
+
+	if (a->follower || !o)
+		return;
+	/* The set was prepared with this host, so it parses. */
+	if (vg_docker_socket(o->docker_host, sock, sizeof(sock), err, sizeof(err)))
+		return;
+	a->follower = vg_follower_start(sock, a->set->resolved_ns, a->docker_efd);
+	if (!a->follower)
+		fprintf(stderr, "vpnguard-bpf: agent: follow Docker events on %s: %s "
+			"(container restarts will not be followed)\n", sock, strerror(errno));
+}
+
+static bool set_names(const struct vg_guard_set *s, const struct vg_docker_event *ev)
+{
+	for (int g = 0; g < s->n; g++) {
+		const struct vg_options *o = s->specs[g].o;
+
+		if (o->tunnel_container && vg_docker_event_names(ev, o->tunnel_container))
+			return true;
+		for (int i = 0; i < o->n_containers; i++)
+			if (vg_docker_event_names(ev, o->containers[i]))
+				return true;
+	}
+	return false;
+}
+
+static void log_docker(struct agent *a, const struct vg_follow_item *it, const char *result)
+{
+	struct json_object *rec = new_record("docker");
+	struct timespec now;
+
+	if (it->error[0] || it->lost) {
+		json_object_object_add(rec, "action", json_object_new_string(it->lost ? "lost" : "stream"));
+		json_object_object_add(rec, "error", json_object_new_string(
+			it->lost ? "events queue full: some were dropped" : it->error));
+	} else {
+		json_object_object_add(rec, "container", json_object_new_string(it->ev.name));
+		json_object_object_add(rec, "id", json_object_new_string(it->ev.id));
+		json_object_object_add(rec, "action", json_object_new_string(it->ev.action));
+	}
+	if (result)
+		json_object_object_add(rec, "reload", json_object_new_string(result));
+	/* How long the container ran before its guard was in place: the window of guarding by name. */
+	if (result && !it->lost && it->ev.time_ns) {
+		clock_gettime(CLOCK_REALTIME, &now);
+		json_object_object_add(rec, "after_start_ms", json_object_new_double(
+			(double)(now.tv_sec * 1000000000LL + now.tv_nsec - it->ev.time_ns) / 1e6));
+	}
+	log_record(rec, a);
+	json_object_put(rec);
+}
+
+/* The set again, its tunnels watched again; a refusal is retried (RETRY_MS, RETRY_MAX). */
+static int reload_watched(struct agent *a, const char *why)
+{
+	struct itimerspec later = { .it_value = { RETRY_MS / 1000, (RETRY_MS % 1000) * 1000000L } };
+	int err = reload(a, why);
+
+	scan_guards(a);
+	if (!err)
+		a->retries_left = 0;
+	else if (a->retries_left > 0)
+		timerfd_settime(a->retry_tfd, 0, &later, NULL);
+	return err;
+}
+
+/*
+ * Container events: a start of a container the set names (a new cgroup, a
+ * new namespace) reloads the set; deaths are only logged (the cgroup of a
+ * dead container holds no process, and looking it up would fail until it
+ * runs again).
+ */
+static void take_docker_events(struct agent *a)
+{
+	struct vg_follow_item its[8];
+	bool start = false;
+	uint64_t n;
+	int k = 0, err;
+
+	if (read(a->docker_efd, &n, sizeof(n)) < 0)
+		return;
+	while (k < (int)(sizeof(its) / sizeof(its[0])) && vg_follower_take(a->follower, &its[k])) {
+		struct vg_follow_item *it = &its[k];
+
+		if (it->error[0]) {
+			log_docker(a, it, NULL);
+			continue;
+		}
+		if (!it->lost && !set_names(a->set, &it->ev))
+			continue;
+		start |= it->lost || !strcmp(it->ev.action, "start");
+		k++;
+	}
+	/* More than fit here: the next wake takes them. */
+	if (k == (int)(sizeof(its) / sizeof(its[0])))
+		eventfd_write(a->docker_efd, 1);
+	if (!start) {
+		for (int i = 0; i < k; i++)
+			log_docker(a, &its[i], NULL);
+		return;
+	}
+	a->retries_left = RETRY_MAX;
+	err = reload_watched(a, "docker");
+	for (int i = 0; i < k; i++)
+		log_docker(a, &its[i], strcmp(its[i].ev.action, "start") && !its[i].lost ? NULL :
+			   err ? "refused" : "applied");
+}
+
+static void retry_reload(struct agent *a)
+{
+	uint64_t expirations;
+
+	if (read(a->retry_tfd, &expirations, sizeof(expirations)) != sizeof(expirations))
+		return;
+	a->retries_left--;
+	reload_watched(a, "retry");
 }
 
 int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 {
-	struct agent a = { .epfd = -1, .probe_efd = -1, .lease_tfd = -1, .scan_tfd = -1, .set = set, .cli = cli };
+	struct agent a = { .epfd = -1, .probe_efd = -1, .lease_tfd = -1, .scan_tfd = -1, .docker_efd = -1,
+			   .retry_tfd = -1, .set = set, .cli = cli };
 	struct itimerspec every = { { SCAN_INTERVAL_S, 0 }, { SCAN_INTERVAL_S, 0 } };
 	const char *log_path = set->log ? set->log : VG_DEFAULT_LOG;
 	struct vg_event_reader *reader = NULL;
@@ -573,8 +715,11 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 	a.probe_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	a.lease_tfd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
 	a.scan_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	a.docker_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	a.retry_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	reader = vg_event_reader_open(log_record, &a);
 	if (sfd < 0 || a.epfd < 0 || a.probe_efd < 0 || a.lease_tfd < 0 || a.scan_tfd < 0 ||
+	    a.docker_efd < 0 || a.retry_tfd < 0 ||
 	    timerfd_settime(a.scan_tfd, 0, &every, NULL) || !reader || vg_http_init()) {
 		err = -errno ?: -EIO;
 		fprintf(stderr, "vpnguard-bpf: agent setup: %s\n", strerror(-err));
@@ -586,7 +731,8 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 		goto out;
 	}
 	int by_tag[] = { [TAG_SIGNAL] = sfd, [TAG_RINGBUF] = vg_event_reader_fd(reader),
-			 [TAG_PROBES] = a.probe_efd, [TAG_LEASE] = a.lease_tfd, [TAG_SCAN] = a.scan_tfd };
+			 [TAG_PROBES] = a.probe_efd, [TAG_LEASE] = a.lease_tfd, [TAG_SCAN] = a.scan_tfd,
+			 [TAG_DOCKER] = a.docker_efd, [TAG_RETRY] = a.retry_tfd };
 
 	for (__u32 tag = 0; tag < TAG_WATCH; tag++) {
 		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
@@ -596,6 +742,7 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 	if ((err = scan_guards(&a)) || (err = start_health(&a)))
 		goto out;
 	scan_now(&a);
+	follow_docker(&a);
 	fprintf(stderr, "vpnguard-bpf: agent running (pid %d), events to %s\n", getpid(), log_path);
 	sd_notifyf(0, "READY=1\nMAINPID=%d\nSTATUS=guarding %d guard(s)", getpid(), set->n);
 
@@ -624,6 +771,11 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 
 				if (read(a.scan_tfd, &expirations, sizeof(expirations)) == sizeof(expirations))
 					scan_now(&a);
+			} else if (tag == TAG_DOCKER) {
+				take_docker_events(&a);
+				follow_docker(&a);
+			} else if (tag == TAG_RETRY) {
+				retry_reload(&a);
 			} else if (tag >= TAG_WATCH && tag - TAG_WATCH < (__u32)a.n_watches) {
 				struct watch *w = &a.watches[tag - TAG_WATCH];
 
@@ -639,8 +791,9 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 				if (si.ssi_signo == SIGHUP) {
 					reopen_log(&a);
 					if (a.set->config_path)
-						reload(&a);
+						reload(&a, "sighup");
 					scan_guards(&a);
+					follow_docker(&a);
 					scan_now(&a);
 					continue;
 				}
@@ -651,11 +804,13 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 	}
 out:
 	sd_notify(0, "STOPPING=1");
+	vg_follower_stop(a.follower);
 	stop_health(&a);
 	vg_webhook_stop(a.webhook);
 	drop_watches(&a);
 	vg_event_reader_close(reader);
-	for (int *fd = (int[]){ sfd, a.epfd, a.probe_efd, a.lease_tfd, a.scan_tfd, -2 }; *fd != -2; fd++)
+	for (int *fd = (int[]){ sfd, a.epfd, a.probe_efd, a.lease_tfd, a.scan_tfd, a.docker_efd, a.retry_tfd, -2 };
+	     *fd != -2; fd++)
 		if (*fd >= 0)
 			close(*fd);
 	json_object_put(a.findings);

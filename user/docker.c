@@ -5,6 +5,7 @@
 #include <string.h>
 #include <curl/curl.h>
 #include "docker.h"
+#include "http.h"
 
 /*
  * A fixed API version: the answers keep the shape this client reads. 1.41
@@ -54,10 +55,11 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
 
 /*
  * One GET on the socket. Returns 0 with the HTTP status in *status,
- * -ECANCELED when cb refused data, or -ENOTCONN with the cause in err.
+ * -ECANCELED when cb refused data, -EINTR when *stop was set (stop may be
+ * NULL), or -ENOTCONN with the cause in err.
  */
 static int get(const char *sock, const char *path, long timeout_ms, curl_write_callback cb,
-	       void *ud, long *status, char *err, size_t errlen)
+	       void *ud, const atomic_bool *stop, long *status, char *err, size_t errlen)
 {
 	char url[512];
 	CURL *c = curl_easy_init();
@@ -76,6 +78,11 @@ static int get(const char *sock, const char *path, long timeout_ms, curl_write_c
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, cb);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, ud);
+	if (stop) {
+		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, vg_http_stop_progress);
+		curl_easy_setopt(c, CURLOPT_XFERINFODATA, stop);
+	}
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
 	curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
@@ -84,6 +91,10 @@ static int get(const char *sock, const char *path, long timeout_ms, curl_write_c
 		return 0;
 	if (rc == CURLE_WRITE_ERROR)
 		return -ECANCELED; /* the callback said stop */
+	if (rc == CURLE_ABORTED_BY_CALLBACK) {
+		snprintf(err, errlen, "docker: %s: stopped", sock);
+		return -EINTR;
+	}
 	/* One code for "no engine there", whatever the reason: ENOENT means no such container. */
 	snprintf(err, errlen, "docker: %s: %s", sock,
 		 os_errno ? strerror((int)os_errno) : curl_easy_strerror(rc));
@@ -103,7 +114,7 @@ int vg_docker_inspect(const char *sock, const char *name, struct vg_docker_conta
 		return -EINVAL;
 	}
 	snprintf(path, sizeof(path), "/containers/%s/json", name);
-	r = get(sock, path, REQUEST_TIMEOUT_MS, on_body, &b, &status, err, errlen);
+	r = get(sock, path, REQUEST_TIMEOUT_MS, on_body, &b, NULL, &status, err, errlen);
 	if (r == -ECANCELED) {
 		snprintf(err, errlen, "docker: container '%s': answer over %d bytes", name, BODY_MAX);
 		r = -EIO;
@@ -188,7 +199,7 @@ static size_t on_events(char *data, size_t size, size_t n, void *ud)
 }
 
 int vg_docker_events(const char *sock, int64_t since_ns, vg_docker_event_fn fn, void *ctx,
-		     char *err, size_t errlen)
+		     const atomic_bool *stop, char *err, size_t errlen)
 {
 	struct stream *s = calloc(1, sizeof(*s));
 	char path[256];
@@ -206,7 +217,7 @@ int vg_docker_events(const char *sock, int64_t since_ns, vg_docker_event_fn fn, 
 			 (long long)(since_ns / 1000000000), (long long)(since_ns % 1000000000));
 	else
 		snprintf(path, sizeof(path), "%s", EVENTS_PATH);
-	r = get(sock, path, 0, on_events, s, &status, err, errlen);
+	r = get(sock, path, 0, on_events, s, stop, &status, err, errlen);
 	if (r == -ECANCELED)
 		r = s->stop;
 	else if (!r && status != 200) {

@@ -7,6 +7,7 @@
 #ifndef VG_DOCKER_H
 #define VG_DOCKER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "cgroup.h"
@@ -47,12 +48,13 @@ typedef int (*vg_docker_event_fn)(const struct vg_docker_event *ev, void *ctx);
 /*
  * Streams GET /events for containers starting and dying, handing each to fn,
  * until fn returns non-zero (that value is returned) or the stream ends
- * (-ECONNRESET; -ENOTCONN: no engine). Blocks; no overall time limit.
+ * (-ECONNRESET; -ENOTCONN: no engine), or until *stop is set (-EINTR,
+ * within about a second; stop may be NULL). Blocks; no overall time limit.
  * since_ns (wall clock; 0: from now) replays what the engine kept since
  * then first: a follower that resolved its containers at time T and streams
  * since T misses no restart in between.
  */
 int vg_docker_events(const char *sock, int64_t since_ns, vg_docker_event_fn fn, void *ctx,
-		     char *err, size_t errlen);
+		     const atomic_bool *stop, char *err, size_t errlen);
 
 #endif

@@ -118,6 +118,13 @@ out:
 	return r;
 }
 
+bool vg_docker_event_names(const struct vg_docker_event *ev, const char *name)
+{
+	size_t n = strlen(name);
+
+	return n && (!strcmp(ev->name, name) || (n <= strlen(ev->id) && !strncmp(ev->id, name, n)));
+}
+
 int vg_line_buf_feed(struct vg_line_buf *lb, const char *data, size_t n,
 		     vg_line_fn fn, void *ctx)
 {

@@ -60,6 +60,12 @@ void vg_docker_error_message(const char *body, char *buf, size_t len);
 int vg_docker_parse_event(const char *line, struct vg_docker_event *ev);
 
 /*
+ * Is the event's container the one `name` designates? Docker takes a name,
+ * a full id or an id's prefix wherever it takes a container.
+ */
+bool vg_docker_event_names(const struct vg_docker_event *ev, const char *name);
+
+/*
  * A streamed answer cut into lines: the engine writes one JSON object and a
  * newline per event, and the transport cuts wherever it likes.
  */

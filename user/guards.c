@@ -148,9 +148,12 @@ static int prepare_one(struct vg_guard_set *s, struct vg_guard_spec *g, bool by_
 int vg_guard_set_prepare(const struct vg_options *cli, bool by_agent, struct vg_guard_set *s)
 {
 	char err[PATH_MAX + 600];
+	struct timespec now;
 	int rc;
 
 	memset(s, 0, sizeof(*s));
+	clock_gettime(CLOCK_REALTIME, &now);
+	s->resolved_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
 	for (int i = 0; i < VG_MAX_CONF_GUARDS + 1; i++)
 		s->reqs[i].netns_fd = -1;
 	s->log = cli->log;
@@ -204,6 +207,14 @@ void vg_guard_set_free(struct vg_guard_set *s)
 			s->reqs[i].netns_fd = -1;
 		}
 	vg_config_free(&s->conf);
+}
+
+const struct vg_options *vg_guard_set_docker(const struct vg_guard_set *s)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->specs[i].o->n_containers || s->specs[i].o->tunnel_container)
+			return s->specs[i].o;
+	return NULL;
 }
 
 bool vg_guard_set_has(const struct vg_guard_set *s, __u64 id)

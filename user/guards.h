@@ -7,6 +7,7 @@
 #ifndef VG_GUARDS_H
 #define VG_GUARDS_H
 
+#include <stdint.h>
 #include "cgroup.h"
 #include "config.h"
 #include "health.h"
@@ -24,6 +25,7 @@ struct vg_guard_spec {
 struct vg_guard_set {
 	struct vg_config conf;
 	const char *config_path;        /* NULL: no file was read */
+	int64_t resolved_ns;            /* wall clock when its containers were looked up */
 	const char *log;
 	const char *webhook;
 	struct vg_guard_spec specs[VG_MAX_CONF_GUARDS + 1];
@@ -43,6 +45,12 @@ int vg_guard_set_prepare(const struct vg_options *cli, bool by_agent, struct vg_
 int vg_guard_set_apply(struct vg_guard_set *s, bool keep_state);
 
 void vg_guard_set_free(struct vg_guard_set *s);
+
+/*
+ * The first guard that names containers (--container, --tunnel-container):
+ * its --docker-host is the engine to follow. NULL when none does.
+ */
+const struct vg_options *vg_guard_set_docker(const struct vg_guard_set *s);
 
 /* Is id one of the set's guards? */
 bool vg_guard_set_has(const struct vg_guard_set *s, __u64 id);

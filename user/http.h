@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <curl/curl.h>
 
 struct vg_http_req {
 	const char *url;
@@ -22,6 +23,13 @@ struct vg_http_req {
  * "HTTP 503").
  */
 int vg_http_request(const struct vg_http_req *req, char *body, size_t *len, char *err, size_t errlen);
+
+/*
+ * A CURLOPT_XFERINFOFUNCTION with a const atomic_bool * (or NULL) as its
+ * data: aborts the transfer once the flag is set. libcurl calls it about
+ * once a second even while no data flows, so an idle stream stops too.
+ */
+int vg_http_stop_progress(void *stop, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d);
 
 /* curl_global_init, once, before any thread runs. */
 int vg_http_init(void);

@@ -13,7 +13,13 @@
 #   scan  nothing for the clean setup (cap_drop NET_RAW); an escaped process (right cgroup,
 #       host namespaces), a process holding CAP_NET_RAW and a process of the container's PID
 #       namespace outside its cgroup are each found, by the command (exit 3) and by the agent;
-#   events  the engine's start/die stream through vpnguard's own client (vgdockerev).
+#   events  the engine's start/die stream through vpnguard's own client (vgdockerev);
+#   following  the agent guarding containers by name follows their restarts (new cgroup: attached,
+#       the old one detached) and the VPN container's (new namespace, tunnel made there after the
+#       start: the refused reload is retried), with zero packets on the fallback path in the gap;
+#       the window of guarding by name (packets a container flooding from its first instruction
+#       gets out before the agent re-attaches, and the time from the start event to the reload),
+#       beside the same container under a guarded slice (zero).
 #
 # Needs root and the engine (docker.io, installed when missing); a missing engine is a
 # failure, never a skip.  Holds /run/vpnguard-kernel-tests.lock for its whole run.  Sends
@@ -38,6 +44,8 @@ VPN=vgvpn-$S             # the VPN container: the tunnel lives in its namespace
 CLIENT=vgclient-$S       # network_mode container:VPN, in the guarded slice, cap_drop NET_RAW
 RAWCAP=vgraw-$S          # the same, keeping Docker's default capabilities
 BYNAME=vgbyname-$S       # network_mode container:VPN, guarded by name
+FLOODN=vgfloodn-$S       # floods the LAN (the fallback path) from its start; guarded by name
+FLOODS=vgfloods-$S       # the same in the guarded slice
 SLICE_REL=vgtest$S/vpnguard.slice        # cgroup_parent of the guarded containers
 BYNAME_PARENT=vgtest$S/byname.slice      # cgroup_parent of the container guarded by name
 AGENT_PID=
@@ -53,7 +61,7 @@ on_exit() {
 		done < <(find "$TOPO_CG_ROOT" -mindepth 1 -type d)
 	fi
 	if [ -n "${ENGINE_DIR:-}" ]; then
-		timeout 60 "$DOCKER" rm -f "$CLIENT" "$RAWCAP" "$BYNAME" "$VPN" >/dev/null 2>&1
+		timeout 60 "$DOCKER" rm -f "$CLIENT" "$RAWCAP" "$BYNAME" "$FLOODN" "$FLOODS" "$VPN" >/dev/null 2>&1
 	fi
 	topo_down
 	engine_down
@@ -276,5 +284,121 @@ t0=$(date +%s%N)
 "$DOCKER" run --rm --name "vgev-$S" --network none "$ENGINE_IMAGE" true >/dev/null
 out=$(timeout 10 "$VGDOCKEREV" "$ENGINE_SOCK" "$t0" 2 2>&1 | awk '{print $1, $2}' | tr '\n' ' ')
 expect_eq "start and die of a container, in order" "$out" "start vgev-$S die vgev-$S "
+
+# ---------------------------------------------------------------------------
+echo "# following containers: the agent re-applies guards by name when containers restart"
+# Each flooder sends UDP to the LAN host from its first instruction for 2 s, then sleeps. The
+# LAN is routed by the veth (the fallback path): what arrives there (lan on the far side) got
+# out before any guard; once guarded, the socket is held to the tunnel.
+FLOOD_CMD="vgprobe flood udp $TOPO_LAN_HOST 7010 --seconds 2 --interval-us 50 --unconnected >/tmp/flood.out 2>&1; exec sleep 100000"
+for c in "$FLOODN:/$BYNAME_PARENT" "$FLOODS:/$SLICE_REL"; do
+	"$DOCKER" run -d --name "${c%%:*}" --network "container:$VPN" --cgroup-parent "${c#*:}" \
+		--cap-drop NET_RAW "$ENGINE_IMAGE" sh -c "$FLOOD_CMD" >/dev/null
+done
+FLOG=$TOPO_DIR/follow.jsonl
+"$VG" attach --container "$BYNAME" --container "$FLOODN" --tunnel-container "$VPN" \
+	--tunnel "$TOPO_WG_CLIENT" --log "$FLOG" >"$TOPO_DIR/follow.out" 2>&1 &
+AGENT_PID=$!
+_topo_wait_until 10 grep -q 'agent running' "$TOPO_DIR/follow.out"
+expect_match "agent guarding two containers by name runs" "$(cat "$TOPO_DIR/follow.out")" 'agent running'
+# applied NAME: how many starts of NAME the agent followed with an applied reload.
+applied() { grep '"event":"docker"' "$FLOG" 2>/dev/null | py '
+import json, sys
+print(sum(1 for l in sys.stdin for r in [json.loads(l)]
+          if r.get("container") == sys.argv[1] and r["action"] == "start" and r.get("reload") == "applied"))' "$1"; }
+# after_start NAME: after_start_ms of its last followed start.
+after_start() { grep '"event":"docker"' "$FLOG" | py '
+import json, sys
+print([r for l in sys.stdin for r in [json.loads(l)] if r.get("container") == sys.argv[1] and r.get("reload")][-1]["after_start_ms"])' "$1"; }
+applied_more() { [ "$(applied "$1")" -gt "$2" ]; } # NAME COUNT
+# restart_followed NAME: docker restart, then wait for the agent's applied reload (10 s).
+restart_followed() {
+	local before
+	before=$(applied "$1")
+	"$DOCKER" restart -t 0 "$1" >/dev/null
+	_topo_wait_until 10 applied_more "$1" "$before"
+}
+
+echo "# (a) a guarded client restarts"
+OLD_CG=$(cg_of_pid "$(cpid "$BYNAME")")
+OLD_ID=$(cg_id "$TOPO_CG2$OLD_CG")
+expect_true "docker restart $BYNAME: the agent logs the start and an applied reload" restart_followed "$BYNAME"
+NEW_CG=$(cg_of_pid "$(cpid "$BYNAME")")
+expect_match "the restarted container has a new cgroup" "$NEW_CG" "^/$BYNAME_PARENT/[0-9a-f]{64}\$"
+NEW_ID=$(cg_id "$TOPO_CG2$NEW_CG")
+expect_true "...not the old one ($OLD_ID -> $NEW_ID)" [ "$NEW_ID" != "$OLD_ID" ]
+expect_cg_guarded "the new cgroup" "$TOPO_CG2$NEW_CG"
+expect_eq "status: a guard on the new cgroup" "$(gq "$NEW_ID" 'g["cgroup"]')" "$NEW_CG"
+expect_eq "status: the old cgroup id is detached" "$(gq "$OLD_ID" 'g is None')" "true"
+expect_eq "...and its pins are gone" "$(ls -d "$PIN_ROOT/$OLD_ID" 2>/dev/null)" ""
+leak_reset
+out=$(dexec "$BYNAME" vgprobe sendto "$TOPO_INET_HOST" 7004 --count 10 --interval-us 2000)
+expect_eq "the restarted container sends" "$out" "sent 10/10"
+expect_far "...through the tunnel" "tunnel>=10"
+
+echo "# (c) the window at a container start: by name, then under a guarded slice"
+sleep 2.5 # the first runs' floods are over
+# flood_window NAME: restart it, wait out its flood, print "LAN_PACKETS SENT_LINE".
+flood_window() {
+	leak_reset
+	"$DOCKER" restart -t 0 "$1" >/dev/null
+	sleep 3
+	topo_settle
+	far_read
+	echo "${FAR[lan]} $(dexec "$1" cat /tmp/flood.out)"
+}
+before=$(applied "$FLOODN")
+w=$(flood_window "$FLOODN")
+expect_gt "by name: the agent followed the restart" "$(applied "$FLOODN")" "$before"
+BYNAME_PKTS=${w%% *}
+BYNAME_MS=$(after_start "$FLOODN")
+expect_match "by name: the flood ran (${w#* })" "${w#* }" '^ok=[0-9]+ failed=[0-9]+'
+expect_match "by name: packets on the fallback path before the agent re-attached: $BYNAME_PKTS" "$BYNAME_PKTS" '^[0-9]+$'
+expect_match "by name: start event to applied reload: $BYNAME_MS ms" "$BYNAME_MS" '^[0-9.]+$'
+w=$(flood_window "$FLOODS")
+SLICE_PKTS=${w%% *}
+expect_match "slice: the flood ran (${w#* })" "${w#* }" '^ok=[0-9]+ failed=[0-9]+'
+expect_eq "slice: packets on the fallback path at the container's start" "$SLICE_PKTS" 0
+note "WINDOW by name: $BYNAME_PKTS packets on the fallback path, $BYNAME_MS ms from the start event to the applied reload (flood: 1 datagram / 50 us)"
+note "WINDOW under a guarded slice: $SLICE_PKTS packets"
+
+echo "# (b) the VPN container restarts: new namespace, the tunnel made again in it"
+# The client floods the Internet host through the whole gap: with the tunnel gone its route is
+# the fallback (the veth), until the client itself restarts into the new namespace.
+dexec -d "$BYNAME" vgprobe flood udp "$TOPO_INET_HOST" 7020 --seconds 60 --interval-us 1000 >/dev/null
+sleep 0.3
+leak_reset
+topo_tunnel_down del
+"$DOCKER" restart -t 0 "$VPN" >/dev/null
+VPN_PID2=$(cpid "$VPN")
+expect_true "the VPN container runs again with a new namespace" [ "$(readlink "/proc/$VPN_PID2/ns/net")" != "$(readlink "/proc/$(cpid "$BYNAME")/ns/net")" ]
+expect_true "topology: wire and tunnel rebuilt in the new namespace" topo_home_move "$VPN_PID2"
+# The start came before the tunnel: that reload is refused and retried each second.
+# shellcheck disable=SC2016 # expanded by eval, at each try
+_topo_wait_until 10 eval '[ "$(gq "$NEW_ID" "g[\"netns\"]")" = "/proc/$VPN_PID2/ns/net" ]'
+expect_eq "status: the guard's tunnel namespace is the new one" "$(gq "$NEW_ID" 'g["netns"]')" "/proc/$VPN_PID2/ns/net"
+expect_eq "status: the tunnel is present there" "$(gq "$NEW_ID" 'g["tunnel_present"]')" "true"
+expect_match "the agent logged the refused reload and the retry that applied" \
+	"$(grep '"event":"reload"' "$FLOG" | tail -n 3 | tr '\n' ' ')" '"result":"refused".*"trigger":"retry".*"result":"applied"'
+# Datagrams already in wireguard-go when the tunnel went may still come out of it (tunnel).
+expect_far "the gap (client still in the old namespace, flooding): nothing on the fallback path" "tunnel>=0"
+expect_gt "...the client's flood was denied meanwhile (no_tunnel, netns)" \
+	"$(gq "$NEW_ID" 'g["denied"].get("no_tunnel", 0) + g["denied"].get("netns", 0)')" 0
+OLD_ID=$NEW_ID
+expect_true "docker restart $BYNAME into the new namespace: followed" restart_followed "$BYNAME"
+NEW_ID=$(cg_id "$TOPO_CG2$(cg_of_pid "$(cpid "$BYNAME")")")
+expect_eq "the client shares the new namespace" "$(readlink "/proc/$(cpid "$BYNAME")/ns/net")" "$(readlink "/proc/$VPN_PID2/ns/net")"
+expect_eq "status: its new cgroup is guarded in the new namespace" "$(gq "$NEW_ID" 'g["netns"]')" "/proc/$VPN_PID2/ns/net"
+expect_eq "status: the previous cgroup id is detached" "$(gq "$OLD_ID" 'g is None')" "true"
+leak_reset
+out=$(dexec "$BYNAME" vgprobe sendto "$TOPO_INET_HOST" 7004 --count 10 --interval-us 2000)
+expect_eq "the client sends again" "$out" "sent 10/10"
+expect_far "...through the new tunnel" "tunnel>=10"
+
+t0=$(date +%s%N)
+_topo_end_pid "$AGENT_PID" TERM
+expect_true "the agent stops on SIGTERM within 2 s while following the engine's stream" \
+	[ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 2000 ]
+AGENT_PID=
 
 finished=1

@@ -81,6 +81,8 @@
 #                              make the client tunnel vanish: `ip link del` (default), SIGTERM or SIGKILL
 #                              to its wireguard-go; returns once the interface and the process are gone
 #   topo_tunnel_up             recreate the client tunnel with the same name/keys (new ifindex), routes, handshake
+#   topo_home_move PID         HOME becomes PID's network namespace (a restarted VPN container, TOPO_HOME_PID
+#                              worlds): wire, routes and tunnel rebuilt there, the old HOME left without them
 #   leak_reset                 zero all counters
 #   leak_count                 IPv4 packets arriving on the veth for 198.51.100.0/24 or 203.0.113.0/24, whatever
 #                              their source (normally the real IP 10.99.0.1): the leaks.  Counters are read in
@@ -387,23 +389,18 @@ topo_up() {
 	_topo_log "up: $TOPO_HOME <-> $TOPO_INET, tunnel $TOPO_WG_CLIENT (ifindex $TOPO_WG_CLIENT_IFINDEX)"
 }
 
-_topo_up_steps() {
-	local h=$TOPO_HOME i=$TOPO_INET ns
-	if [ -n "$TOPO_HOME_PID" ]; then
-		ip netns attach "$h" "$TOPO_HOME_PID" || return 1
-	else
-		ip netns add "$h" || return 1
-	fi
-	ip netns add "$i" || return 1
-	for ns in "$h" "$i"; do
-		ip -n "$ns" link set lo up || return 1
-		# New namespaces may inherit rp_filter from the host; the leak path has
-		# asymmetric routes by design, so switch it off.
-		ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 || return 1
-	done
+_topo_ns_basics() {
+	ip -n "$1" link set lo up || return 1
+	# New namespaces may inherit rp_filter from the host; the leak path has
+	# asymmetric routes by design, so switch it off.
+	ip netns exec "$1" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+}
 
-	# The wire between the user's machine and the world.  Created directly in
-	# the namespaces, so the names never touch the host's.
+# HOME's side: the wire to INET and the routes that do not depend on the tunnel.
+_topo_home_wire() {
+	local h=$TOPO_HOME i=$TOPO_INET
+	_topo_ns_basics "$h" || return 1
+	# Created directly in the namespaces, so the names never touch the host's.
 	ip -n "$h" link add "$TOPO_VETH_HOME" type veth peer name "$TOPO_VETH_INET" netns "$i" || return 1
 	ip -n "$h" addr add "$TOPO_REAL_IP/24" dev "$TOPO_VETH_HOME" || return 1
 	ip -n "$i" addr add "$TOPO_GW_IP/24" dev "$TOPO_VETH_INET" || return 1
@@ -411,17 +408,27 @@ _topo_up_steps() {
 	ip -n "$i" addr add "$TOPO_GW_IP6/64" dev "$TOPO_VETH_INET" nodad || return 1
 	ip -n "$h" link set "$TOPO_VETH_HOME" up || return 1
 	ip -n "$i" link set "$TOPO_VETH_INET" up || return 1
+	ip -n "$h" route add "$TOPO_LAN_NET" via "$TOPO_GW_IP" dev "$TOPO_VETH_HOME" || return 1
+	ip -n "$h" route add default via "$TOPO_GW_IP" dev "$TOPO_VETH_HOME" metric 1000 || return 1
+	ip -n "$h" -6 route add default via "$TOPO_GW_IP6" dev "$TOPO_VETH_HOME" metric 1000 || return 1
+}
+
+_topo_up_steps() {
+	local h=$TOPO_HOME i=$TOPO_INET
+	if [ -n "$TOPO_HOME_PID" ]; then
+		ip netns attach "$h" "$TOPO_HOME_PID" || return 1
+	else
+		ip netns add "$h" || return 1
+	fi
+	ip netns add "$i" || return 1
+	_topo_ns_basics "$i" || return 1
+	_topo_home_wire || return 1
 
 	# "The Internet": addresses local to INET (no dummy driver in this kernel, so lo).
 	for x in "$TOPO_INET_HOST/32" "$TOPO_ROGUE_DNS/32" "$TOPO_RESOLVER/32" "$TOPO_LAN_HOST/32"; do
 		ip -n "$i" addr add "$x" dev lo || return 1
 	done
 	ip -n "$i" addr add "$TOPO_INET_HOST6/128" dev lo nodad || return 1
-
-	# HOME's routes that do not depend on the tunnel.
-	ip -n "$h" route add "$TOPO_LAN_NET" via "$TOPO_GW_IP" dev "$TOPO_VETH_HOME" || return 1
-	ip -n "$h" route add default via "$TOPO_GW_IP" dev "$TOPO_VETH_HOME" metric 1000 || return 1
-	ip -n "$h" -6 route add default via "$TOPO_GW_IP6" dev "$TOPO_VETH_HOME" metric 1000 || return 1
 
 	# Counters before any traffic.
 	_topo_nft_rules | ip netns exec "$i" nft -f - || return 1
@@ -470,6 +477,24 @@ topo_tunnel_up() {
 		_topo_log "tunnel $TOPO_WG_CLIENT exists already"
 		return 1
 	fi
+	_topo_client_up
+}
+
+# topo_home_move PID: HOME becomes PID's network namespace (the T2 VPN container restarted:
+# a new namespace).  The old HOME loses its wire and tunnel (the processes still in it are
+# left alone: a container's); the wire, the routes and the tunnel (new ifindex) are built
+# in the new one, the counters in INET stay.
+topo_home_move() {
+	local -
+	set +e # callers may run with set -e: failures here are handled, not fatal
+	_topo_wg_stop "$TOPO_HOME" "$TOPO_WG_CLIENT" "${TOPO_WG_CLIENT_PID:-}" del
+	TOPO_WG_CLIENT_PID=
+	ip -n "$TOPO_HOME" link del "$TOPO_VETH_HOME" 2>/dev/null
+	ip netns del "$TOPO_HOME" 2>/dev/null
+	TOPO_HOME_PID=$1
+	export TOPO_HOME_PID
+	ip netns attach "$TOPO_HOME" "$TOPO_HOME_PID" || return 1
+	_topo_home_wire || return 1
 	_topo_client_up
 }
 

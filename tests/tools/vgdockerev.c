@@ -30,7 +30,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: vgdockerev SOCKET SINCE_NS COUNT\n");
 		return 2;
 	}
-	if (vg_docker_events(argv[1], atoll(argv[2]), print_event, &left, err, sizeof(err)) == 1)
+	if (vg_docker_events(argv[1], atoll(argv[2]), print_event, &left, NULL, err, sizeof(err)) == 1)
 		return 0;
 	fprintf(stderr, "vgdockerev: %s\n", err);
 	return 1;

@@ -215,6 +215,21 @@ static void test_parse_events(void **state)
 	assert_string_equal(ev.name, "");
 }
 
+static void test_event_names(void **state)
+{
+	(void)state;
+	struct vg_docker_event ev = { .action = "start", .id = "b6a445d18856ff", .name = "gluetun" };
+
+	assert_true(vg_docker_event_names(&ev, "gluetun"));
+	assert_true(vg_docker_event_names(&ev, "b6a445d18856ff"));
+	assert_true(vg_docker_event_names(&ev, "b6a4"));
+	assert_false(vg_docker_event_names(&ev, "gluetun2"));
+	assert_false(vg_docker_event_names(&ev, "glue"));
+	assert_false(vg_docker_event_names(&ev, "b6a445d18856ff0"));
+	assert_false(vg_docker_event_names(&ev, "6a44"));
+	assert_false(vg_docker_event_names(&ev, ""));
+}
+
 struct lines {
 	char got[8][128];
 	int n;
@@ -316,6 +331,7 @@ int main(void)
 		cmocka_unit_test(test_host_pick),
 		cmocka_unit_test(test_name_valid),
 		cmocka_unit_test(test_parse_events),
+		cmocka_unit_test(test_event_names),
 		cmocka_unit_test(test_line_buf_any_cut),
 		cmocka_unit_test(test_line_buf_byte_by_byte),
 		cmocka_unit_test(test_line_buf_stop),
