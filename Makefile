@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # vpnguard-bpf: `make` builds, `make test` installs what is missing and runs every test,
-# `make demo` installs what is missing and runs the built-in example.
+# `make demo` installs what is missing and runs the built-in example,
+# `make bench` installs what is missing and measures (tests/bench/run.sh).
 
 OUT      := build
 ARCH     ?= $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
@@ -22,7 +23,7 @@ USER_SRCS  := user/vpnguard.c $(PURE_SRCS) $(SYS_SRCS)
 USER_OBJS  := $(patsubst user/%.c,$(OUT)/%.o,$(USER_SRCS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all bpf deps test unit-test kernel-test demo clean install
+.PHONY: all bpf deps test unit-test kernel-test demo bench clean install
 all: $(OUT)/vpnguard-bpf $(OUT)/vgprobe
 
 bpf: $(OUT)/vpnguard.bpf.o
@@ -45,6 +46,9 @@ $(OUT)/vpnguard-bpf: $(USER_OBJS)
 $(OUT)/vgprobe: tests/tools/vgprobe.c | $(OUT)
 	$(CC) -O2 -g -Wall -Wextra -Werror $< -o $@
 
+$(OUT)/vgbench: tests/bench/vgbench.c | $(OUT)
+	$(CC) -O2 -g -Wall -Wextra -Werror $< -o $@
+
 $(OUT)/test_%: tests/unit/test_%.c $(patsubst user/%.c,$(OUT)/%.o,$(PURE_SRCS))
 	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs cmocka json-c 2>/dev/null || echo -lcmocka -ljson-c) -o $@
 
@@ -64,6 +68,10 @@ test: deps
 demo: deps
 	$(MAKE) all
 	bash scripts/demo.sh
+
+bench: deps
+	$(MAKE) all $(OUT)/vgbench
+	bash tests/bench/run.sh
 
 install: $(OUT)/vpnguard-bpf
 	install -D -m 0755 $< $(DESTDIR)$(PREFIX)/sbin/vpnguard-bpf

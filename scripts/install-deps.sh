@@ -1,12 +1,13 @@
 #!/bin/sh
-# Installs everything vpnguard-bpf needs to build, test and demo, from Debian's packages.
+# Installs everything vpnguard-bpf needs to build, test, demo and benchmark, from Debian's packages.
 # Idempotent: packages already present are left as they are.
 set -eu
 
 pkgs="make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
       libcurl4-openssl-dev libmnl-dev libjson-c-dev libcmocka-dev
       iproute2 wireguard-tools wireguard-go nftables
-      iputils-ping python3 procps util-linux"
+      iputils-ping python3 procps util-linux
+      iperf3"
 
 missing=""
 for p in $pkgs; do
