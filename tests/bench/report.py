@@ -137,7 +137,7 @@ def markdown(r):
     lines = [
         f"`make bench` on {r['date']}: kernel {r['kernel']}, {r['machine']}, "
         f"load average {r['load_average_at_start']} at the start. "
-        f"Medians of {r['rounds']} rounds (workloads 1–3 / 4 / 5); "
+        f"Medians of {r['rounds']} rounds (workloads 1–2 / 3 / 4 / 5); "
         "the ratio to none in brackets.",
         "",
         "| workload | unit | none | nft | vpnguard | nft − none | vpnguard − none |",

@@ -27,8 +27,9 @@
 #
 # Output: progress on stderr, the Markdown table on stdout and in
 # tests/bench/results.md, the medians in tests/bench/results.json.
-# Knobs (environment): BENCH_ROUNDS (5), BENCH_STORM_ROUNDS (3),
-# BENCH_LEAK_ROUNDS (3), BENCH_BULK_SECONDS (3).
+# Knobs (environment): rounds BENCH_ROUNDS (9, workloads 1-2),
+# BENCH_BULK_ROUNDS (5), BENCH_STORM_ROUNDS (3), BENCH_LEAK_ROUNDS (3);
+# BENCH_BULK_SECONDS (3).
 #
 # Needs root. Holds /run/vpnguard-kernel-tests.lock while it runs: it attaches
 # under the global /sys/fs/bpf/vpnguard like the kernel tests.
@@ -40,7 +41,8 @@ VG=$repo/build/vpnguard-bpf
 VGBENCH=$repo/build/vgbench
 PIN_ROOT=/sys/fs/bpf/vpnguard
 AGENT_PIDFILE=/run/vpnguard/agent.pid
-ROUNDS=${BENCH_ROUNDS:-5}
+ROUNDS=${BENCH_ROUNDS:-9}
+BULK_ROUNDS=${BENCH_BULK_ROUNDS:-5}
 STORM_ROUNDS=${BENCH_STORM_ROUNDS:-3}
 LEAK_ROUNDS=${BENCH_LEAK_ROUNDS:-3}
 BULK_SECONDS=${BENCH_BULK_SECONDS:-3}
@@ -232,18 +234,24 @@ agent_start() {
 		die "the agent did not come up: $(tr '\n' ' ' <"$agent_err")"
 }
 
-# Workloads 1-3 for one configuration in force.
-run_hot_path() { # CONFIG ROUND
-	local cfg=$1 r=$2 out bulk
-	out=$(load sendto "$PEER_NET" "$PEER_PORT" --count 200000) || die "$cfg: vgbench sendto: $(tail -n2 "$WORK/load.err")"
-	sample udp_sendto "$cfg" ns "$(kv "$out" ns_per_call)"
-	sample udp_sendto "$cfg" failed "$(kv "$out" failed)"
-	out=$(load connect udp "$PEER_NET" "$PEER_PORT" --count 50000) || die "$cfg: vgbench connect udp"
-	sample connect_udp "$cfg" ns "$(kv "$out" ns_per_conn)"
-	sample connect_udp "$cfg" failed "$(kv "$out" failed)"
-	out=$(load connect tcp "$SERVER_NET" "$ACCEPT_PORT" --count 10000) || die "$cfg: vgbench connect tcp"
-	sample connect_tcp "$cfg" ns "$(kv "$out" ns_per_conn)"
-	sample connect_tcp "$cfg" failed "$(kv "$out" failed)"
+# Workloads 1 and 2 for one configuration in force.
+run_calls() { # CONFIG
+	local cfg=$1 sendto udp tcp
+	sendto=$(load sendto "$PEER_NET" "$PEER_PORT" --count 400000) || die "$cfg: vgbench sendto: $(tail -n2 "$WORK/load.err")"
+	sample udp_sendto "$cfg" ns "$(kv "$sendto" ns_per_call)"
+	sample udp_sendto "$cfg" failed "$(kv "$sendto" failed)"
+	udp=$(load connect udp "$PEER_NET" "$PEER_PORT" --count 100000) || die "$cfg: vgbench connect udp"
+	sample connect_udp "$cfg" ns "$(kv "$udp" ns_per_conn)"
+	sample connect_udp "$cfg" failed "$(kv "$udp" failed)"
+	tcp=$(load connect tcp "$SERVER_NET" "$ACCEPT_PORT" --count 20000) || die "$cfg: vgbench connect tcp"
+	sample connect_tcp "$cfg" ns "$(kv "$tcp" ns_per_conn)"
+	sample connect_tcp "$cfg" failed "$(kv "$tcp" failed)"
+	say "  $cfg: sendto $(kv "$sendto" ns_per_call) ns/call, UDP connect $(kv "$udp" ns_per_conn) ns, TCP connect $(kv "$tcp" ns_per_conn) ns"
+}
+
+# Workload 3 for one configuration in force.
+run_bulk() { # CONFIG ROUND
+	local cfg=$1 r=$2 bulk
 	bulk=$WORK/iperf3.$cfg.$r.json
 	run_in "$RUN_CG" "$TOPO_HOME" taskset -c "$LOAD_CPU" iperf3 -c "$SERVER_IP" -p "$IPERF_PORT" \
 		-t "$BULK_SECONDS" -O 1 -J >"$bulk" 2>>"$WORK/load.err" 9>&- || die "$cfg: iperf3 client: $(tail -n3 "$bulk")"
@@ -255,7 +263,7 @@ cpu_s = end["cpu_utilization_percent"]["host_total"] / 100 * sent["seconds"]
 print("tcp_bulk\t%s\tgbps\t%.3f" % (sys.argv[2], sent["bits_per_second"] / 1e9))
 print("tcp_bulk\t%s\tcpu_ns_per_kib\t%.1f" % (sys.argv[2], cpu_s * 1e9 / (sent["bytes"] / 1024)))
 EOF
-	say "  $cfg: $(awk -F'\t' -v c="$cfg" '$2 == c && $3 != "failed" {s[$1 "." $3] = $4} END {printf "sendto %s ns, udp connect %s ns, tcp connect %s ns, bulk %s Gbit/s (%s ns CPU/KiB)", s["udp_sendto.ns"], s["connect_udp.ns"], s["connect_tcp.ns"], s["tcp_bulk.gbps"], s["tcp_bulk.cpu_ns_per_kib"]}' "$SAMPLES")"
+	say "  $cfg: $(tail -n2 "$SAMPLES" | cut -f4 | paste -sd' ' | awk '{printf "%s Gbit/s, sender CPU %s ns/KiB", $1, $2}')"
 }
 
 # Workload 4 for one configuration.
@@ -358,10 +366,18 @@ say "agent pid $agent_pid"
 idle_c0=$(agent_proc run_ns) idle_w0=$(agent_proc wakeups) idle_t0=$(now_ns)
 
 for ((r = 0; r < ROUNDS; r++)); do
-	say "round $((r + 1))/$ROUNDS of workloads 1-3 (t=$((SECONDS - started)) s)"
+	say "round $((r + 1))/$ROUNDS of workloads 1-2, sendto and connect (t=$((SECONDS - started)) s)"
 	for cfg in $(round_order "$r"); do
 		cfg_enter "$cfg" "$PATH_HOME"
-		run_hot_path "$cfg" "$r"
+		run_calls "$cfg"
+		cfg_leave "$cfg"
+	done
+done
+for ((r = 0; r < BULK_ROUNDS; r++)); do
+	say "round $((r + 1))/$BULK_ROUNDS of workload 3, TCP bulk (t=$((SECONDS - started)) s)"
+	for cfg in $(round_order "$r"); do
+		cfg_enter "$cfg" "$PATH_HOME"
+		run_bulk "$cfg" "$r"
 		cfg_leave "$cfg"
 	done
 done
@@ -403,5 +419,5 @@ detach_guard
 machine="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $ncpu cores"
 python3 "$here/report.py" "$SAMPLES" "$here/results.json" "$here/results.md" \
 	--kernel "$(uname -r)" --machine "$machine" --load "$load_start" \
-	--rounds "$ROUNDS/$STORM_ROUNDS/$LEAK_ROUNDS" || die "report"
+	--rounds "$ROUNDS/$BULK_ROUNDS/$STORM_ROUNDS/$LEAK_ROUNDS" || die "report"
 cat "$here/results.md"
