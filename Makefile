@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # vpnguard-bpf: `make` builds, `make test` installs what is missing and runs every test,
-# `make demo` installs what is missing and runs the built-in example.
+# `make demo` installs what is missing and runs the built-in example,
+# `make bench` installs what is missing and measures (tests/bench/run.sh).
 
 OUT      := build
 ARCH     ?= $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
@@ -30,7 +31,7 @@ USER_SRCS  := user/vpnguard.c $(PURE_SRCS) $(SYS_SRCS)
 USER_OBJS  := $(patsubst user/%.c,$(OUT)/%.o,$(USER_SRCS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all bpf deps test unit-test kernel-test demo clean install
+.PHONY: all bpf deps test unit-test kernel-test demo bench clean install
 all: $(OUT)/vpnguard-bpf $(OUT)/vgprobe $(OUT)/vgdockerev
 
 bpf: $(OUT)/vpnguard.bpf.o
@@ -57,6 +58,9 @@ $(OUT)/vgprobe: tests/tools/vgprobe.c | $(OUT)
 $(OUT)/vgdockerev: tests/tools/vgdockerev.c $(patsubst %,$(OUT)/%.o,docker docker_json http cgroup proc_parse event_fmt policy)
 	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs json-c libcurl 2>/dev/null || echo -ljson-c -lcurl) -o $@
 
+$(OUT)/vgbench: tests/bench/vgbench.c | $(OUT)
+	$(CC) -O2 -g -Wall -Wextra -Werror $< -o $@
+
 $(OUT)/test_%: tests/unit/test_%.c $(patsubst user/%.c,$(OUT)/%.o,$(PURE_SRCS))
 	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs cmocka json-c inih 2>/dev/null || echo -lcmocka -ljson-c -linih) -o $@
 
@@ -76,6 +80,10 @@ test: deps
 demo: deps
 	$(MAKE) all
 	bash scripts/demo.sh
+
+bench: deps
+	$(MAKE) all $(OUT)/vgbench
+	bash tests/bench/run.sh
 
 # The binary, the service and slice, the logrotate file, and a sample config
 # (also as /etc/vpnguard/vpnguard.conf when there is none: never overwritten).

@@ -24,6 +24,7 @@
 #define PAGE_SIZE_MIN 4096
 #define TCX_NEXT -1
 #define TC_ACT_SHOT 2
+#define BPF_SK_STORAGE_GET_F_CREATE 1
 
 /* Set by the loader before load: which guard this copy of the programs serves. */
 const volatile __u64 guard_cgroup_id = 0;
@@ -82,6 +83,25 @@ struct {
 	__uint(max_entries, 256 * 1024);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vg_events SEC(".maps");
+
+/*
+ * What sendmsg() last allowed on an unconnected UDP socket: the IPv4
+ * destination it judged and the tunnel the datagram must leave by (0: not a
+ * tunnel verdict). The egress program then need not judge that datagram a
+ * second time (egress_judged_at_sendmsg). Not pinned: every guard's copy of
+ * the programs has its own, so nested guards never read each other's verdicts.
+ */
+struct vg_sk_verdict {
+	__u32 daddr;
+	__u32 ifindex;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct vg_sk_verdict);
+} vg_sk_verdict SEC(".maps");
 
 /* What a hook knows about the attempt it judges. */
 struct attempt {
@@ -339,6 +359,7 @@ static __always_inline int on_connect(struct bpf_sock_addr *ctx, struct attempt 
 static __always_inline int on_sendmsg(struct bpf_sock_addr *ctx, struct attempt *at)
 {
 	struct vg_tunnel *tun = NULL;
+	struct vg_sk_verdict *v;
 	enum verdict_kind kind;
 	__u32 reason;
 
@@ -346,7 +367,15 @@ static __always_inline int on_sendmsg(struct bpf_sock_addr *ctx, struct attempt 
 	at->proto = IPPROTO_UDP;
 	at->netns_cookie = bpf_get_netns_cookie(ctx);
 	reason = judge(at, &kind, &tun);
-	return reason ? deny(at, reason) : 1;
+	if (reason)
+		return deny(at, reason);
+	/* No storage (no memory): the egress program judges in full. */
+	v = bpf_sk_storage_get(&vg_sk_verdict, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (v) {
+		v->daddr = at->dst.w[3];
+		v->ifindex = kind == V_TUNNEL && tun && addr_is_v4(&at->dst) ? tun->ifindex : 0;
+	}
+	return 1;
 }
 
 SEC("cgroup/connect4")
@@ -533,6 +562,31 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct attempt *a
 	return 0;
 }
 
+/*
+ * The hot path of a torrent client, unconnected UDP: a datagram of such a
+ * socket cannot be sent without an address, so sendmsg() has just judged it
+ * under the policy of the moment. It passes if it goes to the destination
+ * judged and leaves by the tunnel it was judged for; anything else (another
+ * interface, IP options that change the destination, a verdict that was not
+ * "tunnel") is judged in full. Connected sockets are judged in full on every
+ * packet: CLOSED and policy changes must reach connections that exist.
+ */
+static __always_inline bool egress_judged_at_sendmsg(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data;
+	struct bpf_sock *sk = skb->sk;
+	struct vg_sk_verdict *v;
+
+	if (!sk || skb->protocol != bpf_htons(ETH_P_IP) || (void *)(ip + 1) > end)
+		return false;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->protocol != IPPROTO_UDP || sk->state != BPF_TCP_CLOSE)
+		return false;
+	v = bpf_sk_storage_get(&vg_sk_verdict, sk, 0, 0);
+	return v && v->ifindex == skb->ifindex && v->daddr == ip->daddr;
+}
+
 SEC("cgroup_skb/egress")
 int vg_egress(struct __sk_buff *skb)
 {
@@ -541,7 +595,7 @@ int vg_egress(struct __sk_buff *skb)
 	enum verdict_kind kind;
 	__u32 reason;
 
-	if (skb->ifindex == LOOPBACK_IFINDEX)
+	if (skb->ifindex == LOOPBACK_IFINDEX || egress_judged_at_sendmsg(skb))
 		return 1;
 	if (parse_packet(skb, &at, NULL))
 		return deny(&at, VG_R_NO_POLICY);

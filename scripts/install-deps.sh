@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs everything vpnguard-bpf needs to build, test and demo, from Debian's packages.
+# Installs everything vpnguard-bpf needs to build, test, demo and benchmark, from Debian's packages.
 # Idempotent: packages already present are left as they are.
 set -eu
 
@@ -7,7 +7,7 @@ pkgs="make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
       libcurl4-openssl-dev libmnl-dev libjson-c-dev libcmocka-dev libinih-dev libsystemd-dev
       iproute2 wireguard-tools wireguard-go nftables
       iputils-ping python3 openssl procps util-linux systemd
-      docker.io busybox-static"
+      docker.io busybox-static iperf3"
 
 missing=""
 for p in $pkgs; do

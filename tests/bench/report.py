@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Medians of `make bench`: tests/bench/results.json and the Markdown table.
+
+Reads the samples run.sh wrote, one figure of one run per line:
+WORKLOAD <tab> CONFIG <tab> KEY <tab> VALUE, in the order the runs happened.
+"""
+import argparse
+import datetime
+import json
+import statistics
+import sys
+
+CONFIGS = ("none", "nft", "vpnguard")
+
+
+def load(path):
+    runs = {}
+    with open(path) as f:
+        for line in f:
+            workload, config, key, value = line.rstrip("\n").split("\t")
+            runs.setdefault((workload, key), {}).setdefault(config, []).append(float(value))
+    return runs
+
+
+def per_config(runs, workload, key):
+    """{config: median or None} for one figure."""
+    got = runs.get((workload, key), {})
+    return {c: (statistics.median(got[c]) if got.get(c) else None) for c in CONFIGS}
+
+
+def samples(runs, workload, key):
+    return {c: runs.get((workload, key), {}).get(c, []) for c in CONFIGS}
+
+
+def headline(unit, medians, **extra):
+    return dict(unit=unit, **medians, **extra)
+
+
+def build(runs, args):
+    w = {}
+    w["udp_sendto"] = headline(
+        "ns/call", per_config(runs, "udp_sendto", "ns"),
+        samples=samples(runs, "udp_sendto", "ns"),
+        failed_calls=per_config(runs, "udp_sendto", "failed"))
+    tcp = per_config(runs, "connect_tcp", "ns")
+    w["connect"] = headline(
+        "ns/conn", tcp,
+        headline="tcp",
+        tcp=tcp, udp=per_config(runs, "connect_udp", "ns"),
+        samples={"tcp": samples(runs, "connect_tcp", "ns"),
+                 "udp": samples(runs, "connect_udp", "ns")},
+        failed_conns={"tcp": per_config(runs, "connect_tcp", "failed"),
+                      "udp": per_config(runs, "connect_udp", "failed")})
+    w["tcp_bulk"] = headline(
+        "Gbit/s", per_config(runs, "tcp_bulk", "gbps"),
+        cpu_ns_per_kib=per_config(runs, "tcp_bulk", "cpu_ns_per_kib"),
+        samples=samples(runs, "tcp_bulk", "gbps"))
+
+    storm = {k: samples(runs, "deny_storm", k)["vpnguard"]
+             for k in ("denied", "counted", "events_written", "events_suppressed", "events_lost")}
+    runs_v = list(zip(storm["denied"], storm["counted"], storm["events_written"],
+                      storm["events_suppressed"], storm["events_lost"]))
+    w["deny_storm"] = headline(
+        "ns/call", per_config(runs, "deny_storm", "ns"),
+        attempts=per_config(runs, "deny_storm", "attempts"),
+        denied=per_config(runs, "deny_storm", "denied"),
+        counted=per_config(runs, "deny_storm", "counted")["vpnguard"],
+        # Exact in every run: the per-reason counters moved by the number of EPERM answers.
+        counter_exact=bool(runs_v) and all(d == c for d, c, *_ in runs_v),
+        # Every denial is in the log, or counted as suppressed (rate limit) or lost.
+        events_accounted=bool(runs_v) and all(d == e + s + l for d, _, e, s, l in runs_v),
+        events_written=per_config(runs, "deny_storm", "events_written")["vpnguard"],
+        events_suppressed=per_config(runs, "deny_storm", "events_suppressed")["vpnguard"],
+        events_dropped=per_config(runs, "deny_storm", "events_lost")["vpnguard"],
+        agent_cpu_pct=per_config(runs, "agent_footprint", "cpu_storm_pct")["vpnguard"])
+    leak = samples(runs, "leak_window", "packets")
+    w["leak_window"] = headline(
+        "packets", per_config(runs, "leak_window", "packets"),
+        max={c: (max(v) if v else None) for c, v in leak.items()},
+        samples=leak,
+        through_tunnel_before=per_config(runs, "leak_window", "tunnel_before"))
+    fp = {k: per_config(runs, "agent_footprint", k)["vpnguard"]
+          for k in ("rss_kb", "rss_storm_kb", "cpu_idle_pct", "cpu_storm_pct",
+                    "wakeups_idle", "idle_seconds")}
+    w["agent_footprint"] = dict(unit="kB RSS", none=None, nft=None, vpnguard=fp.pop("rss_kb"), **fp)
+    return {
+        "kernel": args.kernel,
+        "date": args.date,
+        "machine": args.machine,
+        "load_average_at_start": args.load,
+        "command": "make bench",
+        "rounds": args.rounds,
+        "workloads": w,
+    }
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "–"
+    return f"{v:,.{digits}f}".replace(",", " ")
+
+
+def cells(m, digits=0):
+    """none | nft | vpnguard, each with its ratio to none."""
+    out = [fmt(m["none"], digits)]
+    for c in ("nft", "vpnguard"):
+        s = fmt(m[c], digits)
+        if m[c] is not None and m["none"]:
+            s += f" ({m[c] / m['none']:.3f}×)"
+        out.append(s)
+    return out
+
+
+def delta(m, c, digits=0):
+    if m[c] is None or m["none"] is None:
+        return "–"
+    return f"{m[c] - m['none']:+,.{digits}f}".replace(",", " ")
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+def markdown(r):
+    w = r["workloads"]
+    rows = [
+        ("1. UDP `sendto`, 100 B to 4096 destinations", "ns/call", w["udp_sendto"], 0),
+        ("2. UDP `socket`+`connect`+`close`", "ns/conn", dict(w["connect"]["udp"]), 0),
+        ("2. TCP `socket`+`connect`+`close`", "ns/conn", dict(w["connect"]["tcp"]), 0),
+        ("3. TCP bulk (iperf3)", "Gbit/s", w["tcp_bulk"], 2),
+        ("3. TCP bulk, sender CPU", "ns/KiB", dict(w["tcp_bulk"]["cpu_ns_per_kib"]), 1),
+        ("4. denied-attempt storm", "ns/call", w["deny_storm"], 0),
+        ("5. leak window: packets on the fallback path", "packets", w["leak_window"], 0),
+    ]
+    a = w["agent_footprint"]
+    s = w["deny_storm"]
+    lines = [
+        f"`make bench` on {r['date']}: kernel {r['kernel']}, {r['machine']}, "
+        f"load average {r['load_average_at_start']} at the start. "
+        f"Medians of {r['rounds']} rounds (workloads 1–2 / 3 / 4 / 5); "
+        "the ratio to none in brackets.",
+        "",
+        "| workload | unit | none | nft | vpnguard | nft − none | vpnguard − none |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, unit, m, d in rows:
+        lines.append(f"| {name} | {unit} | " + " | ".join(cells(m, d)) +
+                     f" | {delta(m, 'nft', d)} | {delta(m, 'vpnguard', d)} |")
+    lines.append(f"| 6. agent RSS idle / under the storm | kB | – | – | "
+                 f"{fmt(a['vpnguard'])} / {fmt(a['rss_storm_kb'])} | | |")
+    lines.append(f"| 6. agent CPU idle / under the storm | % | – | – | "
+                 f"{fmt(a['cpu_idle_pct'], 3)} / {fmt(a['cpu_storm_pct'], 3)} | | |")
+    lines.append(f"| 6. agent wake-ups while idle ({fmt(a['idle_seconds'])} s) | count | – | – | "
+                 f"{fmt(a['wakeups_idle'])} | | |")
+    lines += [
+        "",
+        f"Storm (vpnguard, median run): {fmt(s['denied']['vpnguard'])} denied attempts, "
+        f"counters {'exact in every run' if s['counter_exact'] else '**NOT exact**'}; "
+        f"events written {fmt(s['events_written'])}, suppressed by the rate limit "
+        f"{fmt(s['events_suppressed'])}, dropped {fmt(s['events_dropped'])}"
+        f"{'' if s['events_accounted'] else ' (**some denials unaccounted for**)'}.",
+        "",
+    ]
+    u, c, b, lk = w["udp_sendto"], w["connect"], w["tcp_bulk"], w["leak_window"]
+    if all(u[k] is not None for k in CONFIGS):
+        nft_o, vg_o = u["nft"] - u["none"], u["vpnguard"] - u["none"]
+        lines.append(f"- UDP `sendto` overhead at most nft's, aiming for half: "
+                     f"vpnguard {vg_o:+.0f} ns, nft {nft_o:+.0f} ns: {verdict(vg_o <= nft_o)}"
+                     f"{', half reached' if vg_o <= nft_o / 2 else ''}")
+    if b["none"] and b["vpnguard"] is not None:
+        loss = 100 * (1 - b["vpnguard"] / b["none"])
+        lines.append(f"- TCP bulk within 2% of none: {-loss:+.1f}%: {verdict(loss <= 2)}")
+    conn = [(p, c[p]["vpnguard"] - c[p]["none"]) for p in ("udp", "tcp")
+            if c[p]["vpnguard"] is not None and c[p]["none"] is not None]
+    if conn:
+        lines.append("- `connect()` overhead under 1 µs: " +
+                     ", ".join(f"{p.upper()} {o:+.0f} ns" for p, o in conn) +
+                     f": {verdict(all(o < 1000 for _, o in conn))}")
+    if lk["max"]["vpnguard"] is not None:
+        lines.append(f"- zero packets on the fallback path: vpnguard {fmt(lk['max']['vpnguard'])} "
+                     f"in the worst round (nft {fmt(lk['max']['nft'])}, none {fmt(lk['max']['none'])}): "
+                     f"{verdict(lk['max']['vpnguard'] == 0)}")
+    if a["vpnguard"] is not None:
+        lines.append(f"- agent idle: {fmt(a['wakeups_idle'])} wake-ups in {fmt(a['idle_seconds'])} s "
+                     f"(no timers on this branch), RSS {a['vpnguard'] / 1024:.1f} MB: "
+                     f"{verdict(a['wakeups_idle'] == 0 and a['vpnguard'] < 10 * 1024)}")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("samples")
+    ap.add_argument("json_out")
+    ap.add_argument("md_out")
+    ap.add_argument("--kernel", required=True)
+    ap.add_argument("--machine", required=True)
+    ap.add_argument("--load", required=True)
+    ap.add_argument("--rounds", required=True)
+    ap.add_argument("--date", default=datetime.datetime.now(datetime.timezone.utc)
+                    .strftime("%Y-%m-%d %H:%M UTC"))
+    args = ap.parse_args()
+    r = build(load(args.samples), args)
+    with open(args.json_out, "w") as f:
+        json.dump(r, f, indent=2)
+        f.write("\n")
+    with open(args.md_out, "w") as f:
+        f.write(markdown(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
