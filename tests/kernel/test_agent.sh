@@ -228,7 +228,8 @@ echo_start() { # the HTTP echo on $I:$ECHO_PORT in INET
 	_topo_pid_alive "$ECHO_PID" && return 0
 	rm -f "$TOPO_DIR/echo.ready"
 	topo_spawn - "$TOPO_INET" "$PY" "$TOOLS/echo_server.py" --addr "$I" --port "$ECHO_PORT" \
-		--ready-file "$TOPO_DIR/echo.ready" --log "$TOPO_DIR/echo.log" 2>>"$DIAG"
+		--ready-file "$TOPO_DIR/echo.ready" --log "$TOPO_DIR/echo.log" \
+		--status-file "$TOPO_DIR/gluetun.status" 2>>"$DIAG"
 	ECHO_PID=$TOPO_LAST_PID
 	_topo_wait_until 5 test -e "$TOPO_DIR/echo.ready"
 }
@@ -536,8 +537,38 @@ real_ip_case() {
 }
 [ -n "$ECHO_PID" ] || echo_start || nok "case 3: echo server"
 real_ip_case "case 3a (--real-ip, JSON public_ip)" real_ip --probe-url "$URL/json" --real-ip "$REAL"
-real_ip_case "case 3b (--expect-ip, JSON ip)" unexpected_ip --probe-url "$URL/ipjson" --expect-ip "$TOPO_VPN_NET"
+# 3b also posts its alerts to a dead port on loopback (nothing listens): closing must not wait for it.
+DEAD_PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+real_ip_case "case 3b (--expect-ip, JSON ip, webhook to a dead port)" unexpected_ip --probe-url "$URL/ipjson" \
+	--expect-ip "$TOPO_VPN_NET" --webhook "http://127.0.0.1:$DEAD_PORT/"
+expect_true "case 3b: the dead webhook's failures were reported on the agent's stderr" \
+	grep -aq "webhook http://127.0.0.1:$DEAD_PORT/: try 1 of 3" "$TOPO_DIR/case 3b (--expect-ip, JSON ip, webhook to a dead port).err"
 real_ip_off
+
+echo "# case 3c: gluetun's /v1/vpn/status as a second signal (t=$((SECONDS - started)) s)"
+echo running >"$TOPO_DIR/gluetun.status"
+if agent_start c3c "${GUARD[@]}" --probe-url "$URL/ip" --gluetun-url "http://$I:$ECHO_PORT/" --probe-interval 1s; then
+	expect_true "case 3c: opens while gluetun says running" rec_wait 6 "$AGENT_LOG" 0 "$R_OPEN"
+	m=$(log_mark)
+	t0=$(now)
+	echo stopped >"$TOPO_DIR/gluetun.status"
+	if rec_wait 5 "$AGENT_LOG" "$m" "$R_CLOSED"; then
+		fig "case 3c: gluetun status 'stopped' -> state closed record $(ms_between "$t0" "$(rec_first "$AGENT_LOG" "$m" "$R_CLOSED" 't')") ms"
+		expect_eq "case 3c: closed at once: why gluetun_not_running, gluetun stopped, seen $VPN" \
+			"$(rec_first "$AGENT_LOG" "$m" "$R_CLOSED" '[r.get("why"), r.get("gluetun"), r.get("seen")]')" \
+			"[\"gluetun_not_running\", \"stopped\", \"$VPN\"]"
+		expect_eq "case 3c: no probe failure counted before it" "$(recq "$AGENT_LOG" "$m" 'r.get("event") == "probe"')" 0
+	else
+		nok "case 3c: no state closed record within 5 s of gluetun saying stopped"
+	fi
+	expect_gsend "case 3c: guarded UDP while gluetun is not running" "$CG" 2 0 closed
+	m=$(log_mark)
+	echo running >"$TOPO_DIR/gluetun.status"
+	expect_true "case 3c: reopens when gluetun runs again" rec_wait 5 "$AGENT_LOG" "$m" "$R_OPEN"
+	expect_gsend "case 3c: guarded UDP through the tunnel again" "$CG" 2 2
+	expect_true "case 3c: gluetun's status was asked at the echo" grep -q " 200 /v1/vpn/status" "$TOPO_DIR/echo.log"
+	agent_stop TERM
+fi
 expect_eq "case 3: leak_count" "$(leak_count)" 0
 expect_eq "case 3: gleak (guarded UDP by the veth)" "$(gleak)" 0
 
@@ -705,6 +736,25 @@ if agent_spawn c6 attach --config "$CFG"; then
 		"$(recq "$CLOG" "$m" 'r.get("event") == "state"'):$(gstate)" "0:open"
 	expect_gsend "case 6: guard two (new): guarded UDP through the tunnel" "$CG2" 3 3
 
+	echo "# case 6: a kept guard that is CLOSED stays closed across a reload"
+	m=$(log_mark)
+	echo_stop
+	if rec_wait 8 "$CLOG" "$m" "$R_CLOSED"; then
+		m=$(log_mark)
+		kill -HUP "$agent_pid"
+		expect_true "case 6: SIGHUP (same file) while guard one is closed: applied" \
+			rec_wait 5 "$CLOG" "$m" 'r.get("event") == "reload" and r.get("result") == "applied"'
+		sleep 1.5
+		expect_eq "case 6: guard one still closed after the reload (echo still down), no open record" \
+			"$(gstate):$(recq "$CLOG" "$m" "$R_OPEN")" "closed:0"
+		expect_gsend "case 6: guard one closed after the reload: guarded UDP denied" "$CG" 2 0 closed
+	else
+		nok "case 6: guard one did not close with the echo down"
+	fi
+	m=$(log_mark)
+	echo_start
+	expect_true "case 6: guard one reopens when the echo is back" rec_wait 6 "$CLOG" "$m" "$R_OPEN"
+
 	echo "# case 6: bad new file + SIGHUP"
 	write_cfg "$CFG" bad
 	badline=$(grep -n 'no equals sign' "$CFG" | cut -d: -f1)
@@ -854,6 +904,20 @@ if expect_true "case 7: webhook receiver on 127.0.0.1" hook_start c7; then
 		fi
 		sleep 1
 		expect_eq "case 7: exactly 3 alerts (open, leak, reopened), all JSON" "$(hookq 'r["json"]'):$(wc -l <"$HOOK_OUT")" "3:3"
+		m=$(log_mark)
+		echo_stop
+		if rec_wait 8 "$AGENT_LOG" "$m" "$R_CLOSED" && _topo_wait_until 5 hook_has 'b.get("why") == "probe_failed"'; then
+			expect_eq "case 7: closing alert (probe failures): state/why/priority, error given" \
+				"$(hookq 'b.get("why") == "probe_failed"' '[b.get("state"), b.get("why"), b.get("priority"), bool(b.get("error"))]')" \
+				'["closed", "probe_failed", 8, true]'
+			expect_match "case 7: closing alert: title" "$(hookq 'b.get("why") == "probe_failed"' 'b.get("title")')" 'closed'
+		else
+			nok "case 7: no closing alert for the probe failures"
+		fi
+		m=$(log_mark)
+		echo_start
+		expect_true "case 7: reopens when the echo is back" rec_wait 6 "$AGENT_LOG" "$m" "$R_OPEN"
+		expect_true "case 7: and says so (5th alert)" _topo_wait_until 5 eval '[ "$(wc -l <"$HOOK_OUT")" -ge 5 ]'
 
 		echo "# case 8: log reopen on SIGHUP (t=$((SECONDS - started)) s)"
 		mv "$AGENT_LOG" "$AGENT_LOG.1"
@@ -1001,6 +1065,11 @@ topo_stop "$NOTIFY_PID"
 echo "# case 10: tunnel liveness from netlink (t=$((SECONDS - started)) s)"
 # map_watch CMD...: map_watch.py's line for the tunnel map around CMD.
 map_watch() { "$PY" "$TOOLS/map_watch.py" "$PIN_ROOT/vg_tunnels" --ifname "$WG" --timeout 5 -- "$@" 2>>"$DIAG"; }
+# map_watch_batch LINE: the same, the change made by a running `ip -batch` (no process start-up timed).
+map_watch_batch() {
+	"$PY" "$TOOLS/map_watch.py" "$PIN_ROOT/vg_tunnels" --ifname "$WG" --timeout 5 --stdin-line "$1" \
+		-- ip -n "$TOPO_HOME" -batch - 2>>"$DIAG"
+}
 kv() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p; s/^$1=\([^[:space:]]*\).*/\1/p" | head -n1; }
 restore_routes() {
 	ip -n "$TOPO_HOME" route replace "$TOPO_INET_NET" dev "$WG" src "$VPN" metric 10 &&
@@ -1010,12 +1079,16 @@ R_TDOWN='r.get("event") == "tunnel_down"'
 R_TUP='r.get("event") == "tunnel_up"'
 if agent_start c10 "${GUARD[@]}"; then
 	ifx=$TOPO_WG_CLIENT_IFINDEX
-	e2e_down='' e2e_up='' rec_down='' rec_up=''
-	for round in 1 2 3; do
+	e2e_down='' e2e_up='' rec_down='' rec_up='' fork_down='' fork_up=''
+	# Rounds 1-3: the change is written to a running `ip -batch` (the clock starts at the write);
+	# round 4: a fresh `ip` process (the clock starts before fork+exec).
+	for round in 1 2 3 4; do
 		m=$(log_mark)
-		out=$(map_watch ip -n "$TOPO_HOME" link set dev "$WG" down)
+		if [ "$round" -le 3 ]; then out=$(map_watch_batch "link set dev $WG down"); else
+			out=$(map_watch ip -n "$TOPO_HOME" link set dev "$WG" down); fi
 		if [[ $out == changed* ]] && rec_wait 3 "$AGENT_LOG" "$m" "$R_TDOWN"; then
-			e2e_down+="$(echo "$out" | kv after_us)/$(echo "$out" | kv cmd_us) "
+			if [ "$round" -le 3 ]; then e2e_down+="$(echo "$out" | kv after_us) "; else
+				fork_down="$(echo "$out" | kv after_us) (ip ran $(echo "$out" | kv cmd_us))"; fi
 			rec_down+="$(rec_first "$AGENT_LOG" "$m" "$R_TDOWN" 'r.get("map_updated_after_us")') "
 			[ "$round" = 1 ] && ok "case 10: link down: map changed ($out), tunnel_down logged"
 		else
@@ -1026,9 +1099,11 @@ if agent_start c10 "${GUARD[@]}"; then
 			expect_gsend "case 10: link down: guarded UDP denied" "$CG" 2 0 no_tunnel
 		fi
 		m=$(log_mark)
-		out=$(map_watch ip -n "$TOPO_HOME" link set dev "$WG" up)
+		if [ "$round" -le 3 ]; then out=$(map_watch_batch "link set dev $WG up"); else
+			out=$(map_watch ip -n "$TOPO_HOME" link set dev "$WG" up); fi
 		if [[ $out == changed* ]] && rec_wait 3 "$AGENT_LOG" "$m" "$R_TUP"; then
-			e2e_up+="$(echo "$out" | kv after_us)/$(echo "$out" | kv cmd_us) "
+			if [ "$round" -le 3 ]; then e2e_up+="$(echo "$out" | kv after_us) "; else
+				fork_up="$(echo "$out" | kv after_us) (ip ran $(echo "$out" | kv cmd_us))"; fi
 			rec_up+="$(rec_first "$AGENT_LOG" "$m" "$R_TUP" 'r.get("map_updated_after_us")') "
 			[ "$round" = 1 ] && expect_eq "case 10: link up: tunnel_up record with the same ifindex" \
 				"$(rec_first "$AGENT_LOG" "$m" "$R_TUP" 'r.get("ifindex")')" "$ifx"
@@ -1037,15 +1112,15 @@ if agent_start c10 "${GUARD[@]}"; then
 		fi
 		restore_routes || nok "case 10: restore the tunnel routes"
 	done
-	fig "case 10: ip link set down -> map (end to end us / the ip command's own run us): ${e2e_down}; record map_updated_after_us: ${rec_down}"
-	fig "case 10: ip link set up -> map (end to end us / the ip command's own run us): ${e2e_up}; record map_updated_after_us: ${rec_up}"
+	fig "case 10: link set down -> map, end to end (us, from the write to a running ip -batch): ${e2e_down}; from before fork+exec of ip: ${fork_down}; agent's map_updated_after_us (4 rounds): ${rec_down}"
+	fig "case 10: link set up -> map, end to end (us, from the write to a running ip -batch): ${e2e_up}; from before fork+exec of ip: ${fork_up}; agent's map_updated_after_us (4 rounds): ${rec_up}"
 	expect_eq "case 10: after down/up: status tunnel present, same ifindex" "$(gq "$GID" '[g["tunnel_present"], g["tunnel_ifindex"]]')" "[true, $ifx]"
 	expect_gsend "case 10: after down/up: guarded UDP through the tunnel" "$CG" 3 3
 
 	m=$(log_mark)
-	out=$(map_watch ip -n "$TOPO_HOME" link del dev "$WG")
+	out=$(map_watch_batch "link del dev $WG")
 	if [[ $out == changed* ]] && rec_wait 3 "$AGENT_LOG" "$m" "$R_TDOWN"; then
-		fig "case 10: ip link del -> map (end to end): $(echo "$out" | kv after_us) us (the ip command ran $(echo "$out" | kv cmd_us) us); record map_updated_after_us: $(rec_first "$AGENT_LOG" "$m" "$R_TDOWN" 'r.get("map_updated_after_us")') us"
+		fig "case 10: link del -> map, end to end (from the write to a running ip -batch): $(echo "$out" | kv after_us) us; record map_updated_after_us: $(rec_first "$AGENT_LOG" "$m" "$R_TDOWN" 'r.get("map_updated_after_us")') us"
 		ok "case 10: link del: map changed ($out), tunnel_down logged"
 	else
 		nok "case 10: link del: '$out'"

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """map_watch.py - how long after a command does a pinned tunnel map change?
 
-  map_watch.py PIN --ifname NAME [--timeout S] -- CMD [ARG...]
+  map_watch.py PIN --ifname NAME [--timeout S] [--stdin-line LINE] -- CMD [ARG...]
 
 Reads the pinned BPF map PIN (vpnguard's vg_tunnels: key {u64 netns_cookie;
 char ifname[16]}, value starting with u32 ifindex) with the bpf(2) syscall,
@@ -16,7 +16,13 @@ changes (or an entry for NAME appears or goes away).  Prints one line:
 after_us counts from just before CMD is started (fork+exec included) to the
 read that saw the change; cmd_us is how long CMD itself ran.  A poll is one
 full read of the map (a few microseconds), so after_us is exact to within
-that.  Needs root; no traffic of its own.
+that.
+
+With --stdin-line, CMD is started first and given 0.3 s to get ready (e.g.
+`ip -n NS -batch -`, which enters the namespace and waits for commands); the
+clock starts when LINE is written to its stdin, so after_us leaves out
+process start-up (cmd_us is then the time until CMD exited after its stdin
+was closed, -1 if not measured).  Needs root; no traffic of its own.
 """
 import ctypes
 import os
@@ -101,22 +107,31 @@ def main():
         sys.exit(__doc__)
     cmd = args[args.index("--") + 1:]
     opts = args[:args.index("--")]
-    pin, name, timeout = opts[0], None, 5.0
+    pin, name, timeout, line = opts[0], None, 5.0, None
     i = 1
     while i < len(opts):
         if opts[i] == "--ifname":
             name = opts[i + 1].encode()
         elif opts[i] == "--timeout":
             timeout = float(opts[i + 1])
+        elif opts[i] == "--stdin-line":
+            line = (opts[i + 1] + "\n").encode()
         i += 2
     if not name or not cmd:
         sys.exit(__doc__)
     m = Map(pin)
+    if line:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+        time.sleep(0.3)
     before = m.ifindexes(name)
     old = ",".join(str(v) for v in before.values()) or "none"
     polls = 0
     t0 = time.monotonic_ns()
-    proc = subprocess.Popen(cmd)
+    if line:
+        os.write(proc.stdin.fileno(), line)
+        proc.stdin.close()
+    else:
+        proc = subprocess.Popen(cmd)
     cmd_ns = None
     while True:
         now = m.ifindexes(name)
