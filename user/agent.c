@@ -370,6 +370,16 @@ static void alert(struct agent *a, struct json_object *rec, const char *what)
 	json_object_put(body);
 }
 
+/* The webhook of the current set; the old thread goes with the set whose URL it used. */
+static void restart_webhook(struct agent *a)
+{
+	vg_webhook_stop(a->webhook);
+	a->webhook = a->set->webhook ? vg_webhook_start(a->set->webhook) : NULL;
+	if (a->set->webhook && !a->webhook)
+		fprintf(stderr, "vpnguard-bpf: agent: webhook %s: %s (alerts off until the next reload)\n",
+			a->set->webhook, strerror(errno));
+}
+
 static void judge_round(struct agent *a, int g, const struct vg_probe_result *r)
 {
 	const struct vg_guard_spec *spec = &a->set->specs[g];
@@ -381,12 +391,14 @@ static void judge_round(struct agent *a, int g, const struct vg_probe_result *r)
 	char seen[INET6_ADDRSTRLEN];
 
 	grp->last_why = why;
-	if (v == VG_KEEP && !strcmp(why, "probe_passed")) {
-		set_guard_state(a, g, VG_STATE_OPEN); /* the lease, renewed */
+	/*
+	 * Every round writes what the agent holds true, not only changes: an open
+	 * guard's lease is renewed, and a closed guard stays closed even if
+	 * something else (a re-attach, bpftool) opened it meanwhile.
+	 */
+	set_guard_state(a, g, grp->h.open ? VG_STATE_OPEN : VG_STATE_CLOSED);
+	if (v == VG_KEEP && !strcmp(why, "probe_passed"))
 		return;
-	}
-	if (v != VG_KEEP)
-		set_guard_state(a, g, v == VG_OPEN ? VG_STATE_OPEN : VG_STATE_CLOSED);
 
 	struct json_object *rec = new_record(v == VG_KEEP ? "probe" : "state");
 
@@ -543,6 +555,7 @@ static int reload(struct agent *a, const char *why)
 		vg_guard_set_free(a->set);
 		free(a->set);
 		a->set = next;
+		restart_webhook(a);
 		start_health(a);
 	}
 	log_record(rec, a);

@@ -88,10 +88,15 @@ static int cmd_attach(const struct vg_options *o)
 		fprintf(stderr, "vpnguard-bpf: attach: %s\n", strerror(ENOMEM));
 		return EXIT_RUNTIME;
 	}
-	/* A guard added beside a running agent is followed by it, not leased: no one would renew. */
-	rc = vg_guard_set_prepare(o, !o->no_agent && !vg_agent_pid(), set);
+	/*
+	 * Beside a running agent, a guard is followed by it, not leased (no one
+	 * would renew), and a guard the agent already holds keeps the state it gave.
+	 */
+	bool beside_agent = vg_agent_pid() != 0;
+
+	rc = vg_guard_set_prepare(o, !o->no_agent && !beside_agent, set);
 	if (!rc)
-		rc = vg_guard_set_apply(set, false);
+		rc = vg_guard_set_apply(set, beside_agent);
 	if (rc || o->no_agent) {
 		vg_guard_set_free(set);
 		free(set);

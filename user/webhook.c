@@ -13,7 +13,7 @@
 #define TIMEOUT_MS 5000
 
 struct vg_webhook {
-	const char *url;
+	char *url;                  /* a copy: the config that named it may be reloaded away */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -83,9 +83,10 @@ struct vg_webhook *vg_webhook_start(const char *url)
 	pthread_condattr_t ca;
 	int err;
 
-	if (!w)
+	if (!w || !(w->url = strdup(url))) {
+		free(w);
 		return NULL;
-	w->url = url;
+	}
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -96,6 +97,7 @@ struct vg_webhook *vg_webhook_start(const char *url)
 		return w;
 	pthread_cond_destroy(&w->wake);
 	pthread_mutex_destroy(&w->lock);
+	free(w->url);
 	free(w);
 	errno = err;
 	return NULL;
@@ -144,5 +146,6 @@ void vg_webhook_stop(struct vg_webhook *w)
 	}
 	pthread_cond_destroy(&w->wake);
 	pthread_mutex_destroy(&w->lock);
+	free(w->url);
 	free(w);
 }
