@@ -69,7 +69,11 @@ PEER6_NET=2001:db8:200:: PEER6_PREFIX=2001:db8:200::/64
 ACCEPT_PORT=5001 IPERF_PORT=5201 PEER_PORT=20000
 NFT_TABLE=vgbench_killswitch
 
-# Load generators on the last CPU, servers on the first: the two never share a CPU.
+# Load generators on the last CPU. iperf3's server on the first, so that the
+# bulk transfer has a CPU for each end; the TCP server of the connect loop on
+# the load CPU with its client: a wake-up on another CPU is an interrupt
+# between CPUs, dear and erratic in a VM, and made TCP connect figures wander
+# by a microsecond from run to run.
 ncpu=$(nproc)
 LOAD_CPU=$((ncpu - 1))
 SERVER_CPU=0
@@ -373,7 +377,7 @@ path_up || die "cannot make the kernel path"
 CG_PLAIN=$(cg_make plain) || die "cg_make plain"
 CG_GUARD=$(cg_make guarded) || die "cg_make guarded"
 GID=$(stat -c %i "$CG_GUARD")
-topo_spawn - "$TOPO_INET" taskset -c "$SERVER_CPU" "$VGBENCH" accept "$SERVER_IP" "$ACCEPT_PORT" \
+topo_spawn - "$TOPO_INET" taskset -c "$LOAD_CPU" "$VGBENCH" accept "$SERVER_IP" "$ACCEPT_PORT" \
 	>/dev/null 2>>"$WORK/server.err" 9>&- || die "TCP server: $(cat "$WORK/server.err")"
 topo_spawn - "$TOPO_INET" taskset -c "$SERVER_CPU" iperf3 -s -B "$SERVER_IP" -p "$IPERF_PORT" \
 	>/dev/null 2>>"$WORK/server.err" 9>&- || die "iperf3 server: $(cat "$WORK/server.err")"
