@@ -23,13 +23,16 @@
 #
 # Cases: 1 HTTP probe (closed until the first pass, then open; guarded traffic
 # through the tunnel), 2 HTTPS (--probe-ca; without it: certificate error, stays
-# closed), 3 real IP / unexpected IP, 4 probe failures (refused, timed out) and
-# recovery, 5 SIGKILL and the lease, 6 config file and SIGHUP (good, bad,
-# removed guard; bad file from scratch), 7 webhook (receiver; a receiver that
-# hangs does not delay closing), 8 log reopen, 9 sd_notify, 10 netlink tunnel
-# liveness (down/up/del/recreate, latencies), 11 footprint (idle CPU, context
-# switches, RSS; RSS over many probe rounds), 12 a second attach beside the
-# agent, --no-agent --lease.
+# closed), 3 real IP / unexpected IP (webhook to a dead port meanwhile), gluetun
+# status, 4 probe failures (refused, timed out) and recovery, 5 SIGKILL and the
+# lease, 6 config file and SIGHUP (good, bad, removed guard, kept CLOSED guard;
+# bad file from scratch), 7 webhook (leak, closing, reopening; a receiver that
+# hangs does not delay closing; the [agent] webhook after a reload), 8 log
+# reopen, 9 sd_notify, 10 netlink tunnel liveness (down/up/del/recreate,
+# latencies), 11 footprint (idle CPU, context switches, RSS; RSS over many probe
+# rounds), 12 a second attach beside the agent (refused with probe options or
+# --config; plain: followed, no lease; plain on the agent's closed guard),
+# --no-agent --lease.
 #
 # Needs root, bpftool, python3, openssl, nft, ip, wireguard-go, wg, setpriv.  A
 # case that cannot run FAILS.  Takes /run/vpnguard-kernel-tests.lock.  Prints
@@ -53,7 +56,7 @@ AGENT_PIDFILE=/run/vpnguard/agent.pid
 # state for the cleanup
 
 CG='' CG2='' GID='' GID2='' agent_pid='' killed_pids='' attached=0
-ECHO_PID='' TLS_PID='' FLOOD_PID=''
+ECHO_PID='' FLOOD_PID=''
 finished=0
 started=$SECONDS
 FIGURES=()
@@ -237,7 +240,6 @@ echo_stop() {
 	[ -n "$ECHO_PID" ] && topo_stop "$ECHO_PID"
 	ECHO_PID=
 }
-echo_requests() { wc -l <"$TOPO_DIR/echo.log" 2>/dev/null || echo 0; }
 
 # The tunnel exits by the real address: INET rewrites the probes' source to HOME's real IP.
 real_ip_on() {
@@ -296,7 +298,11 @@ agent_stop() {
 	local sig=$1 rc
 	[ -n "$agent_pid" ] || return 0
 	kill "-$sig" "$agent_pid" 2>/dev/null
-	_topo_wait_until 8 _topo_not _topo_pid_alive "$agent_pid" || kill -KILL "$agent_pid" 2>/dev/null
+	if ! _topo_wait_until 8 _topo_not _topo_pid_alive "$agent_pid"; then
+		nok "agent $agent_pid still runs 8 s after SIG$sig: SIGKILL"
+		kill -KILL "$agent_pid" 2>/dev/null
+		sig=KILL
+	fi
 	wait "$agent_pid" 2>/dev/null
 	rc=$?
 	[ "$sig" = KILL ] && killed_pids="$killed_pids $agent_pid"
@@ -304,7 +310,7 @@ agent_stop() {
 	return $rc
 }
 
-log_mark() { wc -l <"${1:-$AGENT_LOG}" 2>/dev/null || echo 0; }
+log_mark() { wc -l <"$AGENT_LOG" 2>/dev/null || echo 0; }
 
 # recq LOG FROM EXPR [OUT]: over the records after line FROM of LOG for which EXPR holds
 # (python; r = the record, t = its time in unix seconds): prints OUT (a python expression,
@@ -440,7 +446,6 @@ tls_setup() {
 	rm -f "$TOPO_DIR/tls.ready"
 	topo_spawn - "$TOPO_INET" "$PY" "$TOOLS/echo_server.py" --addr "$I" --port "$TLS_PORT" \
 		--tls "$d/srv.pem" "$d/srv.key" --ready-file "$TOPO_DIR/tls.ready" --log "$TOPO_DIR/tls.log" 2>>"$DIAG"
-	TLS_PID=$TOPO_LAST_PID
 	_topo_wait_until 5 test -e "$TOPO_DIR/tls.ready"
 }
 if expect_true "case 2: openssl CA + server certificate (SAN IP:$I), HTTPS echo on $I:$TLS_PORT" tls_setup >>"$DIAG" 2>&1; then
@@ -629,7 +634,7 @@ echo "# case 5: agent SIGKILLed: the lease closes the guard by itself (t=$((SECO
 # The state of our guard, read fast (no python): open|closed|"".
 fast_state() {
 	timeout 5 "$VG" status --json 2>/dev/null |
-		sed -n "s/.*\"cgroup_id\":${1:-$GID},[^}]*\"state\":\"\([a-z]*\)\".*/\1/p"
+		sed -n "s/.*\"cgroup_id\":$GID,[^}]*\"state\":\"\([a-z]*\)\".*/\1/p"
 }
 if agent_start c5 "${GUARD[@]}" --probe-url "$URL/ip" --probe-interval 1s --lease 3s; then
 	expect_true "case 5: probed guard opens" rec_wait 6 "$AGENT_LOG" 0 "$R_OPEN"
@@ -891,6 +896,7 @@ if expect_true "case 7: webhook receiver on 127.0.0.1" hook_start c7; then
 			nok "case 7: no leak alert posted: $(tail -c 400 "$HOOK_OUT")"
 		fi
 		m=$(log_mark)
+		# shellcheck disable=SC2034 # read in the eval below
 		n_open=$(hookq "$H_OPEN")
 		real_ip_off
 		if rec_wait 5 "$AGENT_LOG" "$m" "$R_OPEN" && _topo_wait_until 8 eval '[ "$(hookq "$H_OPEN")" -gt "$n_open" ]'; then
@@ -971,13 +977,13 @@ if expect_true "case 7: hanging receiver on 127.0.0.1" hook_start c7h --hang; th
 	topo_stop "$HOOK_PID"
 fi
 
-echo "# case 7: webhook from the config file's [agent] section, still posted after a SIGHUP reload"
-if expect_true "case 7 (config): webhook receiver on 127.0.0.1" hook_start c7c; then
-	C7=$TOPO_DIR/c7.conf
-	cat >"$C7" <<EOF
+echo "# case 7: the [agent] webhook of a config file across SIGHUP reloads (t=$((SECONDS - started)) s)"
+C7=$TOPO_DIR/c7.conf
+write_c7() { # WEBHOOK_URL
+	cat >"$C7.tmp" <<EOF
 [agent]
 log = $TOPO_DIR/c7c.log
-webhook = $HOOK_URL
+webhook = $1
 
 [guard one]
 cgroup = $CG
@@ -987,28 +993,82 @@ probe-url = $URL/json
 probe-interval = 1s
 real-ip = $REAL
 EOF
+	mv "$C7.tmp" "$C7"
+}
+# c7_hup WHAT: SIGHUP, wait for the reload record; RELOAD_MS = SIGHUP -> the record is in the
+# log file (it is written when the reload is done; its "time" is taken when it starts).
+c7_hup() {
+	local m t0 t1='' n0
+	m=$(log_mark)
+	n0=$(grep -c '"event":"reload"' "$AGENT_LOG")
+	t0=$(now)
+	kill -HUP "$agent_pid"
+	while [ "$(ms_between "$t0" "$(now)")" -lt 6000 ]; do
+		[ "$(grep -c '"event":"reload"' "$AGENT_LOG")" -gt "$n0" ] && { t1=$(now); break; }
+		sleep 0.01
+	done
+	RELOAD_MS=-1
+	if [ -n "$t1" ] && rec_has "$AGENT_LOG" "$m" 'r.get("event") == "reload" and r.get("result") == "applied"'; then
+		RELOAD_MS=$(ms_between "$t0" "$t1")
+		ok "case 7 (config): SIGHUP ($1): reload applied (record written $RELOAD_MS ms after the signal)"
+	else
+		nok "case 7 (config): SIGHUP ($1): no applied reload record"
+	fi
+}
+# c7_leak RECEIVER_OUT: real IP on; closed; the leak alert reaches that receiver; real IP off; reopened.
+c7_leak() {
+	local what=$1 m
+	HOOK_OUT=$2
+	m=$(log_mark)
+	real_ip_on
+	expect_true "case 7 (config): $what: closed on the real IP" rec_wait 5 "$AGENT_LOG" "$m" "$R_CLOSED"
+	if _topo_wait_until 8 hook_has "$H_LEAK"; then
+		ok "case 7 (config): $what: the leak alert is posted"
+	else
+		nok "case 7 (config): $what: no leak alert posted (receiver got $(wc -l <"$HOOK_OUT") POSTs); agent stderr: $(grep -a webhook "$AGENT_ERR" | tail -n2 | cat -v | tr '\n' ' ')"
+	fi
+	m=$(log_mark)
+	real_ip_off
+	expect_true "case 7 (config): $what: reopens" rec_wait 5 "$AGENT_LOG" "$m" "$R_OPEN"
+}
+A_OUT='' A_URL='' A_PID=''
+if expect_true "case 7 (config): webhook receivers A and B on 127.0.0.1" eval 'hook_start c7a && A_OUT=$HOOK_OUT A_URL=$HOOK_URL A_PID=$HOOK_PID && hook_start c7b'; then
+	B_OUT=$HOOK_OUT B_URL=$HOOK_URL B_PID=$HOOK_PID
+	write_c7 "$A_URL"
 	AGENT_LOG=$TOPO_DIR/c7c.log
 	if agent_spawn c7c attach --config "$C7"; then
 		expect_true "case 7 (config): guard opens" rec_wait 6 "$AGENT_LOG" 0 "$R_OPEN"
-		expect_true "case 7 (config): the opening is posted to the [agent] webhook" _topo_wait_until 5 hook_has "$H_OPEN"
-		m=$(log_mark)
-		kill -HUP "$agent_pid"
-		expect_true "case 7 (config): SIGHUP with the same file: reload applied" \
-			rec_wait 5 "$AGENT_LOG" "$m" 'r.get("event") == "reload" and r.get("result") == "applied"'
-		m=$(log_mark)
-		real_ip_on
-		expect_true "case 7 (config): closed on the real IP after the reload" rec_wait 5 "$AGENT_LOG" "$m" "$R_CLOSED"
-		if _topo_wait_until 8 hook_has "$H_LEAK"; then
-			ok "case 7 (config): the leak alert is posted after the reload"
-		else
-			nok "case 7 (config): no leak alert posted after the reload (receiver got $(wc -l <"$HOOK_OUT") POSTs); agent stderr: $(grep -a webhook "$AGENT_ERR" | head -n2 | cat -v | tr '\n' ' ')"
+		HOOK_OUT=$A_OUT
+		expect_true "case 7 (config): the opening is posted to the [agent] webhook (A)" _topo_wait_until 5 hook_has "$H_OPEN"
+		c7_hup "same file"
+		c7_leak "after a reload of the same file, A" "$A_OUT"
+		a_n=$(wc -l <"$A_OUT")
+		write_c7 "$B_URL"
+		c7_hup "webhook changed to B"
+		c7_leak "webhook changed to B" "$B_OUT"
+		expect_eq "case 7 (config): A got nothing after the change" "$(wc -l <"$A_OUT")" "$a_n"
+
+		# A receiver that hangs, then a reload: the reload (and the agent's loop) must not wait for it.
+		if expect_true "case 7 (config): hanging receiver H" hook_start c7h2 --hang; then
+			write_c7 "$HOOK_URL"
+			c7_hup "webhook changed to the hanging H"
+			m=$(log_mark)
+			real_ip_on
+			expect_true "case 7 (config): H: closed on the real IP" rec_wait 5 "$AGENT_LOG" "$m" "$R_CLOSED"
+			expect_true "case 7 (config): H holds the leak alert" _topo_wait_until 5 eval '[ "$(wc -l <"$HOOK_OUT")" -ge 1 ]'
+			c7_hup "same file, H hanging"
+			fig "case 7 (config): SIGHUP -> reload record while the webhook receiver hangs: $RELOAD_MS ms"
+			expect_true "case 7 (config): a reload does not wait for a hanging webhook ($RELOAD_MS ms <= 1000)" \
+				test "$RELOAD_MS" -ge 0 -a "$RELOAD_MS" -le 1000
+			m=$(log_mark)
+			real_ip_off
+			expect_true "case 7 (config): H: reopens" rec_wait 5 "$AGENT_LOG" "$m" "$R_OPEN"
 		fi
-		real_ip_off
-		expect_true "case 7 (config): reopens" rec_wait 5 "$AGENT_LOG" "$m" "$R_OPEN"
 		agent_stop TERM
 		expect_eq "case 7 (config): agent exits 0" "$?" 0
 	fi
-	topo_stop "$HOOK_PID"
+	topo_stop "$A_PID"
+	topo_stop "$B_PID"
 fi
 expect_eq "case 7: leak_count" "$(leak_count)" 0
 
@@ -1157,7 +1217,7 @@ agent_sample() {
 if hook_start c11 && agent_start c11 "${GUARD[@]}" --probe-url "$URL/ip" --webhook "$HOOK_URL"; then
 	expect_true "case 11: default interval (30 s): the first probe opens the guard" rec_wait 6 "$AGENT_LOG" 0 "$R_OPEN"
 	sleep 1
-	read -r a_t a_c a_r a_n < <(agent_sample "$agent_pid")
+	read -r a_t a_c a_r _ < <(agent_sample "$agent_pid")
 	sleep 10
 	read -r b_t b_c b_r b_n < <(agent_sample "$agent_pid")
 	fig "case 11: idle 10 s (interval 30 s, probe + webhook threads, $b_n threads): CPU $((b_t - a_t)) ticks (1/$HZ s), context switches $((b_c - a_c)) (all threads), VmRSS $a_r -> $b_r kB"
