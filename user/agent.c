@@ -373,7 +373,10 @@ static void alert(struct agent *a, struct json_object *rec, const char *what)
 /* The webhook of the current set; the old thread goes with the set whose URL it used. */
 static void restart_webhook(struct agent *a)
 {
-	vg_webhook_stop(a->webhook);
+	/* The same receiver: keep the thread and its queue (stopping it may wait on a hung POST). */
+	if (a->webhook && a->set->webhook && !strcmp(vg_webhook_url(a->webhook), a->set->webhook))
+		return;
+	vg_webhook_stop(a->webhook, false);
 	a->webhook = a->set->webhook ? vg_webhook_start(a->set->webhook) : NULL;
 	if (a->set->webhook && !a->webhook)
 		fprintf(stderr, "vpnguard-bpf: agent: webhook %s: %s (alerts off until the next reload)\n",
@@ -819,7 +822,7 @@ out:
 	sd_notify(0, "STOPPING=1");
 	vg_follower_stop(a.follower);
 	stop_health(&a);
-	vg_webhook_stop(a.webhook);
+	vg_webhook_stop(a.webhook, true);
 	drop_watches(&a);
 	vg_event_reader_close(reader);
 	for (int *fd = (int[]){ sfd, a.epfd, a.probe_efd, a.lease_tfd, a.scan_tfd, a.docker_efd, a.retry_tfd, -2 };

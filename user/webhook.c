@@ -20,8 +20,22 @@ struct vg_webhook {
 	char *queue[QUEUE_LEN];
 	int head, count;
 	bool stopping;              /* no more waiting: drain what is queued and go */
+	bool orphan;                /* stopped without a join: the thread frees it */
 	atomic_bool abort;          /* the drain took too long: drop the request in flight */
 };
+
+static void webhook_free(struct vg_webhook *w)
+{
+	while (w->count) {
+		free(w->queue[w->head]);
+		w->head = (w->head + 1) % QUEUE_LEN;
+		w->count--;
+	}
+	pthread_cond_destroy(&w->wake);
+	pthread_mutex_destroy(&w->lock);
+	free(w->url);
+	free(w);
+}
 
 /* Waits ms (0: until woken); true when the agent is stopping. */
 static bool wait_locked(struct vg_webhook *w, unsigned ms)
@@ -73,7 +87,11 @@ static void *run(void *arg)
 		}
 		free(body);
 	}
+	bool orphan = w->orphan;
+
 	pthread_mutex_unlock(&w->lock);
+	if (orphan)
+		webhook_free(w);
 	return NULL;
 }
 
@@ -95,12 +113,14 @@ struct vg_webhook *vg_webhook_start(const char *url)
 	err = pthread_create(&w->thread, NULL, run, w);
 	if (!err)
 		return w;
-	pthread_cond_destroy(&w->wake);
-	pthread_mutex_destroy(&w->lock);
-	free(w->url);
-	free(w);
+	webhook_free(w);
 	errno = err;
 	return NULL;
+}
+
+const char *vg_webhook_url(const struct vg_webhook *w)
+{
+	return w->url;
 }
 
 void vg_webhook_send(struct vg_webhook *w, const char *json)
@@ -123,12 +143,22 @@ void vg_webhook_send(struct vg_webhook *w, const char *json)
 	pthread_mutex_unlock(&w->lock);
 }
 
-void vg_webhook_stop(struct vg_webhook *w)
+void vg_webhook_stop(struct vg_webhook *w, bool drain)
 {
 	struct timespec until;
 
 	if (!w)
 		return;
+	if (!drain) {
+		/* A reload: never wait for a receiver that hangs; the thread cleans up after itself. */
+		atomic_store(&w->abort, true);
+		pthread_mutex_lock(&w->lock);
+		w->stopping = w->orphan = true;
+		pthread_cond_signal(&w->wake);
+		pthread_mutex_unlock(&w->lock);
+		pthread_detach(w->thread);
+		return;
+	}
 	pthread_mutex_lock(&w->lock);
 	w->stopping = true;
 	pthread_cond_signal(&w->wake);
@@ -139,13 +169,5 @@ void vg_webhook_stop(struct vg_webhook *w)
 		atomic_store(&w->abort, true);
 		pthread_join(w->thread, NULL);
 	}
-	while (w->count) {
-		free(w->queue[w->head]);
-		w->head = (w->head + 1) % QUEUE_LEN;
-		w->count--;
-	}
-	pthread_cond_destroy(&w->wake);
-	pthread_mutex_destroy(&w->lock);
-	free(w->url);
-	free(w);
+	webhook_free(w);
 }

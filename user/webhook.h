@@ -7,6 +7,8 @@
 #ifndef VG_WEBHOOK_H
 #define VG_WEBHOOK_H
 
+#include <stdbool.h>
+
 struct vg_webhook;
 
 /* NULL with errno. */
@@ -15,7 +17,9 @@ struct vg_webhook *vg_webhook_start(const char *url);
 /* Queues a copy of the body; never blocks. */
 void vg_webhook_send(struct vg_webhook *w, const char *json);
 
-/* Gives the queue up to 2 s, then aborts what is in flight. */
-void vg_webhook_stop(struct vg_webhook *w);
+const char *vg_webhook_url(const struct vg_webhook *w);
+
+/* Gives the queue up to 2 s when drain (the agent's exit), then aborts what is in flight. */
+void vg_webhook_stop(struct vg_webhook *w, bool drain);
 
 #endif
