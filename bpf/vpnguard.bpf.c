@@ -518,10 +518,28 @@ int vg_sock_create(struct bpf_sock *sk)
 }
 
 /*
- * Reads destination, protocol and destination port of an outgoing IP packet,
- * from the network header on: at tc an Ethernet header comes first.
+ * Copies len bytes at off from the network header on. A cgroup_skb program
+ * sees the packet from its network header, and a local socket's headers are
+ * in the linear part: it reads them in place, without a helper call (in_place).
+ * At tc a link-layer header comes first: the helper finds the network header.
  */
-static __always_inline int parse_packet(struct __sk_buff *skb, struct attempt *at,
+static __always_inline int load_net(struct __sk_buff *skb, bool in_place, __u32 off, void *to,
+				    __u32 len)
+{
+	if (in_place) {
+		/* The mask bounds the offset for the verifier; headers end far before. */
+		void *p = (void *)(long)skb->data + (off & 0xff);
+
+		if (p + len <= (void *)(long)skb->data_end) {
+			__builtin_memcpy(to, p, len);
+			return 0;
+		}
+	}
+	return bpf_skb_load_bytes_relative(skb, off, to, len, BPF_HDR_START_NET);
+}
+
+/* Reads destination, protocol and destination port of an outgoing IP packet. */
+static __always_inline int parse_packet(struct __sk_buff *skb, bool in_place, struct attempt *at,
 					struct vg_addr *src)
 {
 	__u32 l4_off;
@@ -529,7 +547,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct attempt *a
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
 
-		if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
+		if (load_net(skb, in_place, 0, &ip, sizeof(ip)))
 			return -1;
 		addr_from_v4(&at->dst, ip.daddr);
 		if (src)
@@ -541,7 +559,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct attempt *a
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
 
-		if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET))
+		if (load_net(skb, in_place, 0, &ip6, sizeof(ip6)))
 			return -1;
 		__builtin_memcpy(&at->dst, &ip6.daddr, sizeof(at->dst));
 		if (src)
@@ -555,7 +573,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct attempt *a
 	if (at->proto == IPPROTO_TCP || at->proto == IPPROTO_UDP) {
 		__u16 ports[2];
 
-		if (bpf_skb_load_bytes_relative(skb, l4_off, ports, sizeof(ports), BPF_HDR_START_NET))
+		if (load_net(skb, in_place, l4_off, ports, sizeof(ports)))
 			return -1;
 		at->dport = ports[1];
 	}
@@ -597,7 +615,7 @@ int vg_egress(struct __sk_buff *skb)
 
 	if (skb->ifindex == LOOPBACK_IFINDEX || egress_judged_at_sendmsg(skb))
 		return 1;
-	if (parse_packet(skb, &at, NULL))
+	if (parse_packet(skb, true, &at, NULL))
 		return deny(&at, VG_R_NO_POLICY);
 	at.netns_cookie = bpf_get_netns_cookie(skb);
 	reason = judge(&at, &kind, &tun);
@@ -633,7 +651,7 @@ int vg_tc_egress(struct __sk_buff *skb)
 	struct vg_addr src;
 
 	p = bpf_map_lookup_elem(&vg_policy, &id);
-	if (!p || parse_packet(skb, &at, &src))
+	if (!p || parse_packet(skb, false, &at, &src))
 		return TCX_NEXT;
 	tun = tunnel_of(p);
 	if (tun && is_tunnel_addr(tun, &src)) {

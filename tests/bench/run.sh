@@ -34,7 +34,10 @@
 # configuration, and only many runs pin the median down.
 #
 # Needs root. Holds /run/vpnguard-kernel-tests.lock while it runs: it attaches
-# under the global /sys/fs/bpf/vpnguard like the kernel tests.
+# under the global /sys/fs/bpf/vpnguard like the kernel tests. Stop it with
+# Ctrl-C or a signal to its process group (kill -TERM -- -PGID): it removes
+# what it made. A SIGTERM to the shell's PID alone was seen to end it without
+# its traps (bash 5.2, waiting for a command), leaving the world behind.
 # shellcheck disable=SC2016 # strings for eval are single-quoted on purpose
 set -u
 
