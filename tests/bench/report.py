@@ -182,7 +182,7 @@ def markdown(r):
                      f"{verdict(lk['max']['vpnguard'] == 0)}")
     if a["vpnguard"] is not None:
         lines.append(f"- agent idle: {fmt(a['wakeups_idle'])} wake-ups in {fmt(a['idle_seconds'])} s "
-                     f"(no timers on this branch), RSS {a['vpnguard'] / 1024:.1f} MB: "
+                     f"(the agent's lease and scan timers tick every 30 s), RSS {a['vpnguard'] / 1024:.1f} MB: "
                      f"{verdict(a['wakeups_idle'] == 0 and a['vpnguard'] < 10 * 1024)}")
     return "\n".join(lines) + "\n"
 
