@@ -46,7 +46,6 @@ repo=$(cd "$here/../.." && pwd)
 TOOLS=$repo/tests/tools
 VG=$repo/build/vpnguard-bpf
 PIN_ROOT=/sys/fs/bpf/vpnguard
-AGENT_PIDFILE=/run/vpnguard/agent.pid
 # shellcheck source=../lib/topology.sh
 . "$here/../lib/topology.sh"
 # shellcheck source=cli_lib.sh
@@ -134,17 +133,7 @@ fi
 for t in echo_server.py webhook_sink.py notify_sink.py map_watch.py; do
 	[ -r "$TOOLS/$t" ] || { nok "missing tests/tools/$t"; exit 1; }
 done
-if [ -e "$AGENT_PIDFILE" ] && _topo_pid_alive "$(head -n1 "$AGENT_PIDFILE" 2>/dev/null)"; then
-	nok "another vpnguard agent runs ($AGENT_PIDFILE): the agent cases cannot run"
-	exit 1
-fi
-
-echo "# topology"
-if ! topo_up; then
-	nok "topo_up"
-	exit 1
-fi
-ok "topo_up (suffix $TOPO_SUFFIX)"
+start_agent_world
 
 I=$TOPO_INET_HOST WG=$TOPO_WG_CLIENT HNS=$TOPO_HOME_NETNS
 ECHO_PORT=8080 TLS_PORT=8443 GPORT=5009

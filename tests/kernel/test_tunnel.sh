@@ -36,7 +36,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 VG=$repo/build/vpnguard-bpf
 PIN_ROOT=/sys/fs/bpf/vpnguard
-AGENT_PIDFILE=/run/vpnguard/agent.pid
 # shellcheck source=../lib/topology.sh
 . "$here/../lib/topology.sh"
 
@@ -110,17 +109,7 @@ if [ ! -x "$VG" ] || [ ! -x "$TOPO_VGPROBE" ]; then
 	nok "build/vpnguard-bpf or build/vgprobe missing"
 	exit 1
 fi
-if [ -e "$AGENT_PIDFILE" ] && _topo_pid_alive "$(head -n1 "$AGENT_PIDFILE" 2>/dev/null)"; then
-	nok "another vpnguard agent runs ($AGENT_PIDFILE): the agent cases cannot run"
-	exit 1
-fi
-
-echo "# topology"
-if ! topo_up; then
-	nok "topo_up"
-	exit 1
-fi
-ok "topo_up (suffix $TOPO_SUFFIX)"
+start_agent_world
 
 # Counters of this file in INET (beside the topology's): what arrives from
 # the third netns of case 5, and ICMP from HOME to INET's veth address.

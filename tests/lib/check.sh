@@ -43,6 +43,22 @@ take_kernel_test_lock() {
 	lock_wait=$((SECONDS - t0))
 }
 
+# Files that run agents: no agent of anyone else's may be running (there is one agent per
+# machine), then the topology (tests/lib/topology.sh, sourced by the caller).
+AGENT_PIDFILE=/run/vpnguard/agent.pid
+start_agent_world() {
+	if [ -e "$AGENT_PIDFILE" ] && _topo_pid_alive "$(head -n1 "$AGENT_PIDFILE" 2>/dev/null)"; then
+		nok "another vpnguard agent runs ($AGENT_PIDFILE): the agent cases cannot run"
+		exit 1
+	fi
+	echo "# topology"
+	if ! topo_up; then
+		nok "topo_up"
+		exit 1
+	fi
+	ok "topo_up (suffix $TOPO_SUFFIX)"
+}
+
 # The closing line, and the file's status: every check passed and the file reached its end
 # (it sets finished=1 there).
 result_line() {
