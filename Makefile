@@ -17,8 +17,9 @@ DOCDIR   ?= $(PREFIX)/share/doc/vpnguard-bpf
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ivmlinux -Ibpf
 CFLAGS     ?= -O2 -g
 CFLAGS     += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Ibpf -I$(OUT) -Iuser
-PKGS       := libbpf libmnl json-c inih libcurl libsystemd
-LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl -ljson-c -linih -lcurl -lsystemd) -lelf -lz -lpthread
+# libcurl is loaded when first used (user/http.h), not linked: its headers only.
+PKGS       := libbpf libmnl json-c inih libsystemd
+LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl -ljson-c -linih -lsystemd) -lelf -lz -lpthread
 
 # Pure logic: no syscalls beyond libc, unit-tested without root.
 PURE_SRCS  := user/args.c user/policy.c user/event_fmt.c user/config.c user/health.c
@@ -56,7 +57,7 @@ $(OUT)/vgprobe: tests/tools/vgprobe.c | $(OUT)
 
 # The Docker tests' event reader: vpnguard-bpf's own client against a real engine.
 $(OUT)/vgdockerev: tests/tools/vgdockerev.c $(patsubst %,$(OUT)/%.o,docker docker_json http cgroup proc_parse event_fmt policy)
-	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs json-c libcurl 2>/dev/null || echo -ljson-c -lcurl) -o $@
+	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c) -lpthread -o $@
 
 $(OUT)/vgbench: tests/bench/vgbench.c | $(OUT)
 	$(CC) -O2 -g -Wall -Wextra -Werror $< -o $@

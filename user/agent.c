@@ -736,7 +736,7 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 	reader = vg_event_reader_open(log_record, &a);
 	if (sfd < 0 || a.epfd < 0 || a.probe_efd < 0 || a.lease_tfd < 0 || a.scan_tfd < 0 ||
 	    a.docker_efd < 0 || a.retry_tfd < 0 ||
-	    timerfd_settime(a.scan_tfd, 0, &every, NULL) || !reader || vg_http_init()) {
+	    timerfd_settime(a.scan_tfd, 0, &every, NULL) || !reader) {
 		err = -errno ?: -EIO;
 		fprintf(stderr, "vpnguard-bpf: agent setup: %s\n", strerror(-err));
 		goto out;

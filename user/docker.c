@@ -61,32 +61,33 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
 static int get(const char *sock, const char *path, long timeout_ms, curl_write_callback cb,
 	       void *ud, const atomic_bool *stop, long *status, char *err, size_t errlen)
 {
-	char url[512];
-	CURL *c = curl_easy_init();
+	char url[512], why[256];
+	const struct vg_curl *cu = vg_curl(why, sizeof(why));
+	CURL *c = cu ? cu->easy_init() : NULL;
 	CURLcode rc;
 	long os_errno = 0;
 
 	if (!c) {
-		snprintf(err, errlen, "docker: %s: cannot set up libcurl", sock);
-		return -ENOMEM;
+		snprintf(err, errlen, "docker: %s: %s", sock, cu ? "cannot set up libcurl" : why);
+		return cu ? -ENOMEM : -EIO;
 	}
 	snprintf(url, sizeof(url), API "%s", path);
-	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, cb);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, ud);
+	cu->easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
+	cu->easy_setopt(c, CURLOPT_URL, url);
+	cu->easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+	cu->easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, cb);
+	cu->easy_setopt(c, CURLOPT_WRITEDATA, ud);
 	if (stop) {
-		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, vg_http_stop_progress);
-		curl_easy_setopt(c, CURLOPT_XFERINFODATA, stop);
+		cu->easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+		cu->easy_setopt(c, CURLOPT_XFERINFOFUNCTION, vg_http_stop_progress);
+		cu->easy_setopt(c, CURLOPT_XFERINFODATA, stop);
 	}
-	rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-	curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
-	curl_easy_cleanup(c);
+	rc = cu->easy_perform(c);
+	cu->easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	cu->easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+	cu->easy_cleanup(c);
 	if (rc == CURLE_OK)
 		return 0;
 	if (rc == CURLE_WRITE_ERROR)
@@ -97,7 +98,7 @@ static int get(const char *sock, const char *path, long timeout_ms, curl_write_c
 	}
 	/* One code for "no engine there", whatever the reason: ENOENT means no such container. */
 	snprintf(err, errlen, "docker: %s: %s", sock,
-		 os_errno ? strerror((int)os_errno) : curl_easy_strerror(rc));
+		 os_errno ? strerror((int)os_errno) : cu->easy_strerror(rc));
 	return -ENOTCONN;
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,6 +71,11 @@ static int resolve_cgroups(const struct vg_guard_set *s, struct vg_guard_spec *g
 	struct vg_docker_target t;
 	int rc;
 
+	g->cgroups = calloc(g->o->n_cgroups + g->o->n_containers, sizeof(*g->cgroups));
+	if (!g->cgroups && g->o->n_cgroups + g->o->n_containers) {
+		fprintf(stderr, "vpnguard-bpf: %s: %s\n", at ? at : "attach", strerror(ENOMEM));
+		return -ENOMEM;
+	}
 	for (int i = 0; i < g->o->n_cgroups; i++, g->n_cgroups++) {
 		if (vg_cgroup_resolve(g->o->cgroups[i], &g->cgroups[i], err, sizeof(err)))
 			return bad(at, err);
@@ -129,12 +135,13 @@ static int prepare_one(struct vg_guard_set *s, struct vg_guard_spec *g, bool by_
 	const char *at = where(s, g, buf, sizeof(buf));
 	int rc;
 
-	*req = (struct vg_attach_req){ .cgroups = g->cgroups, .netns_fd = -1 };
+	*req = (struct vg_attach_req){ .netns_fd = -1 };
 	if (vg_policy_build(g->o, &req->policy, err, sizeof(err)) ||
 	    vg_health_cfg_build(g->o, &g->health, err, sizeof(err)))
 		return bad(at, err);
 	if ((rc = resolve_cgroups(s, g, at)))
 		return rc;
+	req->cgroups = g->cgroups;
 	req->n_cgroups = g->n_cgroups;
 	if (g->o->tunnel && (rc = open_tunnel(req, g, at)))
 		return rc;
@@ -206,6 +213,10 @@ void vg_guard_set_free(struct vg_guard_set *s)
 			close(s->reqs[i].netns_fd);
 			s->reqs[i].netns_fd = -1;
 		}
+	for (int i = 0; i < s->n; i++) {
+		free(s->specs[i].cgroups);
+		s->specs[i].cgroups = NULL;
+	}
 	vg_config_free(&s->conf);
 }
 

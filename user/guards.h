@@ -16,7 +16,7 @@
 struct vg_guard_spec {
 	const char *name;               /* "command line" or the section's name */
 	const struct vg_options *o;
-	struct vg_cgroup cgroups[VG_MAX_CGROUP_ARGS]; /* --cgroup ones, then --container ones */
+	struct vg_cgroup *cgroups;      /* --cgroup ones, then --container ones (allocated: 8 KiB each) */
 	int n_cgroups;
 	char tunnel_netns[64];          /* --tunnel-container's /proc/PID/ns/net */
 	struct vg_health_cfg health;

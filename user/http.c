@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <curl/curl.h>
@@ -35,16 +37,16 @@ int vg_http_stop_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, c
 }
 
 /* Loopback hosts are local control servers (gluetun's), not reached through the tunnel. */
-static bool host_is_loopback(const char *url)
+static bool host_is_loopback(const struct vg_curl *cu, const char *url)
 {
-	CURLU *u = curl_url();
+	CURLU *u = cu->url();
 	char *host = NULL;
 	bool lo = false;
 
-	if (u && !curl_url_set(u, CURLUPART_URL, url, 0) && !curl_url_get(u, CURLUPART_HOST, &host, 0))
+	if (u && !cu->url_set(u, CURLUPART_URL, url, 0) && !cu->url_get(u, CURLUPART_HOST, &host, 0))
 		lo = !strncmp(host, "127.", 4) || !strcmp(host, "[::1]") || !strcmp(host, "localhost");
-	curl_free(host);
-	curl_url_cleanup(u);
+	cu->free(host);
+	cu->url_cleanup(u);
 	return lo;
 }
 
@@ -53,47 +55,50 @@ int vg_http_request(const struct vg_http_req *req, char *body, size_t *len, char
 	struct sink sink = { body, 0, body ? *len : 0 };
 	char curl_err[CURL_ERROR_SIZE] = "", iface[32];
 	struct curl_slist *hdrs = NULL;
-	CURL *c = curl_easy_init();
+	const struct vg_curl *cu = vg_curl(err, errlen);
+	CURL *c = cu ? cu->easy_init() : NULL;
 	CURLcode rc;
 	long status = 0;
 
+	if (!cu)
+		return -EIO;
 	if (!c) {
 		snprintf(err, errlen, "%s", strerror(ENOMEM));
 		return -ENOMEM;
 	}
-	curl_easy_setopt(c, CURLOPT_URL, req->url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, VG_USER_AGENT);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, vg_http_stop_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, req->stop);
+	cu->easy_setopt(c, CURLOPT_URL, req->url);
+	cu->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	cu->easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
+	cu->easy_setopt(c, CURLOPT_USERAGENT, VG_USER_AGENT);
+	cu->easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+	cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	cu->easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+	cu->easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	cu->easy_setopt(c, CURLOPT_XFERINFOFUNCTION, vg_http_stop_progress);
+	cu->easy_setopt(c, CURLOPT_XFERINFODATA, req->stop);
 	if (req->ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, req->ca_file);
-	if (req->ifname && !host_is_loopback(req->url)) {
+		cu->easy_setopt(c, CURLOPT_CAINFO, req->ca_file);
+	if (req->ifname && !host_is_loopback(cu, req->url)) {
 		/* "if!": the interface only, never an address of that name. */
 		snprintf(iface, sizeof(iface), "if!%s", req->ifname);
-		curl_easy_setopt(c, CURLOPT_INTERFACE, iface);
+		cu->easy_setopt(c, CURLOPT_INTERFACE, iface);
 	}
 	if (req->post_json) {
-		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->post_json);
+		hdrs = cu->slist_append(hdrs, "Content-Type: application/json");
+		cu->easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+		cu->easy_setopt(c, CURLOPT_POSTFIELDS, req->post_json);
 	}
-	rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
+	rc = cu->easy_perform(c);
+	cu->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	cu->slist_free_all(hdrs);
+	cu->easy_cleanup(c);
 	if (rc == CURLE_ABORTED_BY_CALLBACK) {
 		snprintf(err, errlen, "stopped");
 		return -ECANCELED;
 	}
 	if (rc != CURLE_OK) {
-		snprintf(err, errlen, "%s", curl_err[0] ? curl_err : curl_easy_strerror(rc));
+		snprintf(err, errlen, "%s", curl_err[0] ? curl_err : cu->easy_strerror(rc));
 		return -EIO;
 	}
 	if (status < 200 || status > 299) {
@@ -109,7 +114,48 @@ int vg_http_request(const struct vg_http_req *req, char *body, size_t *len, char
 	return 0;
 }
 
-int vg_http_init(void)
+static struct vg_curl curl_fns;
+static char curl_failed[256];
+
+/* Stores dlsym's answer in a function pointer without a type-punned cast. */
+static bool resolve(void *lib, const char *name, void *fn)
 {
-	return curl_global_init(CURL_GLOBAL_DEFAULT) ? -EIO : 0;
+	void *sym = dlsym(lib, name);
+
+	memcpy(fn, &sym, sizeof(sym));
+	return sym;
+}
+
+#define RESOLVE(field) resolve(lib, "curl_" #field, &curl_fns.field)
+
+static void load_curl(void)
+{
+	void *lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+	__typeof__(curl_global_init) *global_init;
+
+	if (!lib) {
+		snprintf(curl_failed, sizeof(curl_failed), "%s", dlerror());
+		return;
+	}
+	if (!RESOLVE(easy_init) || !RESOLVE(easy_setopt) || !RESOLVE(easy_perform) ||
+	    !RESOLVE(easy_getinfo) || !RESOLVE(easy_cleanup) || !RESOLVE(easy_strerror) ||
+	    !RESOLVE(slist_append) || !RESOLVE(slist_free_all) || !RESOLVE(url) ||
+	    !RESOLVE(url_set) || !RESOLVE(url_get) || !RESOLVE(url_cleanup) || !RESOLVE(free) ||
+	    !resolve(lib, "curl_global_init", &global_init)) {
+		snprintf(curl_failed, sizeof(curl_failed), "libcurl.so.4: %s", dlerror());
+		return;
+	}
+	if (global_init(CURL_GLOBAL_DEFAULT))
+		snprintf(curl_failed, sizeof(curl_failed), "libcurl.so.4: curl_global_init failed");
+}
+
+const struct vg_curl *vg_curl(char *err, size_t errlen)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, load_curl);
+	if (!curl_failed[0])
+		return &curl_fns;
+	snprintf(err, errlen, "%s", curl_failed);
+	return NULL;
 }

@@ -31,7 +31,30 @@ int vg_http_request(const struct vg_http_req *req, char *body, size_t *len, char
  */
 int vg_http_stop_progress(void *stop, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d);
 
-/* curl_global_init, once, before any thread runs. */
-int vg_http_init(void);
+/*
+ * libcurl's functions, from libcurl.so.4 loaded on the first call (by
+ * whichever thread makes it; curl_global_init runs then, once). The binary
+ * does not link libcurl: an agent with no probe, webhook or Docker engine
+ * never maps it, nor the TLS, LDAP and Kerberos libraries it brings, about
+ * 5 MB of resident memory. systemd loads its optional libraries this way.
+ * NULL when libcurl cannot be loaded, with the cause in err.
+ */
+struct vg_curl {
+	__typeof__(curl_easy_init) *easy_init;
+	__typeof__(curl_easy_setopt) *easy_setopt;
+	__typeof__(curl_easy_perform) *easy_perform;
+	__typeof__(curl_easy_getinfo) *easy_getinfo;
+	__typeof__(curl_easy_cleanup) *easy_cleanup;
+	__typeof__(curl_easy_strerror) *easy_strerror;
+	__typeof__(curl_slist_append) *slist_append;
+	__typeof__(curl_slist_free_all) *slist_free_all;
+	__typeof__(curl_url) *url;
+	__typeof__(curl_url_set) *url_set;
+	__typeof__(curl_url_get) *url_get;
+	__typeof__(curl_url_cleanup) *url_cleanup;
+	__typeof__(curl_free) *free;
+};
+
+const struct vg_curl *vg_curl(char *err, size_t errlen);
 
 #endif
