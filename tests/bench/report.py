@@ -84,6 +84,7 @@ def build(runs, args):
                     "wakeups_idle", "idle_seconds")}
     w["agent_footprint"] = dict(unit="kB RSS", none=None, nft=None, vpnguard=fp.pop("rss_kb"), **fp)
     return {
+        "bpf_programs": prog_costs(runs),
         "kernel": args.kernel,
         "date": args.date,
         "machine": args.machine,
@@ -92,6 +93,47 @@ def build(runs, args):
         "rounds": args.rounds,
         "workloads": w,
     }
+
+
+PROG_COST_UNITS = (("udp_sendto", "call"), ("connect_udp", "connection"),
+                   ("connect_tcp", "connection"), ("tcp_bulk", "MiB"))
+
+
+def prog_costs(runs):
+    """{workload: {"per": unit, program: {runs_per_op, ns_per_run, ns_per_op}}} from the bpf_stats run."""
+    got = {key: v["vpnguard"][-1] for (w, key), v in runs.items() if w == "prog_cost" and v.get("vpnguard")}
+    out = {}
+    for workload, per in PROG_COST_UNITS:
+        ops = got.get("tcp_bulk.mib", 0) if workload == "tcp_bulk" else 1
+        progs = {}
+        for key, v in got.items():
+            parts = key.split(".")
+            if parts[0] != workload or parts[-1] != "runs_per_op" or not ops:
+                continue
+            name = parts[1]
+            r = v / ops
+            ns = got.get(f"{workload}.{name}.ns_per_run", 0)
+            progs[name] = dict(runs_per_op=r, ns_per_run=ns, ns_per_op=r * ns)
+        if progs:
+            out[workload] = dict(per=per, programs=progs)
+    return out
+
+
+def prog_cost_lines(costs):
+    if not costs:
+        return []
+    lines = ["The programs' own time (one run of each workload with `kernel.bpf_stats_enabled`, "
+             "which itself adds two clock reads to each run):", "",
+             "| workload | program | runs per op | ns per run | ns per op |",
+             "| --- | --- | ---: | ---: | ---: |"]
+    for workload, c in costs.items():
+        total = 0.0
+        for name, p in sorted(c["programs"].items()):
+            total += p["ns_per_op"]
+            lines.append(f"| {workload} | {name} | {p['runs_per_op']:.2f} | {p['ns_per_run']:.0f} | "
+                         f"{p['ns_per_op']:.0f} |")
+        lines.append(f"| {workload} | **all**, per {c['per']} | | | **{total:.0f}** |")
+    return lines + [""]
 
 
 def fmt(v, digits=0):
@@ -161,6 +203,7 @@ def markdown(r):
         f"{'' if s['events_accounted'] else ' (**some denials unaccounted for**)'}.",
         "",
     ]
+    lines += prog_cost_lines(r.get("bpf_programs"))
     u, c, b, lk = w["udp_sendto"], w["connect"], w["tcp_bulk"], w["leak_window"]
     if all(u[k] is not None for k in CONFIGS):
         nft_o, vg_o = u["nft"] - u["none"], u["vpnguard"] - u["none"]

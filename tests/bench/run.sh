@@ -81,7 +81,7 @@ ncpu=$(nproc)
 LOAD_CPU=$((ncpu - 1))
 SERVER_CPU=0
 
-WORK='' SAMPLES='' CG_PLAIN='' CG_GUARD='' GID='' attached=0 agent_pid='' agent_err=''
+WORK='' SAMPLES='' CG_PLAIN='' CG_GUARD='' GID='' attached=0 agent_pid='' agent_err='' bpf_stats_was=''
 started=$SECONDS
 
 say() { printf 'bench: %s\n' "$*" >&2; }
@@ -118,6 +118,7 @@ detach_guard() {
 # shellcheck disable=SC2317 # called from check.sh's EXIT trap
 on_exit() {
 	local rc=$?
+	[ -n "$bpf_stats_was" ] && sysctl -qw kernel.bpf_stats_enabled="$bpf_stats_was"
 	agent_stop
 	detach_guard
 	topo_down
@@ -352,11 +353,61 @@ run_leak() { # CONFIG ROUND
 	fi
 }
 
+# The programs' own share: with kernel.bpf_stats_enabled the kernel counts
+# each program's runs and the time they took. It adds two clock reads to every
+# run, so it is on only for one run of each workload, after the rounds.
+prog_counts() { # "NAME RUNS RUN_NS" for each program attached to the guarded cgroup
+	local id
+	for id in $(bpftool -j cgroup show "$CG_GUARD" | python3 -c 'import json, sys; print(*(p["id"] for p in json.load(sys.stdin)))'); do
+		bpftool -j prog show id "$id" | python3 -c '
+import json, sys
+p = json.load(sys.stdin)
+print(p["name"], p.get("run_cnt", 0), p.get("run_time_ns", 0))'
+	done
+}
+
+# prog_cost WORKLOAD OPS CMD...: one run of CMD; each program's runs and ns, per operation.
+prog_cost() {
+	local w=$1 ops=$2 name runs ns b_runs b_ns
+	shift 2
+	local -A before_runs before_ns
+	while read -r name runs ns; do before_runs[$name]=$runs before_ns[$name]=$ns; done < <(prog_counts)
+	"$@" >/dev/null || die "prog cost: $w: $*"
+	while read -r name runs ns; do
+		b_runs=${before_runs[$name]:-0} b_ns=${before_ns[$name]:-0}
+		[ "$runs" -gt "$b_runs" ] || continue
+		sample prog_cost vpnguard "$w.$name.runs_per_op" "$(awk -v r=$((runs - b_runs)) -v o="$ops" 'BEGIN {printf "%.3f", r / o}')"
+		sample prog_cost vpnguard "$w.$name.ns_per_run" "$(awk -v n=$((ns - b_ns)) -v r=$((runs - b_runs)) 'BEGIN {printf "%.1f", n / r}')"
+	done < <(prog_counts)
+}
+
+bulk_once() {
+	run_in "$CG_GUARD" "$TOPO_HOME" taskset -c "$LOAD_CPU" iperf3 -c "$SERVER_IP" -p "$IPERF_PORT" \
+		-t "$BULK_SECONDS" -O 1 -J >"$WORK/iperf3.cost.json" 2>>"$WORK/load.err" 9>&-
+}
+
+run_prog_costs() {
+	local mib
+	bpf_stats_was=$(sysctl -n kernel.bpf_stats_enabled) || die "no kernel.bpf_stats_enabled"
+	sysctl -qw kernel.bpf_stats_enabled=1 || die "cannot set kernel.bpf_stats_enabled"
+	RUN_CG=$CG_GUARD
+	prog_cost udp_sendto 200000 load sendto "$PEER_NET" "$PEER_PORT" --count 200000
+	prog_cost connect_udp 50000 load connect udp "$PEER_NET" "$PEER_PORT" --count 50000
+	prog_cost connect_tcp 10000 load connect tcp "$SERVER_NET" "$ACCEPT_PORT" --count 10000
+	# Per MiB sent, from iperf3's own byte count: read after the run.
+	prog_cost tcp_bulk 1 bulk_once
+	mib=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["end"]["sum_sent"]["bytes"] / 1048576)' "$WORK/iperf3.cost.json") ||
+		die "cannot read iperf3's JSON"
+	sample prog_cost vpnguard tcp_bulk.mib "$mib"
+	sysctl -qw kernel.bpf_stats_enabled="$bpf_stats_was"
+	bpf_stats_was=
+}
+
 # ---------------------------------------------------------------------------
 # preflight
 
 require_root
-for t in ip nft wg wireguard-go iperf3 taskset python3 timeout flock; do
+for t in ip nft wg wireguard-go iperf3 taskset python3 timeout flock bpftool; do
 	command -v "$t" >/dev/null || die "missing tool: $t (sh scripts/install-deps.sh)"
 done
 if [ ! -x "$VG" ] || [ ! -x "$VGBENCH" ] || [ ! -x "$TOPO_VGPROBE" ]; then
@@ -408,6 +459,9 @@ sample agent_footprint vpnguard cpu_idle_pct "$(awk -v c=$((idle_c1 - idle_c0)) 
 sample agent_footprint vpnguard wakeups_idle $((idle_w1 - idle_w0))
 sample agent_footprint vpnguard rss_kb "$(agent_proc rss_kb)"
 say "agent idle for $(((idle_t1 - idle_t0) / 1000000000)) s: $((idle_w1 - idle_w0)) wake-ups, RSS $(agent_proc rss_kb) kB"
+
+say "the programs' own cost: one run of workloads 1-3 with kernel.bpf_stats_enabled"
+run_prog_costs
 
 rounds "$STORM_ROUNDS" "$PATH_HOME" "workload 4, denied-attempt storm" run_storm
 agent_stop
