@@ -103,6 +103,25 @@ struct {
 	__type(value, struct vg_sk_verdict);
 } vg_sk_verdict SEC(".maps");
 
+/*
+ * The guard-wide facts of rules 6 and 7, per CPU (vpnguard.h, "Facts read
+ * again"): the guard was open, and in tunnel mode its tunnel had ifindex,
+ * until until_ns on the coarse clock. Not pinned: one per copy of the
+ * programs, that is per guard.
+ */
+struct vg_facts {
+	__u64 until_ns;
+	__u32 ifindex;  /* 0: read in gateway mode */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vg_facts);
+} vg_facts SEC(".maps");
+
 /* What a hook knows about the attempt it judges. */
 struct attempt {
 	struct vg_addr dst;
@@ -186,17 +205,6 @@ static bool is_gateway(const struct vg_policy *p, const struct vg_addr *a, __u16
 			return true;
 	}
 	return false;
-}
-
-static __always_inline bool guard_closed(void)
-{
-	__u64 id = guard_cgroup_id;
-	struct vg_state *st = bpf_map_lookup_elem(&vg_state, &id);
-
-	/* No state yet means the agent never opened the guard. */
-	if (!st || st->state != VG_STATE_OPEN)
-		return true;
-	return st->lease_deadline_ns && bpf_ktime_get_boot_ns() > st->lease_deadline_ns;
 }
 
 static __always_inline struct vg_tunnel *tunnel_of(const struct vg_policy *p)
@@ -285,22 +293,56 @@ static __noinline int deny(const struct attempt *at, __u32 reason)
 	return 0;
 }
 
-enum verdict_kind {
-	V_ALLOW,          /* allowed, no tunnel involved */
-	V_TUNNEL,         /* allowed only through the tunnel */
-};
+/*
+ * Rules 6 and 7 from the maps: the guard's state with its lease, and in
+ * tunnel mode the tunnel's ifindex (*ifindex, else 0). The answer is kept
+ * in f for VG_FACTS_TTL_NS, never past a margin before the lease deadline:
+ * the coarse clock lags by up to a tick, VG_TICK_MAX_NS at most.
+ */
+static __noinline __u32 read_facts(const struct vg_policy *p, struct vg_facts *f, __u32 *ifindex)
+{
+	__u64 id = guard_cgroup_id, now = bpf_ktime_get_boot_ns(), keep = VG_FACTS_TTL_NS;
+	struct vg_state *st = bpf_map_lookup_elem(&vg_state, &id);
+	struct vg_tunnel *tun;
+
+	*ifindex = 0;
+	/* No state yet means the agent never opened the guard. */
+	if (!st || st->state != VG_STATE_OPEN)
+		return VG_R_CLOSED;
+	if (st->lease_deadline_ns) {
+		if (now > st->lease_deadline_ns)
+			return VG_R_CLOSED;
+		if (st->lease_deadline_ns - now < keep + VG_TICK_MAX_NS)
+			keep = st->lease_deadline_ns - now > VG_TICK_MAX_NS ?
+			       st->lease_deadline_ns - now - VG_TICK_MAX_NS : 0;
+	}
+	if (p->mode == VG_MODE_TUNNEL) {
+		tun = tunnel_of(p);
+		if (!tun || !tun->ifindex)
+			return VG_R_NO_TUNNEL;
+		*ifindex = tun->ifindex;
+	}
+	if (f) {
+		f->until_ns = keep ? bpf_ktime_get_coarse_ns() + keep : 0;
+		f->ifindex = *ifindex;
+	}
+	return 0;
+}
 
 /*
  * Rules 0-7 of vpnguard.h without the interface part, which differs per hook.
- * Returns a reason (> 0) to deny, or 0 with *kind and *tun filled.
+ * Returns a reason (> 0) to deny, or 0 with *tun_ifindex the tunnel the
+ * attempt must use (0: allowed on any interface).
  */
-static __always_inline __u32 judge(const struct attempt *at, enum verdict_kind *kind,
-				   struct vg_tunnel **tun)
+static __always_inline __u32 judge(const struct attempt *at, __u32 *tun_ifindex)
 {
 	__u64 id = guard_cgroup_id;
 	struct vg_policy *p = bpf_map_lookup_elem(&vg_policy, &id);
+	__u32 zero = 0, ifindex;
+	struct vg_facts *f;
+	__u32 reason;
 
-	*kind = V_ALLOW;
+	*tun_ifindex = 0;
 	if (!p)
 		return addr_is_loopback(&at->dst) ? 0 : VG_R_NO_POLICY;
 	if (addr_is_loopback(&at->dst))
@@ -313,34 +355,34 @@ static __always_inline __u32 judge(const struct attempt *at, enum verdict_kind *
 		return 0;
 	if (!addr_is_v4(&at->dst))
 		return VG_R_IPV6;
-	if (guard_closed())
-		return VG_R_CLOSED;
+	f = bpf_map_lookup_elem(&vg_facts, &zero);
+	if (f && bpf_ktime_get_coarse_ns() < f->until_ns &&
+	    (p->mode != VG_MODE_TUNNEL || f->ifindex)) {
+		ifindex = f->ifindex;
+	} else if ((reason = read_facts(p, f, &ifindex))) {
+		return reason;
+	}
 	if (p->mode == VG_MODE_GATEWAY)
 		return is_gateway(p, &at->dst, at->dport) ? 0 : VG_R_NOT_GATEWAY;
-	*tun = tunnel_of(p);
-	if (!*tun || !(*tun)->ifindex)
-		return VG_R_NO_TUNNEL;
-	*kind = V_TUNNEL;
+	*tun_ifindex = ifindex;
 	return 0;
 }
 
 /* connect(): judge, then pin the socket to the tunnel so routing cannot take it elsewhere. */
 static __always_inline int on_connect(struct bpf_sock_addr *ctx, struct attempt *at)
 {
-	struct vg_tunnel *tun = NULL;
-	enum verdict_kind kind;
-	__u32 reason;
+	__u32 reason, tun_ifindex;
 	int ifindex;
 
 	at->dport = (__u16)ctx->user_port;
 	at->proto = ctx->protocol;
 	at->netns_cookie = bpf_get_netns_cookie(ctx);
-	reason = judge(at, &kind, &tun);
+	reason = judge(at, &tun_ifindex);
 	if (reason)
 		return deny(at, reason);
-	if (kind != V_TUNNEL || !tun)
+	if (!tun_ifindex)
 		return 1;
-	ifindex = tun->ifindex;
+	ifindex = tun_ifindex;
 	if (ctx->sk && ctx->sk->bound_dev_if == ifindex)
 		return 1;
 	/* Rebinding a bound socket needs CAP_NET_RAW: a failure here is a denial. */
@@ -358,22 +400,20 @@ static __always_inline int on_connect(struct bpf_sock_addr *ctx, struct attempt 
  */
 static __always_inline int on_sendmsg(struct bpf_sock_addr *ctx, struct attempt *at)
 {
-	struct vg_tunnel *tun = NULL;
 	struct vg_sk_verdict *v;
-	enum verdict_kind kind;
-	__u32 reason;
+	__u32 reason, tun_ifindex;
 
 	at->dport = (__u16)ctx->user_port;
 	at->proto = IPPROTO_UDP;
 	at->netns_cookie = bpf_get_netns_cookie(ctx);
-	reason = judge(at, &kind, &tun);
+	reason = judge(at, &tun_ifindex);
 	if (reason)
 		return deny(at, reason);
 	/* No storage (no memory): the egress program judges in full. */
 	v = bpf_sk_storage_get(&vg_sk_verdict, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (v) {
 		v->daddr = at->dst.w[3];
-		v->ifindex = kind == V_TUNNEL && tun && addr_is_v4(&at->dst) ? tun->ifindex : 0;
+		v->ifindex = addr_is_v4(&at->dst) ? tun_ifindex : 0;
 	}
 	return 1;
 }
@@ -609,17 +649,15 @@ SEC("cgroup_skb/egress")
 int vg_egress(struct __sk_buff *skb)
 {
 	struct attempt at = { .hook = VG_HOOK_EGRESS, .ifindex = skb->ifindex };
-	struct vg_tunnel *tun = NULL;
-	enum verdict_kind kind;
-	__u32 reason;
+	__u32 reason, tun_ifindex;
 
 	if (skb->ifindex == LOOPBACK_IFINDEX || egress_judged_at_sendmsg(skb))
 		return 1;
 	if (parse_packet(skb, true, &at, NULL))
 		return deny(&at, VG_R_NO_POLICY);
 	at.netns_cookie = bpf_get_netns_cookie(skb);
-	reason = judge(&at, &kind, &tun);
-	if (!reason && kind == V_TUNNEL && tun && skb->ifindex != tun->ifindex)
+	reason = judge(&at, &tun_ifindex);
+	if (!reason && tun_ifindex && skb->ifindex != tun_ifindex)
 		reason = VG_R_OFF_TUNNEL;
 	return reason ? deny(&at, reason) : 1;
 }

@@ -34,6 +34,13 @@
  *      Gateway mode: the destination must be one of policy.gw (port 0 = any
  *      port), else deny (VG_R_NOT_GATEWAY).
  *
+ * Facts read again: the policy is read for every check; the guard's state
+ * and its tunnel's ifindex (rules 6 and 7) are read again on each CPU at
+ * least every VG_FACTS_TTL_NS plus one tick of the kernel's coarse clock
+ * (VG_TICK_MAX_NS at most), the dear clock read included. So closing a guard
+ * or losing its tunnel reaches every socket within that time (about a tick:
+ * 1-10 ms); a lease runs out on time, as what is kept never outlives it.
+ *
  * Beside the rules: setsockopt() of SO_BINDTODEVICE, SO_BINDTOIFINDEX,
  * IP_UNICAST_IF and IPV6_UNICAST_IF to anything but the tunnel, and of a
  * non-zero SO_MARK, is refused (VG_R_SOCKOPT); raw sockets are refused at
@@ -57,6 +64,9 @@
 #define VG_MAX_TUN_ADDRS 4
 #define VG_MAX_GUARDS 256
 #define VG_IFNAMSIZ 16
+
+#define VG_FACTS_TTL_NS 1000000ULL
+#define VG_TICK_MAX_NS 10000000ULL  /* CONFIG_HZ=100 */
 
 #define VG_EVENT_BURST 20
 #define VG_EVENT_WINDOW_NS 1000000000ULL
