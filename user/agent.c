@@ -49,7 +49,7 @@
 #define RETRY_MAX 60
 
 /* epoll tags; netlink watch i is TAG_WATCH + i. */
-enum { TAG_SIGNAL, TAG_RINGBUF, TAG_PROBES, TAG_LEASE, TAG_SCAN, TAG_DOCKER, TAG_RETRY, TAG_WATCH };
+enum { TAG_SIGNAL, TAG_RINGBUF, TAG_PROBES, TAG_TICK, TAG_DOCKER, TAG_RETRY, TAG_WATCH };
 
 /* One netlink watch per tunnel namespace; the guards living there refresh together. */
 struct watch {
@@ -70,7 +70,9 @@ struct agent {
 	char log_path[PATH_MAX];
 	struct watch watches[MAX_WATCHES];
 	int n_watches;
-	int epfd, probe_efd, lease_tfd, scan_tfd, docker_efd, retry_tfd;
+	int epfd, probe_efd, tick_tfd, docker_efd, retry_tfd;
+	/* The one periodic timer: lease renewals and the scan, so idle means one wake-up a period. */
+	__u64 tick_ns, last_scan_ns;
 	int retries_left;
 	struct vg_follower *follower;
 	struct json_object *findings;   /* the last scan's, each logged once while it lasts */
@@ -254,6 +256,7 @@ static void scan_now(struct agent *a)
 {
 	struct json_object *res = NULL, *found;
 
+	a->last_scan_ns = vg_boot_ns();
 	if (vg_scan(&res))
 		return;
 	json_object_object_get_ex(res, "findings", &found);
@@ -440,10 +443,6 @@ static void take_probe_results(struct agent *a)
 /* Guards with no probe: the lease only says the agent is alive. */
 static void renew_unprobed(struct agent *a)
 {
-	uint64_t ticks;
-
-	if (read(a->lease_tfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
-		return;
 	for (int g = 0; g < a->set->n; g++)
 		if (!vg_health_probes(&a->set->specs[g].health))
 			set_guard_state(a, g, VG_STATE_OPEN);
@@ -471,18 +470,30 @@ static void stop_health(struct agent *a)
 	}
 }
 
-/* Probers for the set's probed guards, the lease timer for the others. */
+/* Renews the leases of guards with no probe; scans once SCAN_INTERVAL_S has (about) passed. */
+static void on_tick(struct agent *a)
+{
+	uint64_t ticks;
+
+	if (read(a->tick_tfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		return;
+	renew_unprobed(a);
+	if (vg_boot_ns() - a->last_scan_ns + a->tick_ns / 2 >= SCAN_INTERVAL_S * 1000000000ULL)
+		scan_now(a);
+}
+
+/* Probers for the set's probed guards; the tick at the shortest interval of the others. */
 static int start_health(struct agent *a)
 {
 	struct itimerspec tick = { 0 };
-	unsigned min_ms = 0;
+	unsigned min_ms = SCAN_INTERVAL_S * 1000;
 
 	for (int g = 0; g < a->set->n; g++) {
 		const struct vg_guard_spec *spec = &a->set->specs[g];
 
 		a->groups[g].h.open = guard_is_open(spec);
 		if (!vg_health_probes(&spec->health)) {
-			if (!min_ms || spec->health.interval_ms < min_ms)
+			if (spec->health.interval_ms < min_ms)
 				min_ms = spec->health.interval_ms;
 			continue;
 		}
@@ -497,7 +508,8 @@ static int start_health(struct agent *a)
 	tick.it_interval.tv_sec = min_ms / 1000;
 	tick.it_interval.tv_nsec = (long)(min_ms % 1000) * 1000000;
 	tick.it_value = tick.it_interval;
-	timerfd_settime(a->lease_tfd, 0, &tick, NULL);
+	a->tick_ns = min_ms * 1000000ULL;
+	timerfd_settime(a->tick_tfd, 0, &tick, NULL);
 	renew_unprobed(a);
 	return 0;
 }
@@ -694,9 +706,8 @@ static void retry_reload(struct agent *a)
 
 int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 {
-	struct agent a = { .epfd = -1, .probe_efd = -1, .lease_tfd = -1, .scan_tfd = -1, .docker_efd = -1,
+	struct agent a = { .epfd = -1, .probe_efd = -1, .tick_tfd = -1, .docker_efd = -1,
 			   .retry_tfd = -1, .set = set, .cli = cli };
-	struct itimerspec every = { { SCAN_INTERVAL_S, 0 }, { SCAN_INTERVAL_S, 0 } };
 	const char *log_path = set->log ? set->log : VG_DEFAULT_LOG;
 	struct vg_event_reader *reader = NULL;
 	sigset_t mask;
@@ -729,14 +740,13 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	a.epfd = epoll_create1(EPOLL_CLOEXEC);
 	a.probe_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	a.lease_tfd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
-	a.scan_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	a.tick_tfd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
 	a.docker_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	a.retry_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	reader = vg_event_reader_open(log_record, &a);
-	if (sfd < 0 || a.epfd < 0 || a.probe_efd < 0 || a.lease_tfd < 0 || a.scan_tfd < 0 ||
+	if (sfd < 0 || a.epfd < 0 || a.probe_efd < 0 || a.tick_tfd < 0 ||
 	    a.docker_efd < 0 || a.retry_tfd < 0 ||
-	    timerfd_settime(a.scan_tfd, 0, &every, NULL) || !reader) {
+	    !reader) {
 		err = -errno ?: -EIO;
 		fprintf(stderr, "vpnguard-bpf: agent setup: %s\n", strerror(-err));
 		goto out;
@@ -747,7 +757,7 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 		goto out;
 	}
 	int by_tag[] = { [TAG_SIGNAL] = sfd, [TAG_RINGBUF] = vg_event_reader_fd(reader),
-			 [TAG_PROBES] = a.probe_efd, [TAG_LEASE] = a.lease_tfd, [TAG_SCAN] = a.scan_tfd,
+			 [TAG_PROBES] = a.probe_efd, [TAG_TICK] = a.tick_tfd,
 			 [TAG_DOCKER] = a.docker_efd, [TAG_RETRY] = a.retry_tfd };
 
 	for (__u32 tag = 0; tag < TAG_WATCH; tag++) {
@@ -780,13 +790,8 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 				vg_event_reader_drain(reader);
 			} else if (tag == TAG_PROBES) {
 				take_probe_results(&a);
-			} else if (tag == TAG_LEASE) {
-				renew_unprobed(&a);
-			} else if (tag == TAG_SCAN) {
-				__u64 expirations;
-
-				if (read(a.scan_tfd, &expirations, sizeof(expirations)) == sizeof(expirations))
-					scan_now(&a);
+			} else if (tag == TAG_TICK) {
+				on_tick(&a);
 			} else if (tag == TAG_DOCKER) {
 				take_docker_events(&a);
 				follow_docker(&a);
@@ -825,7 +830,7 @@ out:
 	vg_webhook_stop(a.webhook, true);
 	drop_watches(&a);
 	vg_event_reader_close(reader);
-	for (int *fd = (int[]){ sfd, a.epfd, a.probe_efd, a.lease_tfd, a.scan_tfd, a.docker_efd, a.retry_tfd, -2 };
+	for (int *fd = (int[]){ sfd, a.epfd, a.probe_efd, a.tick_tfd, a.docker_efd, a.retry_tfd, -2 };
 	     *fd != -2; fd++)
 		if (*fd >= 0)
 			close(*fd);
