@@ -224,9 +224,11 @@ def markdown(r):
                      f"in the worst round (nft {fmt(lk['max']['nft'])}, none {fmt(lk['max']['none'])}): "
                      f"{verdict(lk['max']['vpnguard'] == 0)}")
     if a["vpnguard"] is not None:
+        # The agent's one periodic timer (lease renewal, scan) ticks every 30 s at the default interval.
+        ticks = int(a["idle_seconds"] // 30)
         lines.append(f"- agent idle: {fmt(a['wakeups_idle'])} wake-ups in {fmt(a['idle_seconds'])} s "
-                     f"(the agent's lease and scan timers tick every 30 s), RSS {a['vpnguard'] / 1024:.1f} MB: "
-                     f"{verdict(a['wakeups_idle'] == 0 and a['vpnguard'] < 10 * 1024)}")
+                     f"({ticks} from its lease timer, every 30 s), RSS {a['vpnguard'] / 1024:.1f} MB: "
+                     f"{verdict(a['wakeups_idle'] <= ticks and a['vpnguard'] < 10 * 1024)}")
     return "\n".join(lines) + "\n"
 
 

@@ -290,7 +290,7 @@ echo "# following containers: the agent re-applies guards by name when container
 # Each flooder sends UDP to the LAN host from its first instruction for 2 s, then sleeps. The
 # LAN is routed by the veth (the fallback path): what arrives there (lan on the far side) got
 # out before any guard; once guarded, the socket is held to the tunnel.
-FLOOD_CMD="vgprobe flood udp $TOPO_LAN_HOST 7010 --seconds 2 --interval-us 50 --unconnected >/tmp/flood.out 2>&1; exec sleep 100000"
+FLOOD_CMD="vgprobe flood udp $TOPO_LAN_HOST 7010 --seconds 2 --interval-us 50 --unconnected >/tmp/flood.out 2>/tmp/flood.err; exec sleep 100000"
 for c in "$FLOODN:/$BYNAME_PARENT" "$FLOODS:/$SLICE_REL"; do
 	"$DOCKER" run -d --name "${c%%:*}" --network "container:$VPN" --cgroup-parent "${c#*:}" \
 		--cap-drop NET_RAW "$ENGINE_IMAGE" sh -c "$FLOOD_CMD" >/dev/null

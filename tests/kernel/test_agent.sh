@@ -1203,6 +1203,15 @@ agent_sample() {
 	done
 	echo "$ticks $ctx $(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status") $n"
 }
+# libcurl is loaded on first use (user/http.h): an agent with nothing to fetch never maps it.
+if agent_start c11a "${GUARD[@]}"; then
+	sleep 1
+	rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$agent_pid/status")
+	fig "case 11: agent with no probe, webhook or Docker engine: VmRSS $rss kB"
+	expect_eq "case 11: nothing to fetch: libcurl not mapped" "$(grep -c libcurl "/proc/$agent_pid/maps")" 0
+	expect_true "case 11: nothing to fetch: VmRSS under 10 MB ($rss kB)" test "$rss" -lt 10240
+	agent_stop TERM
+fi
 if hook_start c11 && agent_start c11 "${GUARD[@]}" --probe-url "$URL/ip" --webhook "$HOOK_URL"; then
 	expect_true "case 11: default interval (30 s): the first probe opens the guard" rec_wait 6 "$AGENT_LOG" 0 "$R_OPEN"
 	sleep 1
@@ -1213,6 +1222,7 @@ if hook_start c11 && agent_start c11 "${GUARD[@]}" --probe-url "$URL/ip" --webho
 	expect_true "case 11: idle: at most 2 CPU ticks in 10 s ($((b_t - a_t)))" test $((b_t - a_t)) -le 2
 	expect_true "case 11: idle: no busy polling: at most 5 context switches in 10 s ($((b_c - a_c)))" test $((b_c - a_c)) -le 5
 	expect_eq "case 11: idle: VmRSS unchanged" "$b_r" "$a_r"
+	expect_true "case 11: with probes and a webhook: libcurl mapped" grep -q libcurl "/proc/$agent_pid/maps"
 
 	echo "# case 12: a second attach beside the running agent (t=$((SECONDS - started)) s)"
 	m=$(log_mark)

@@ -558,6 +558,36 @@ expect_gt "flood went through the tunnel while OPEN" "$t_closed" 0
 expect_eq "nothing more through the tunnel once CLOSED (existing TCP connection included)" "$t_after" "$t_closed"
 expect_eq "leak_count" "$(leak_count)" 0
 
+# How late CLOSED reaches sockets that are sending: the programs read the
+# guard's state again on each CPU at least every 1 ms plus a tick of the
+# coarse clock (VG_FACTS_TTL_NS, VG_TICK_MAX_NS: 11 ms at most). One UDP
+# flood per kind of socket, a datagram every 100 us; the time from just
+# before the map write to each flood's first EPERM.
+expect_true "write vg_state OPEN again (reaction time)" set_state 0 0
+case_reset
+react_pids=()
+for kind in connected unconnected; do
+	topo_spawn "$CG" "$TOPO_HOME" "$TOPO_VGPROBE" flood udp "$I" 9 --seconds 3 --interval-us 100 \
+		$([ "$kind" = unconnected ] && echo --unconnected) >"$TOPO_DIR/react.$kind" 2>"$TOPO_DIR/react.$kind.err"
+	react_pids+=("$TOPO_LAST_PID")
+done
+sleep 1
+written_at=$("$PY" "$repo/tests/tools/state_write.py" "$PIN_ROOT/vg_state" "$GID" 1 0)
+expect_match "state_write.py wrote CLOSED" "$written_at" '^[0-9]+$'
+for pid in "${react_pids[@]}"; do
+	_topo_wait_until 5 _topo_not _topo_pid_alive "$pid"
+	topo_stop "$pid"
+done
+for kind in connected unconnected; do
+	failed_at=$(sed -n 's/^vgprobe: first failure at boottime \([0-9]*\) ns$/\1/p' "$TOPO_DIR/react.$kind.err")
+	react_us=$(( (${failed_at:-0} - ${written_at:-0}) / 1000 ))
+	note "$kind UDP flood: first EPERM ${react_us} us after the write ($(cat "$TOPO_DIR/react.$kind"))"
+	expect_true "$kind UDP flood sent before CLOSED" grep -q 'ok=[1-9]' "$TOPO_DIR/react.$kind"
+	expect_true "$kind UDP flood refused within 11 ms of CLOSED (${react_us} us)" \
+		test -n "$failed_at" -a "$react_us" -ge 0 -a "$react_us" -le 11000
+done
+expect_eq "leak_count (reaction time)" "$(leak_count)" 0
+
 now=$(boottime_ns)
 expect_true "write vg_state OPEN, lease deadline 1 s in the past" set_state 0 $((now - 1000000000))
 expect_eq "status: expired lease shows closed" "$(guard_field '[g["state"], g["lease_left_s"]]')" '["closed", 0.0]'

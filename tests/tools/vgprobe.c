@@ -541,6 +541,7 @@ static int cmd_flood(const struct opts *o)
 	const char *stage = "";
 	long long deadline;
 	long ok = 0, failed = 0, blocked = 0, reopened = 0, opened = 0;
+	struct timespec first_at = { 0 };
 	long interval = o->interval_us < 0 ? 1000 : o->interval_us;
 	size_t size;
 	static char payload[65536];
@@ -555,8 +556,13 @@ static int cmd_flood(const struct opts *o)
 	memset(payload, 'v', sizeof(payload));
 	deadline = now_ms() + o->seconds * 1000;
 
+	/* When the kernel first said no, on the clock of vg_state's lease, for reaction times. */
 #define FLOOD_FAIL(err) do { \
-		failed++; last = (err); if (!first) first = (err); \
+		failed++; last = (err); \
+		if (!first) { \
+			first = (err); \
+			clock_gettime(CLOCK_BOOTTIME, &first_at); \
+		} \
 	} while (0)
 
 	while (!stop_flag && now_ms() < deadline) {
@@ -618,6 +624,9 @@ static int cmd_flood(const struct opts *o)
 #undef FLOOD_FAIL
 	if (fd >= 0)
 		close(fd);
+	if (first)
+		fprintf(stderr, "vgprobe: first failure at boottime %lld ns\n",
+			(long long)first_at.tv_sec * 1000000000LL + first_at.tv_nsec);
 	result("ok=%ld failed=%ld blocked=%ld reopened=%ld first_errno=%s last_errno=%s",
 	       ok, failed, blocked, reopened, first ? errno_name(first) : "none",
 	       last ? errno_name(last) : "none");
