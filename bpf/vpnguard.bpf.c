@@ -25,6 +25,8 @@
 #define TCX_NEXT -1
 #define TC_ACT_SHOT 2
 #define BPF_SK_STORAGE_GET_F_CREATE 1
+/* Keeps the compiler from moving stores across it; this CPU sees them in order. */
+#define barrier() asm volatile("" ::: "memory")
 
 /* Set by the loader before load: which guard this copy of the programs serves. */
 const volatile __u64 guard_cgroup_id = 0;
@@ -105,14 +107,19 @@ struct {
 
 /*
  * The guard-wide facts of rules 6 and 7, per CPU (vpnguard.h, "Facts read
- * again"): the guard was open, and in tunnel mode its tunnel had ifindex,
- * until until_ns on the coarse clock. Not pinned: one per copy of the
+ * again"): the guard was open, and in tunnel mode the tunnel the policy names
+ * ({netns_cookie, tunnel}) had ifindex, until until_ns on the coarse clock.
+ * Only this CPU writes it, but a program can interrupt another one's write
+ * (softirq, preemption): writing marks it incomplete, so that the interrupting
+ * program neither reads it nor writes it. Not pinned: one per copy of the
  * programs, that is per guard.
  */
 struct vg_facts {
 	__u64 until_ns;
+	__u64 netns_cookie;
+	__u64 tunnel[VG_IFNAMSIZ / 8];
 	__u32 ifindex;  /* 0: read in gateway mode */
-	__u32 pad;
+	__u32 writing;
 };
 
 struct {
@@ -295,38 +302,56 @@ static __noinline int deny(const struct attempt *at, __u32 reason)
 
 /*
  * Rules 6 and 7 from the maps: the guard's state with its lease, and in
- * tunnel mode the tunnel's ifindex (*ifindex, else 0). The answer is kept
- * in f for VG_FACTS_TTL_NS, never past a margin before the lease deadline:
- * the coarse clock lags by up to a tick, VG_TICK_MAX_NS at most.
+ * tunnel mode the tunnel's ifindex (*ifindex, else 0). The answer, a denial
+ * included, is kept in f with coarse, the coarse clock read before the boot
+ * clock: for VG_FACTS_TTL_NS, and never within VG_TICK_MAX_NS of the lease
+ * deadline, the most the coarse clock lags.
  */
-static __noinline __u32 read_facts(const struct vg_policy *p, struct vg_facts *f, __u32 *ifindex)
+static __noinline __u32 read_facts(const struct vg_policy *p, struct vg_facts *f, __u64 coarse,
+				   __u32 *ifindex)
 {
-	__u64 id = guard_cgroup_id, now = bpf_ktime_get_boot_ns(), keep = VG_FACTS_TTL_NS;
+	__u64 id = guard_cgroup_id, now = bpf_ktime_get_boot_ns(), keep = VG_FACTS_TTL_NS, left;
 	struct vg_state *st = bpf_map_lookup_elem(&vg_state, &id);
-	struct vg_tunnel *tun;
+	struct vg_tunnel *tun = NULL;
+	__u32 reason = 0;
 
 	*ifindex = 0;
 	/* No state yet means the agent never opened the guard. */
-	if (!st || st->state != VG_STATE_OPEN)
-		return VG_R_CLOSED;
-	if (st->lease_deadline_ns) {
-		if (now > st->lease_deadline_ns)
-			return VG_R_CLOSED;
-		if (st->lease_deadline_ns - now < keep + VG_TICK_MAX_NS)
-			keep = st->lease_deadline_ns - now > VG_TICK_MAX_NS ?
-			       st->lease_deadline_ns - now - VG_TICK_MAX_NS : 0;
-	}
-	if (p->mode == VG_MODE_TUNNEL) {
-		tun = tunnel_of(p);
-		if (!tun || !tun->ifindex)
-			return VG_R_NO_TUNNEL;
+	if (!st || st->state != VG_STATE_OPEN ||
+	    (st->lease_deadline_ns && now > st->lease_deadline_ns))
+		reason = VG_R_CLOSED;
+	else if (p->mode == VG_MODE_TUNNEL && (!(tun = tunnel_of(p)) || !tun->ifindex))
+		reason = VG_R_NO_TUNNEL;
+	else if (tun)
 		*ifindex = tun->ifindex;
+	if (!reason && st && st->lease_deadline_ns) {
+		left = st->lease_deadline_ns - now;
+		if (left < keep + VG_TICK_MAX_NS)
+			keep = left > VG_TICK_MAX_NS ? left - VG_TICK_MAX_NS : 0;
 	}
-	if (f) {
-		f->until_ns = keep ? bpf_ktime_get_coarse_ns() + keep : 0;
+	if (f && !f->writing) {
+		f->writing = 1;
+		barrier();
+		f->until_ns = reason || !keep ? 0 : coarse + keep;
+		f->netns_cookie = p->netns_cookie;
+		__builtin_memcpy(f->tunnel, p->tunnel, VG_IFNAMSIZ);
 		f->ifindex = *ifindex;
+		barrier();
+		f->writing = 0;
 	}
-	return 0;
+	return reason;
+}
+
+/* Are f's facts complete, fresh, and about the tunnel p names now? */
+static __always_inline bool facts_hold(const struct vg_facts *f, const struct vg_policy *p,
+				       __u64 coarse)
+{
+	__u64 tunnel[VG_IFNAMSIZ / 8];
+
+	__builtin_memcpy(tunnel, p->tunnel, VG_IFNAMSIZ);
+	return !f->writing && coarse < f->until_ns && f->netns_cookie == p->netns_cookie &&
+	       f->tunnel[0] == tunnel[0] && f->tunnel[1] == tunnel[1] &&
+	       (p->mode != VG_MODE_TUNNEL || f->ifindex);
 }
 
 /*
@@ -336,7 +361,7 @@ static __noinline __u32 read_facts(const struct vg_policy *p, struct vg_facts *f
  */
 static __always_inline __u32 judge(const struct attempt *at, __u32 *tun_ifindex)
 {
-	__u64 id = guard_cgroup_id;
+	__u64 id = guard_cgroup_id, coarse;
 	struct vg_policy *p = bpf_map_lookup_elem(&vg_policy, &id);
 	__u32 zero = 0, ifindex;
 	struct vg_facts *f;
@@ -356,12 +381,11 @@ static __always_inline __u32 judge(const struct attempt *at, __u32 *tun_ifindex)
 	if (!addr_is_v4(&at->dst))
 		return VG_R_IPV6;
 	f = bpf_map_lookup_elem(&vg_facts, &zero);
-	if (f && bpf_ktime_get_coarse_ns() < f->until_ns &&
-	    (p->mode != VG_MODE_TUNNEL || f->ifindex)) {
+	coarse = bpf_ktime_get_coarse_ns();
+	if (f && facts_hold(f, p, coarse))
 		ifindex = f->ifindex;
-	} else if ((reason = read_facts(p, f, &ifindex))) {
+	else if ((reason = read_facts(p, f, coarse, &ifindex)))
 		return reason;
-	}
 	if (p->mode == VG_MODE_GATEWAY)
 		return is_gateway(p, &at->dst, at->dport) ? 0 : VG_R_NOT_GATEWAY;
 	*tun_ifindex = ifindex;
@@ -409,11 +433,15 @@ static __always_inline int on_sendmsg(struct bpf_sock_addr *ctx, struct attempt 
 	reason = judge(at, &tun_ifindex);
 	if (reason)
 		return deny(at, reason);
-	/* No storage (no memory): the egress program judges in full. */
-	v = bpf_sk_storage_get(&vg_sk_verdict, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	/*
+	 * A tunnel verdict (IPv4 only) for the egress program; any other clears
+	 * the socket's last one. No storage (no memory): egress judges in full.
+	 */
+	v = bpf_sk_storage_get(&vg_sk_verdict, ctx->sk, 0,
+			       tun_ifindex ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 	if (v) {
 		v->daddr = at->dst.w[3];
-		v->ifindex = addr_is_v4(&at->dst) ? tun_ifindex : 0;
+		v->ifindex = tun_ifindex;
 	}
 	return 1;
 }
@@ -623,8 +651,9 @@ static __always_inline int parse_packet(struct __sk_buff *skb, bool in_place, st
 /*
  * The hot path of a torrent client, unconnected UDP: a datagram of such a
  * socket cannot be sent without an address, so sendmsg() has just judged it
- * under the policy of the moment. It passes if it goes to the destination
- * judged and leaves by the tunnel it was judged for; anything else (another
+ * under the policy of the moment (and facts no older than vpnguard.h allows).
+ * It passes if it goes to the destination judged and leaves by the tunnel it
+ * was judged for; anything else (another
  * interface, IP options that change the destination, a verdict that was not
  * "tunnel") is judged in full. Connected sockets are judged in full on every
  * packet: CLOSED and policy changes must reach connections that exist.

@@ -35,11 +35,15 @@
  *      port), else deny (VG_R_NOT_GATEWAY).
  *
  * Facts read again: the policy is read for every check; the guard's state
- * and its tunnel's ifindex (rules 6 and 7) are read again on each CPU at
- * least every VG_FACTS_TTL_NS plus one tick of the kernel's coarse clock
- * (VG_TICK_MAX_NS at most), the dear clock read included. So closing a guard
- * or losing its tunnel reaches every socket within that time (about a tick:
- * 1-10 ms); a lease runs out on time, as what is kept never outlives it.
+ * and the ifindex of the tunnel the policy names (rules 6 and 7) are read
+ * again on each CPU at least every VG_FACTS_TTL_NS plus one tick of the
+ * kernel's coarse clock (the boot clock costs more than the rest of a check).
+ * So closing a guard, or a tunnel's change, reaches every socket within
+ * 1 ms plus a tick (2-11 ms); a policy naming another tunnel or namespace
+ * acts at once. What is kept stops VG_TICK_MAX_NS before the lease deadline,
+ * so a lease runs out on time as long as the coarse clock lags by less than
+ * that; after a suspend (the coarse clock stops, the lease's does not), facts
+ * kept just before it hold for at most the rest of their 1 ms plus a tick.
  *
  * Beside the rules: setsockopt() of SO_BINDTODEVICE, SO_BINDTOIFINDEX,
  * IP_UNICAST_IF and IPV6_UNICAST_IF to anything but the tunnel, and of a
