@@ -302,10 +302,10 @@ static __noinline int deny(const struct attempt *at, __u32 reason)
 
 /*
  * Rules 6 and 7 from the maps: the guard's state with its lease, and in
- * tunnel mode the tunnel's ifindex (*ifindex, else 0). The answer, a denial
- * included, is kept in f with coarse, the coarse clock read before the boot
- * clock: for VG_FACTS_TTL_NS, and never within VG_TICK_MAX_NS of the lease
- * deadline, the most the coarse clock lags.
+ * tunnel mode the tunnel's ifindex (*ifindex, else 0). An open guard is kept
+ * in f from coarse, the coarse clock read before the boot clock: for
+ * VG_FACTS_TTL_NS, and never within VG_TICK_MAX_NS of the lease deadline, the
+ * most the coarse clock lags. A denial clears f, so it is read again next time.
  */
 static __noinline __u32 read_facts(const struct vg_policy *p, struct vg_facts *f, __u64 coarse,
 				   __u32 *ifindex)
@@ -653,10 +653,10 @@ static __always_inline int parse_packet(struct __sk_buff *skb, bool in_place, st
  * socket cannot be sent without an address, so sendmsg() has just judged it
  * under the policy of the moment (and facts no older than vpnguard.h allows).
  * It passes if it goes to the destination judged and leaves by the tunnel it
- * was judged for; anything else (another
- * interface, IP options that change the destination, a verdict that was not
- * "tunnel") is judged in full. Connected sockets are judged in full on every
- * packet: CLOSED and policy changes must reach connections that exist.
+ * was judged for; anything else (another interface, IP options that change
+ * the destination, a verdict that was not "tunnel") is judged in full.
+ * Connected sockets are judged on every packet, so that CLOSED and policy
+ * changes reach connections that exist (CLOSED within the facts' bound).
  */
 static __always_inline bool egress_judged_at_sendmsg(struct __sk_buff *skb)
 {
