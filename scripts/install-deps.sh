@@ -7,7 +7,8 @@ pkgs="make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
       libcurl4-openssl-dev libmnl-dev libjson-c-dev libcmocka-dev libinih-dev libsystemd-dev
       iproute2 wireguard-tools wireguard-go nftables
       iputils-ping python3 openssl procps util-linux systemd
-      docker.io busybox-static iperf3"
+      docker.io busybox-static iperf3
+      qbittorrent-nox transmission-daemon opentracker python3-libtorrent python3-pytest"
 
 missing=""
 for p in $pkgs; do
