@@ -14,7 +14,11 @@ and, for the real-client tests:
 
   offwg   every IPv4/IPv6 packet on the veth that is not WireGuard transport
           (UDP to gw_ip:51820), IGMP and MLD included; only ICMPv6 133-137
-          (router/neighbour discovery, redirects) left out
+          (router/neighbour discovery, redirects) and wgicmp left out
+  wgicmp  ICMP errors from HOME to the VPN endpoint about the server's own
+          WireGuard datagrams (inner UDP from port 51820): HOME's kernel
+          answering a dead VPN client's port while the server still sends,
+          carrying nothing of any client
   igmp    IGMP on the veth           mld     MLD (130, 131, 132, 143) on the veth
   dnsveth DNS ports (53 853 5353 5355, UDP or TCP) on the veth
   dnstun  DNS ports that came out of the tunnel
@@ -44,6 +48,7 @@ table inet {TABLE} {{
 	counter mld6 {{ }}
 	counter dnsveth {{ }}
 	counter dnstun {{ }}
+	counter wgicmp {{ }}
 
 	chain pre {{
 		type filter hook prerouting priority -310; policy accept;
@@ -68,6 +73,8 @@ table inet {TABLE} {{
 
 	chain offwg {{
 		ip daddr {t.gw_ip} udp dport {t.wg_port} return
+		# inner IPv4 protocol (ICMP header 8 bytes + 9) UDP, inner source port 51820
+		ip daddr {t.gw_ip} icmp type destination-unreachable @th,136,8 17 @th,224,16 {t.wg_port} counter name wgicmp return
 		icmpv6 type {{ nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect }} return
 		meta nfproto {{ ipv4, ipv6 }} counter name offwg
 	}}

@@ -1,0 +1,94 @@
+"""Fixtures of the pytest suites of vpnguard-bpf (run with Debian's pytest: pytest-3).
+
+  vg           build/vpnguard-bpf, built by `make all` (retried: sources may be mid-edit)
+  kernel_lock  flock on /run/vpnguard-kernel-tests.lock, as tests/lib/check.sh's
+               take_kernel_test_lock: every test that attaches a guard holds it
+  topo         a vgtopo.Topology, up for the test and always removed after it;
+               routing by indirect parametrization:
+                   @pytest.mark.parametrize("topo", ["split"], indirect=True)
+
+Not root, or a tool missing: every test FAILS (never skips). SIGTERM is turned
+into KeyboardInterrupt, so pytest's teardown (and the topology's cleanup) runs.
+"""
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(HERE, "lib"))
+
+from vgtopo import ROUTINGS, Topology  # noqa: E402
+
+LOCK = "/run/vpnguard-kernel-tests.lock"
+TOOLS = ("ip", "wg", "wireguard-go", "nft", "setpriv", "sysctl", "bpftool", "make", "flock")
+
+
+def _sigterm(*_):
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def pytest_configure(config):
+    signal.signal(signal.SIGTERM, _sigterm)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def preflight():
+    if os.geteuid() != 0:
+        pytest.fail("these tests need root (real cgroups, namespaces and BPF)", pytrace=False)
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        pytest.fail(f"missing tools: {' '.join(missing)} (scripts/install-deps.sh)", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def vg():
+    """build/vpnguard-bpf, freshly built; a build that fails is retried for 2 minutes
+    (another engineer's edit may be half-saved)."""
+    end = time.monotonic() + 120
+    while True:
+        r = subprocess.run(["make", "-s", "-C", REPO, "all"], capture_output=True, text=True)
+        if r.returncode == 0:
+            break
+        if time.monotonic() > end:
+            pytest.fail(f"make all failed:\n{r.stdout[-2000:]}{r.stderr[-4000:]}", pytrace=False)
+        time.sleep(10)
+    path = os.path.join(REPO, "build", "vpnguard-bpf")
+    assert os.access(path, os.X_OK), f"{path} missing after make all"
+    return path
+
+
+@pytest.fixture
+def kernel_lock():
+    """Hold the kernel tests' lock (all guards share /sys/fs/bpf/vpnguard); yields the wait (s)."""
+    t0 = time.monotonic()
+    fd = os.open(LOCK, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() - t0 > 900:
+                    pytest.fail(f"could not take {LOCK} within 900 s", pytrace=False)
+                time.sleep(0.5)
+        waited = time.monotonic() - t0
+        if waited > 1:
+            print(f"kernel_lock: waited {waited:.1f} s for {LOCK}")
+        yield waited
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@pytest.fixture
+def topo(request):
+    routing = getattr(request, "param", "subnets")
+    assert routing in ROUTINGS, routing
+    with Topology(routing=routing) as t:
+        yield t
