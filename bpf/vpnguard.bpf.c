@@ -17,7 +17,15 @@
 #define SO_BINDTODEVICE 25
 #define SO_MARK 36
 #define SO_BINDTOIFINDEX 62
+#define IP_MULTICAST_IF 32
+#define IP_ADD_MEMBERSHIP 35
+#define IP_ADD_SOURCE_MEMBERSHIP 39
+#define MCAST_JOIN_GROUP 42
+#define MCAST_JOIN_SOURCE_GROUP 46
 #define IP_UNICAST_IF 50
+#define IPV6_MULTICAST_IF 17
+#define IPV6_ADD_MEMBERSHIP 20
+#define IPV6_JOIN_ANYCAST 27
 #define IPV6_UNICAST_IF 76
 #define LOOPBACK_IFINDEX 1
 #define IP_OFFSET_MASK 0x1fff
@@ -65,8 +73,19 @@ struct {
 } vg_tunnels SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, VG_MAX_GUARDS);
+	__type(key, __u32);
+	__type(value, struct vg_tundev);
+	/*
+	 * Pinned by the loader, not by name: the kernel marks device maps
+	 * read-only to programs, a flag libbpf's reuse check then misses.
+	 */
+} vg_tundev SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, VG_MAX_GUARDS * VG_R_MAX);
+	__uint(max_entries, VG_MAX_GUARDS * VG_REASON_SLOTS);
 	__type(key, struct vg_counter_key);
 	__type(value, struct vg_counter);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -74,7 +93,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, VG_MAX_GUARDS * VG_R_MAX);
+	__uint(max_entries, VG_MAX_GUARDS * VG_REASON_SLOTS);
 	__type(key, struct vg_counter_key);
 	__type(value, struct vg_rate);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -181,6 +200,13 @@ static __always_inline bool port_is_dns(__u8 proto, __u16 dport)
 	       dport == bpf_htons(5353) || dport == bpf_htons(5355);
 }
 
+/* LAN discovery and port mapping: LSD, SSDP/UPnP, NAT-PMP/PCP. */
+static __always_inline bool port_is_discovery(__u8 proto, __u16 dport)
+{
+	return proto == IPPROTO_UDP && (dport == bpf_htons(6771) || dport == bpf_htons(1900) ||
+					dport == bpf_htons(5351));
+}
+
 static bool in_allowed(const struct vg_policy *p, const struct vg_addr *a)
 {
 	for (__u32 i = 0; i < VG_MAX_ALLOW; i++) {
@@ -220,6 +246,30 @@ static __always_inline struct vg_tunnel *tunnel_of(const struct vg_policy *p)
 
 	__builtin_memcpy(key.ifname, p->tunnel, VG_IFNAMSIZ);
 	return bpf_map_lookup_elem(&vg_tunnels, &key);
+}
+
+static __always_inline bool is_tunnel_addr(const struct vg_tunnel *t, const struct vg_addr *a)
+{
+	for (__u32 i = 0; i < VG_MAX_TUN_ADDRS; i++) {
+		if (i >= t->n_addrs)
+			break;
+		if (addr_eq(&t->addrs[i], a))
+			return true;
+	}
+	return false;
+}
+
+/* The ifindex of tun, 0 when it is down or its device is gone (vg_tundev: the kernel's word). */
+static __always_inline __u32 tunnel_ifindex(const struct vg_tunnel *tun)
+{
+	struct vg_tundev *dev;
+	__u32 slot;
+
+	if (!tun || !tun->ifindex)
+		return 0;
+	slot = tun->slot;
+	dev = bpf_map_lookup_elem(&vg_tundev, &slot);
+	return dev && dev->ifindex == tun->ifindex ? tun->ifindex : 0;
 }
 
 static __always_inline void count(__u32 reason)
@@ -312,7 +362,6 @@ static __noinline __u32 read_facts(const struct vg_policy *p, struct vg_facts *f
 {
 	__u64 id = guard_cgroup_id, now = bpf_ktime_get_boot_ns(), keep = VG_FACTS_TTL_NS, left;
 	struct vg_state *st = bpf_map_lookup_elem(&vg_state, &id);
-	struct vg_tunnel *tun = NULL;
 	__u32 reason = 0;
 
 	*ifindex = 0;
@@ -320,10 +369,8 @@ static __noinline __u32 read_facts(const struct vg_policy *p, struct vg_facts *f
 	if (!st || st->state != VG_STATE_OPEN ||
 	    (st->lease_deadline_ns && now > st->lease_deadline_ns))
 		reason = VG_R_CLOSED;
-	else if (p->mode == VG_MODE_TUNNEL && (!(tun = tunnel_of(p)) || !tun->ifindex))
+	else if (p->mode == VG_MODE_TUNNEL && !(*ifindex = tunnel_ifindex(tunnel_of(p))))
 		reason = VG_R_NO_TUNNEL;
-	else if (tun)
-		*ifindex = tun->ifindex;
 	if (!reason && st && st->lease_deadline_ns) {
 		left = st->lease_deadline_ns - now;
 		if (left < keep + VG_TICK_MAX_NS)
@@ -354,12 +401,17 @@ static __always_inline bool facts_hold(const struct vg_facts *f, const struct vg
 	       (p->mode != VG_MODE_TUNNEL || f->ifindex);
 }
 
+/* An allowed attempt: the tunnel it must use (0: any interface), the mark that steers into it. */
+struct verdict {
+	__u32 tun_ifindex;
+	__u32 fwmark;
+};
+
 /*
- * Rules 0-7 of vpnguard.h without the interface part, which differs per hook.
- * Returns a reason (> 0) to deny, or 0 with *tun_ifindex the tunnel the
- * attempt must use (0: allowed on any interface).
+ * Rules 1-8 of vpnguard.h without the interface part, which differs per hook.
+ * Returns a reason (> 0) to deny, or 0 with *v filled.
  */
-static __always_inline __u32 judge(const struct attempt *at, __u32 *tun_ifindex)
+static __always_inline __u32 judge(const struct attempt *at, struct verdict *v)
 {
 	__u64 id = guard_cgroup_id, coarse;
 	struct vg_policy *p = bpf_map_lookup_elem(&vg_policy, &id);
@@ -367,9 +419,11 @@ static __always_inline __u32 judge(const struct attempt *at, __u32 *tun_ifindex)
 	struct vg_facts *f;
 	__u32 reason;
 
-	*tun_ifindex = 0;
+	v->tun_ifindex = 0;
+	v->fwmark = 0;
 	if (!p)
 		return addr_is_loopback(&at->dst) ? 0 : VG_R_NO_POLICY;
+	v->fwmark = p->fwmark;
 	if (addr_is_loopback(&at->dst))
 		return 0;
 	if (p->netns_cookie && at->netns_cookie != p->netns_cookie)
@@ -377,7 +431,7 @@ static __always_inline __u32 judge(const struct attempt *at, __u32 *tun_ifindex)
 	if (port_is_dns(at->proto, at->dport) && !is_resolver(p, &at->dst))
 		return VG_R_DNS;
 	if (in_allowed(p, &at->dst))
-		return 0;
+		return port_is_discovery(at->proto, at->dport) ? VG_R_DISCOVERY : 0;
 	if (!addr_is_v4(&at->dst))
 		return VG_R_IPV6;
 	f = bpf_map_lookup_elem(&vg_facts, &zero);
@@ -388,60 +442,67 @@ static __always_inline __u32 judge(const struct attempt *at, __u32 *tun_ifindex)
 		return reason;
 	if (p->mode == VG_MODE_GATEWAY)
 		return is_gateway(p, &at->dst, at->dport) ? 0 : VG_R_NOT_GATEWAY;
-	*tun_ifindex = ifindex;
+	v->tun_ifindex = ifindex;
 	return 0;
 }
 
-/* connect(): judge, then pin the socket to the tunnel so routing cannot take it elsewhere. */
+/*
+ * Steering needs the guard's mark on the socket. sock_create gave it to every
+ * socket made since the guard exists; one made before (a running container
+ * guarded by name) gets it here, and routing sees it from this connect, or
+ * from the datagram after this one.
+ */
+static __always_inline void mark_for_steering(struct bpf_sock_addr *ctx, struct bpf_sock *sk,
+					      __u32 fwmark)
+{
+	int mark = (int)fwmark;
+
+	if (fwmark && sk && sk->mark != fwmark)
+		bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+}
+
+/* connect(): the policy routing of the mark takes the socket into the tunnel; nothing is bound. */
 static __always_inline int on_connect(struct bpf_sock_addr *ctx, struct attempt *at)
 {
-	__u32 reason, tun_ifindex;
-	int ifindex;
+	struct bpf_sock *sk = ctx->sk;
+	struct verdict v;
+	__u32 reason;
 
 	at->dport = (__u16)ctx->user_port;
 	at->proto = ctx->protocol;
 	at->netns_cookie = bpf_get_netns_cookie(ctx);
-	reason = judge(at, &tun_ifindex);
+	reason = judge(at, &v);
 	if (reason)
 		return deny(at, reason);
-	if (!tun_ifindex)
-		return 1;
-	ifindex = tun_ifindex;
-	if (ctx->sk && ctx->sk->bound_dev_if == ifindex)
-		return 1;
-	/* Rebinding a bound socket needs CAP_NET_RAW: a failure here is a denial. */
-	if (bpf_setsockopt(ctx, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex, sizeof(ifindex))) {
-		at->ifindex = ifindex;
-		return deny(at, VG_R_OFF_TUNNEL);
-	}
+	mark_for_steering(ctx, sk, v.fwmark);
 	return 1;
 }
 
-/*
- * sendmsg() with an address: judge without binding. A bound unconnected UDP
- * socket would stay on a dead ifindex after the tunnel is recreated; the
- * egress program keeps its packets on the tunnel instead.
- */
+/* sendmsg() with an address: judged like connect(), per datagram. */
 static __always_inline int on_sendmsg(struct bpf_sock_addr *ctx, struct attempt *at)
 {
-	struct vg_sk_verdict *v;
-	__u32 reason, tun_ifindex;
+	/* Read once: the verifier refuses ctx accesses through a pointer clang has offset. */
+	struct bpf_sock *sk = ctx->sk;
+	struct vg_sk_verdict *sv;
+	struct verdict v;
+	__u32 reason;
 
 	at->dport = (__u16)ctx->user_port;
 	at->proto = IPPROTO_UDP;
 	at->netns_cookie = bpf_get_netns_cookie(ctx);
-	reason = judge(at, &tun_ifindex);
+	reason = judge(at, &v);
 	if (reason)
 		return deny(at, reason);
+	mark_for_steering(ctx, sk, v.fwmark);
 	/*
 	 * A tunnel verdict (IPv4 only) for the egress program; any other clears
 	 * the socket's last one. No storage (no memory): egress judges in full.
 	 */
-	v = bpf_sk_storage_get(&vg_sk_verdict, ctx->sk, 0,
-			       tun_ifindex ? BPF_SK_STORAGE_GET_F_CREATE : 0);
-	if (v) {
-		v->daddr = at->dst.w[3];
-		v->ifindex = tun_ifindex;
+	sv = bpf_sk_storage_get(&vg_sk_verdict, sk, 0,
+				v.tun_ifindex ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	if (sv) {
+		sv->daddr = at->dst.w[3];
+		sv->ifindex = v.tun_ifindex;
 	}
 	return 1;
 }
@@ -512,77 +573,167 @@ static __always_inline bool optval_is_ifname(struct bpf_sockopt *ctx, const char
 	return false;
 }
 
-static __always_inline bool optval_int(struct bpf_sockopt *ctx, int *out)
+/* The 4 bytes at off of the option value, if the caller gave them. */
+static __always_inline bool optval_u32(struct bpf_sockopt *ctx, int optlen, __u32 off, __u32 *out)
 {
-	int *v = ctx->optval;
+	__u8 *v = ctx->optval;
 
-	if (ctx->optlen < (int)sizeof(int) || (void *)(v + 1) > ctx->optval_end)
+	if (optlen < (int)(off + sizeof(*out)) || v + off + sizeof(*out) > (__u8 *)ctx->optval_end)
 		return false;
-	*out = *v;
+	__builtin_memcpy(out, v + off, sizeof(*out));
 	return true;
 }
 
-/* Options that choose the egress interface or the routing of a socket. */
-static __always_inline bool steering_option(int level, int optname)
+enum option_kind { OPT_OTHER, OPT_STEER, OPT_JOIN };
+
+/* Options that choose the egress interface or the routing of a socket, and group joins. */
+static __always_inline enum option_kind option_kind(int level, int optname)
 {
 	if (level == SOL_SOCKET)
 		return optname == SO_BINDTODEVICE || optname == SO_BINDTOIFINDEX ||
-		       optname == SO_MARK;
-	return (level == SOL_IP && optname == IP_UNICAST_IF) ||
-	       (level == SOL_IPV6 && optname == IPV6_UNICAST_IF);
+		       optname == SO_MARK ? OPT_STEER : OPT_OTHER;
+	if (level == SOL_IP) {
+		if (optname == IP_UNICAST_IF || optname == IP_MULTICAST_IF)
+			return OPT_STEER;
+		return optname == IP_ADD_MEMBERSHIP || optname == IP_ADD_SOURCE_MEMBERSHIP ||
+		       optname == MCAST_JOIN_GROUP || optname == MCAST_JOIN_SOURCE_GROUP ?
+		       OPT_JOIN : OPT_OTHER;
+	}
+	if (level == SOL_IPV6) {
+		if (optname == IPV6_UNICAST_IF || optname == IPV6_MULTICAST_IF)
+			return OPT_STEER;
+		return optname == IPV6_ADD_MEMBERSHIP || optname == IPV6_JOIN_ANYCAST ||
+		       optname == MCAST_JOIN_GROUP || optname == MCAST_JOIN_SOURCE_GROUP ?
+		       OPT_JOIN : OPT_OTHER;
+	}
+	return OPT_OTHER;
 }
 
-/* Does a steering option point anywhere but the tunnel? */
-static __always_inline bool steers_off_tunnel(struct bpf_sockopt *ctx, const struct vg_policy *p)
+/* An interface named by ifindex, or (ifindex 0) by one of its IPv4 addresses: the tunnel? */
+static __always_inline bool names_tunnel(const struct vg_tunnel *tun, __u32 tun_ifindex,
+					 __u32 ifindex, __u32 addr4)
+{
+	struct vg_addr a;
+
+	if (!tun_ifindex)
+		return false;
+	if (ifindex)
+		return ifindex == tun_ifindex;
+	addr_from_v4(&a, addr4);
+	return addr4 && is_tunnel_addr(tun, &a);
+}
+
+/*
+ * Where IPv4's multicast options name their interface: struct ip_mreqn
+ * (12 bytes: group, address, ifindex), struct ip_mreq (8: group, address) or,
+ * for IP_MULTICAST_IF alone, a bare address. An ifindex or address of 0 is
+ * "any": routing picks, so not the tunnel.
+ */
+static __always_inline bool ip_mreq_interface(struct bpf_sockopt *ctx, int optlen, int optname,
+					      __u32 *ifindex, __u32 *addr4)
+{
+	*ifindex = 0;
+	if (optlen >= 12)
+		return optval_u32(ctx, optlen, 8, ifindex) && optval_u32(ctx, optlen, 4, addr4);
+	if (optlen >= 8)
+		return optval_u32(ctx, optlen, 4, addr4);
+	return optname == IP_MULTICAST_IF && optval_u32(ctx, optlen, 0, addr4);
+}
+
+/* Does a steering option point anywhere but the tunnel (clearing one is fine)? */
+static __always_inline bool steers_off_tunnel(struct bpf_sockopt *ctx, int level, int optname,
+					      int optlen, const struct vg_policy *p)
 {
 	struct vg_tunnel *tun = p->mode == VG_MODE_TUNNEL ? tunnel_of(p) : NULL;
-	__u32 tun_ifindex = tun ? tun->ifindex : 0;
-	int v;
+	__u32 tun_ifindex = tunnel_ifindex(tun), v, addr4;
 
-	if (ctx->level != SOL_SOCKET)
-		/* IP(V6)_UNICAST_IF: an ifindex in network byte order; 0 clears it. */
-		return !optval_int(ctx, &v) ||
-		       (v != 0 && (!tun_ifindex || bpf_ntohl(v) != tun_ifindex));
-	switch (ctx->optname) {
-	case SO_BINDTODEVICE:
+	if (level == SOL_SOCKET && optname == SO_BINDTODEVICE)
 		return !tun_ifindex || !optval_is_ifname(ctx, p->tunnel);
-	case SO_BINDTOIFINDEX:
-		return !tun_ifindex || !optval_int(ctx, &v) || v != (int)tun_ifindex;
-	default: /* SO_MARK */
-		return !optval_int(ctx, &v) || v != 0;
+	if (level == SOL_IP && optname == IP_MULTICAST_IF)
+		return !ip_mreq_interface(ctx, optlen, optname, &v, &addr4) ||
+		       ((v || addr4) && !names_tunnel(tun, tun_ifindex, v, addr4));
+	if (!optval_u32(ctx, optlen, 0, &v))
+		return true;
+	if (level == SOL_SOCKET) {
+		struct bpf_sock *sk = ctx->sk;
+
+		if (optname == SO_MARK)
+			/* The mark that steers into the tunnel (or none, outside tunnel mode) stays. */
+			return !sk || v != sk->mark;
+		return !tun_ifindex || v != tun_ifindex; /* SO_BINDTOIFINDEX */
 	}
+	/* IP(V6)_UNICAST_IF take the ifindex in network byte order, IPV6_MULTICAST_IF in host order. */
+	if (optname != IPV6_MULTICAST_IF || level != SOL_IPV6)
+		v = bpf_ntohl(v);
+	return v && v != tun_ifindex;
+}
+
+/* Does a group join name the tunnel? The kernel reports the group on the interface joined. */
+static __always_inline bool joins_on_tunnel(struct bpf_sockopt *ctx, int level, int optname,
+					    int optlen, const struct vg_policy *p)
+{
+	struct vg_tunnel *tun = p->mode == VG_MODE_TUNNEL ? tunnel_of(p) : NULL;
+	__u32 tun_ifindex = tunnel_ifindex(tun), ifindex = 0, addr4 = 0;
+
+	if (optname == MCAST_JOIN_GROUP || optname == MCAST_JOIN_SOURCE_GROUP) {
+		/* struct group_req and group_source_req start with the ifindex. */
+		if (!optval_u32(ctx, optlen, 0, &ifindex))
+			return false;
+	} else if (level == SOL_IPV6) {
+		/* struct ipv6_mreq: the group, then the ifindex. */
+		if (!optval_u32(ctx, optlen, 16, &ifindex))
+			return false;
+	} else if (optname == IP_ADD_SOURCE_MEMBERSHIP) {
+		/* struct ip_mreq_source: group, interface address, source. */
+		if (!optval_u32(ctx, optlen, 4, &addr4))
+			return false;
+	} else if (!ip_mreq_interface(ctx, optlen, optname, &ifindex, &addr4)) {
+		return false;
+	}
+	return names_tunnel(tun, tun_ifindex, ifindex, addr4);
 }
 
 SEC("cgroup/setsockopt")
 int vg_setsockopt(struct bpf_sockopt *ctx)
 {
+	/* Fields are read once: the verifier refuses ctx accesses through a pointer clang has offset. */
+	int level = ctx->level, optname = ctx->optname, optlen = ctx->optlen;
+	enum option_kind kind = option_kind(level, optname);
+	struct attempt at = { .hook = VG_HOOK_SETSOCKOPT };
 	__u64 id = guard_cgroup_id;
 	struct vg_policy *p;
-	struct attempt at = { .hook = VG_HOOK_SETSOCKOPT };
 
 	/* Past a page the program sees a truncated copy; 0 hands the kernel the original. */
-	if (ctx->optlen > PAGE_SIZE_MIN)
+	if (optlen > PAGE_SIZE_MIN)
 		ctx->optlen = 0;
-	/* Every other option passes without a map lookup. Fields are read once:
-	 * the verifier refuses ctx accesses through a pointer clang has offset. */
-	if (!steering_option(ctx->level, ctx->optname))
+	/* Every other option passes without a map lookup. */
+	if (kind == OPT_OTHER)
 		return 1;
 	p = bpf_map_lookup_elem(&vg_policy, &id);
-	if (p && !steers_off_tunnel(ctx, p))
+	if (p && optlen <= PAGE_SIZE_MIN &&
+	    (kind == OPT_STEER ? !steers_off_tunnel(ctx, level, optname, optlen, p) :
+				 joins_on_tunnel(ctx, level, optname, optlen, p)))
 		return 1;
 	at.proto = ctx->sk ? ctx->sk->protocol : 0;
-	return deny(&at, p ? VG_R_SOCKOPT : VG_R_NO_POLICY);
+	return deny(&at, !p ? VG_R_NO_POLICY : kind == OPT_JOIN ? VG_R_MULTICAST : VG_R_SOCKOPT);
 }
 
 SEC("cgroup/sock_create")
 int vg_sock_create(struct bpf_sock *sk)
 {
 	struct attempt at = { .hook = VG_HOOK_SOCK_CREATE };
+	__u64 id = guard_cgroup_id;
+	struct vg_policy *p;
 
-	if (sk->type != SOCK_RAW)
-		return 1;
-	at.proto = sk->protocol;
-	return deny(&at, VG_R_RAW);
+	if (sk->type == SOCK_RAW) {
+		at.proto = sk->protocol;
+		return deny(&at, VG_R_RAW);
+	}
+	/* Nested guards: the innermost runs first, and its mark stays. */
+	p = bpf_map_lookup_elem(&vg_policy, &id);
+	if (p && p->fwmark && !sk->mark)
+		sk->mark = p->fwmark;
+	return 1;
 }
 
 /*
@@ -678,28 +829,18 @@ SEC("cgroup_skb/egress")
 int vg_egress(struct __sk_buff *skb)
 {
 	struct attempt at = { .hook = VG_HOOK_EGRESS, .ifindex = skb->ifindex };
-	__u32 reason, tun_ifindex;
+	struct verdict v;
+	__u32 reason;
 
 	if (skb->ifindex == LOOPBACK_IFINDEX || egress_judged_at_sendmsg(skb))
 		return 1;
 	if (parse_packet(skb, true, &at, NULL))
 		return deny(&at, VG_R_NO_POLICY);
 	at.netns_cookie = bpf_get_netns_cookie(skb);
-	reason = judge(&at, &tun_ifindex);
-	if (!reason && tun_ifindex && skb->ifindex != tun_ifindex)
+	reason = judge(&at, &v);
+	if (!reason && v.tun_ifindex && skb->ifindex != v.tun_ifindex)
 		reason = VG_R_OFF_TUNNEL;
 	return reason ? deny(&at, reason) : 1;
-}
-
-static __always_inline bool is_tunnel_addr(const struct vg_tunnel *t, const struct vg_addr *a)
-{
-	for (__u32 i = 0; i < VG_MAX_TUN_ADDRS; i++) {
-		if (i >= t->n_addrs)
-			break;
-		if (addr_eq(&t->addrs[i], a))
-			return true;
-	}
-	return false;
 }
 
 /*

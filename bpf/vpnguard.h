@@ -11,46 +11,72 @@
  * egress packet of the guarded cgroup and its descendants; the first rule that
  * matches decides:
  *
- *   0. No policy for the guard (never written, or half-removed): deny
- *      (VG_R_NO_POLICY). Fail closed.
- *   1. Loopback destination (127.0.0.0/8, ::1): allow, never bound to the
- *      tunnel. A packet that leaves by the loopback device is local too.
- *   2. Socket in another network namespace than policy.netns_cookie (when it
+ *   1. Loopback destination (127.0.0.0/8, ::1): allow, whatever else holds
+ *      (no policy included). A packet that leaves by the loopback device is
+ *      local too.
+ *   2. No policy for the guard (never written, or half-removed), or a packet
+ *      whose headers cannot be read: deny (VG_R_NO_POLICY). Fail closed.
+ *   3. Socket in another network namespace than policy.netns_cookie (when it
  *      is not 0): deny (VG_R_NETNS). This catches processes of the guarded
  *      cgroup that run in the host's namespace when the tunnel is elsewhere.
- *   3. DNS (UDP or TCP to port 53, 853, 5353 or 5355): deny (VG_R_DNS) unless
+ *   4. DNS (UDP or TCP to port 53, 853, 5353 or 5355): deny (VG_R_DNS) unless
  *      the destination is one of policy.dns; an allowed resolver is then
  *      judged by the rules below like any other destination.
- *   4. Destination in policy.allow: allow, on whatever interface routing picks.
- *   5. IPv6 destination: deny (VG_R_IPV6). IPv4-mapped IPv6 (::ffff:a.b.c.d)
+ *   5. Destination in policy.allow: allow, on whatever interface routing picks,
+ *      except LAN discovery and port mapping (UDP to port 6771 LSD, 1900
+ *      SSDP/UPnP, 5351 NAT-PMP/PCP): deny (VG_R_DISCOVERY), they announce the
+ *      client to the home router and open ports to the real address. To any
+ *      other destination they are ordinary traffic (rules 6-8).
+ *   6. IPv6 destination: deny (VG_R_IPV6). IPv4-mapped IPv6 (::ffff:a.b.c.d)
  *      is IPv4: addresses are held as IPv6, IPv4 ones mapped, so both families
  *      meet the same rules with the same values.
- *   6. Guard CLOSED, or its lease (vg_state.lease_deadline_ns, boot clock,
+ *   7. Guard CLOSED, or its lease (vg_state.lease_deadline_ns, boot clock,
  *      0 = no lease) has run out: deny (VG_R_CLOSED).
- *   7. Tunnel mode: the tunnel (vg_tunnels[{netns cookie, policy.tunnel}])
- *      must exist, else deny (VG_R_NO_TUNNEL). connect() binds the socket to
- *      it (skipped when already bound there); a packet must leave by it, else
- *      it is dropped (VG_R_OFF_TUNNEL).
+ *   8. Tunnel mode: the tunnel (vg_tunnels[{netns cookie, policy.tunnel}])
+ *      must be up (ifindex not 0) and still exist (vg_tundev[slot] holds its
+ *      ifindex: the kernel removes the entry when the device goes, agent or
+ *      not), else deny (VG_R_NO_TUNNEL); a packet must leave by it, else it
+ *      is dropped (VG_R_OFF_TUNNEL).
  *      Gateway mode: the destination must be one of policy.gw (port 0 = any
  *      port), else deny (VG_R_NOT_GATEWAY).
  *
- * Facts read again: the policy is read for every check; the guard's state
- * and the ifindex of the tunnel the policy names (rules 6 and 7) are read
- * again on each CPU at least every VG_FACTS_TTL_NS plus one tick of the
- * kernel's coarse clock (the boot clock costs more than the rest of a check).
- * So closing a guard, or a tunnel's change, reaches every socket within
- * 1 ms plus a tick (2-11 ms); a policy naming another tunnel or namespace
- * acts at once. What is kept stops VG_TICK_MAX_NS before the lease deadline,
- * so a lease runs out on time as long as the coarse clock lags by less than
- * that; after a suspend (the coarse clock stops, the lease's does not), facts
- * kept just before it hold for at most the rest of their 1 ms plus a tick.
+ * Steering (tunnel mode): every inet socket created in the guard gets
+ * policy.fwmark as its mark (cgroup/sock_create; a socket that predates the
+ * guard gets it at its next connect() or sendmsg()), and the tunnel's
+ * namespace holds, made by the agent and attach, removed by detach:
+ *   ip rule pref VG_RULE_PREF_ALLOW fwmark M to <each IPv4 allow> lookup main
+ *   ip rule pref VG_RULE_PREF_MARK  fwmark M lookup T
+ *   table T: default dev <tunnel>; unreachable default metric 4294967295
+ * so the guard's traffic goes through the tunnel whatever the main table says,
+ * and never falls back to it when the tunnel is gone. No socket is bound to
+ * the tunnel's ifindex: a recreated tunnel carries existing connections again.
+ * The programs above stay the proof: steering only makes allowed traffic work.
  *
- * Beside the rules: setsockopt() of SO_BINDTODEVICE, SO_BINDTOIFINDEX,
- * IP_UNICAST_IF and IPV6_UNICAST_IF to anything but the tunnel, and of a
- * non-zero SO_MARK, is refused (VG_R_SOCKOPT); raw sockets are refused at
- * creation (VG_R_RAW). On the tunnel namespace's other interfaces, a tc
- * program drops packets of the guard and packets whose source is one of the
- * tunnel's own addresses (VG_R_TUNNEL_SRC) unless rules 1 or 4 allow them.
+ * Facts read again: the policy is read for every check; the guard's state
+ * and the tunnel the policy names (rules 7 and 8) are read again on each CPU
+ * at least every VG_FACTS_TTL_NS plus one tick of the kernel's coarse clock
+ * (the boot clock costs more than the rest of a check). So closing a guard,
+ * or a tunnel's change, reaches every socket within 1 ms plus a tick
+ * (2-11 ms); a policy naming another tunnel or namespace acts at once. What
+ * is kept stops VG_TICK_MAX_NS before the lease deadline, so a lease runs out
+ * on time as long as the coarse clock lags by less than that; after a suspend
+ * (the coarse clock stops, the lease's does not), facts kept just before it
+ * hold for at most the rest of their 1 ms plus a tick.
+ *
+ * Beside the rules, cgroup/setsockopt refuses (VG_R_SOCKOPT) SO_BINDTODEVICE,
+ * SO_BINDTOIFINDEX, IP_UNICAST_IF, IPV6_UNICAST_IF, IP_MULTICAST_IF and
+ * IPV6_MULTICAST_IF naming anything but the tunnel (clearing them is fine),
+ * and SO_MARK of anything but the socket's mark; and it refuses multicast
+ * group joins (IP_ADD_MEMBERSHIP, IP_ADD_SOURCE_MEMBERSHIP, MCAST_JOIN_GROUP,
+ * MCAST_JOIN_SOURCE_GROUP, IPV6_ADD_MEMBERSHIP, IPV6_JOIN_ANYCAST) on any
+ * interface but the tunnel, "any interface" included (VG_R_MULTICAST): the
+ * kernel sends the IGMP/MLD reports itself, with no socket no later layer
+ * sees. In gateway mode there is no tunnel: every join is refused. Raw
+ * sockets are refused at creation (VG_R_RAW). On the tunnel namespace's other
+ * interfaces, a tc program drops packets whose source is one of the tunnel's
+ * own addresses (VG_R_TUNNEL_SRC), and packets of the guard (VG_R_OFF_TUNNEL)
+ * unless rule 1 or 5 allows them; with no policy for the guard it passes
+ * everything (the cgroup programs deny those).
  *
  * Every denial increments vg_counters[{guard, reason}] (exact) and emits a
  * struct vg_event on vg_events, at most VG_EVENT_BURST per guard and reason
@@ -68,6 +94,11 @@
 #define VG_MAX_TUN_ADDRS 4
 #define VG_MAX_GUARDS 256
 #define VG_IFNAMSIZ 16
+
+/* Steering defaults: the n-th guard gets mark and table VG_FWMARK_BASE + n. */
+#define VG_FWMARK_BASE 0x76670000u  /* "vg": clear of wg-quick's and gluetun's 51820, Tailscale's 0xff0000 bits */
+#define VG_RULE_PREF_ALLOW 5200     /* before Tailscale's 5210-5270, wg-quick's 32764 and main's 32766 */
+#define VG_RULE_PREF_MARK 5201
 
 #define VG_FACTS_TTL_NS 1000000ULL
 #define VG_TICK_MAX_NS 10000000ULL  /* CONFIG_HZ=100 */
@@ -100,8 +131,13 @@ enum vg_reason {
 	VG_R_TUNNEL_SRC,
 	VG_R_EVENTS_SUPPRESSED,
 	VG_R_EVENTS_LOST,
+	VG_R_MULTICAST,
+	VG_R_DISCOVERY,
 	VG_R_MAX,
 };
+
+/* Room in the per-reason maps, so that a new reason does not change their size. */
+#define VG_REASON_SLOTS 32
 
 enum vg_hook {
 	VG_HOOK_CONNECT4 = 1,
@@ -139,8 +175,8 @@ struct vg_policy {
 	__u32 n_gw;
 	__u64 netns_cookie;    /* namespace the guard expects; 0: any */
 	char tunnel[VG_IFNAMSIZ];
-	__u32 cgroup_level;    /* depth of the guarded cgroup below the root */
-	__u32 pad;
+	__u32 fwmark;          /* tunnel mode: the mark of the guard's sockets; 0: none */
+	__u32 route_table;     /* tunnel mode: the routing table that mark looks up */
 	struct vg_cidr allow[VG_MAX_ALLOW];
 	struct vg_addr dns[VG_MAX_DNS];
 	struct vg_gateway gw[VG_MAX_GW];
@@ -166,9 +202,16 @@ struct vg_tunnel_key {
 };
 
 struct vg_tunnel {
-	__u32 ifindex;
+	__u32 ifindex;  /* 0: down or gone */
 	__u32 n_addrs;
+	__u32 slot;     /* its vg_tundev key, 1..VG_MAX_GUARDS */
+	__u32 pad;
 	struct vg_addr addrs[VG_MAX_TUN_ADDRS];
+};
+
+/* vg_tundev (a device map, key: vg_tunnel.slot): the kernel drops an entry when its device goes. */
+struct vg_tundev {
+	__u32 ifindex;
 };
 
 /* vg_counters (per CPU): denials per guard and reason. */

@@ -135,8 +135,9 @@ static int open_nl_here(void *arg)
 	*nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (!*nl)
 		return -errno;
-	if (mnl_socket_bind(*nl, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR,
-			    MNL_SOCKET_AUTOPID)) {
+	/* Rule changes too: steering rules someone removed are made again (refresh_watch). */
+	if (mnl_socket_bind(*nl, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
+				 RTMGRP_IPV4_RULE, MNL_SOCKET_AUTOPID)) {
 		int err = -errno;
 
 		mnl_socket_close(*nl);

@@ -16,6 +16,7 @@ const char vg_usage[] =
 	"                       [--probe-interval DUR] [--probe-timeout DUR] [--probe-failures N]\n"
 	"                       [--real-ip ADDR]... [--expect-ip CIDR]... [--lease DUR] [--webhook URL]\n"
 	"                       [--container NAME]... [--tunnel-container NAME] [--docker-host unix:///PATH]\n"
+	"                       [--fwmark MARK] [--route-table TABLE]\n"
 	"  vpnguard-bpf detach  [--cgroup PATH]...\n"
 	"  vpnguard-bpf status  [--json]\n"
 	"  vpnguard-bpf events  [--follow] [--json]\n"
@@ -55,6 +56,8 @@ static const struct flag flags[] = {
 	{ "--container", ON(VG_CMD_ATTACH), true },
 	{ "--tunnel-container", ON(VG_CMD_ATTACH), true },
 	{ "--docker-host", ON(VG_CMD_ATTACH), true },
+	{ "--fwmark", ON(VG_CMD_ATTACH), true },
+	{ "--route-table", ON(VG_CMD_ATTACH), true },
 };
 
 static const char *const cmd_names[] = {
@@ -124,6 +127,36 @@ static int take_number(unsigned *dst, const char *flag, const char *v, char *err
 	return 0;
 }
 
+/* A mark or table: decimal or 0x hex, 1 .. 2^32-1; the kernel's own tables are not ours to take. */
+static int take_id(__u32 *dst, const char *flag, const char *v, char *err, size_t errlen)
+{
+	unsigned long long n = 0;
+	int base = 10;
+	const char *p = v;
+
+	if (*dst)
+		return fail(err, errlen, "%s given twice%s", flag, "");
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && p[2]) {
+		base = 16;
+		p += 2;
+	}
+	for (; *p; p++) {
+		int d = *p >= '0' && *p <= '9' ? *p - '0' :
+			base == 16 && *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 :
+			base == 16 && *p >= 'A' && *p <= 'F' ? *p - 'A' + 10 : -1;
+
+		if (d < 0 || (n = n * base + (unsigned)d) > 0xffffffffULL)
+			return fail(err, errlen, "%s %s: not a number from 1 to 4294967295 (or 0x hex)", flag, v);
+	}
+	if (!n || !*v)
+		return fail(err, errlen, "%s %s: not a number from 1 to 4294967295 (or 0x hex)", flag, v);
+	if (!strcmp(flag, "--route-table") && n >= 253 && n <= 255)
+		return fail(err, errlen, "%s %s: the kernel's default, main and local tables are not "
+			    "vpnguard's to fill", flag, v);
+	*dst = (__u32)n;
+	return 0;
+}
+
 static int take(struct vg_options *o, const char *flag, const char *v, char *err, size_t errlen)
 {
 	static const struct { const char *flag; size_t list, n; int max; } lists[] = {
@@ -155,6 +188,10 @@ static int take(struct vg_options *o, const char *flag, const char *v, char *err
 	};
 	char *base = (char *)o;
 
+	if (!strcmp(flag, "--fwmark"))
+		return take_id(&o->fwmark, flag, v, err, errlen);
+	if (!strcmp(flag, "--route-table"))
+		return take_id(&o->route_table, flag, v, err, errlen);
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 		if (!strcmp(flag, lists[i].flag))
 			return push((const char **)(base + lists[i].list), (int *)(base + lists[i].n),
@@ -190,7 +227,8 @@ bool vg_options_have_guard(const struct vg_options *o)
 	return o->n_containers || o->tunnel_container || o->docker_host ||
 	       o->tunnel || o->netns || o->n_gateways || o->n_allows || o->n_dns || o->probe_url ||
 	       o->probe_ca || o->gluetun_url || o->n_real_ips || o->n_expect_ips ||
-	       o->probe_interval_ms || o->probe_timeout_ms || o->probe_failures || o->lease_ms;
+	       o->probe_interval_ms || o->probe_timeout_ms || o->probe_failures || o->lease_ms ||
+	       o->fwmark || o->route_table;
 }
 
 bool vg_options_need_agent(const struct vg_options *o)
@@ -215,6 +253,9 @@ int vg_attach_options_check(const struct vg_options *o, char *err, size_t errlen
 		return fail(err, errlen, "attach: give either --tunnel or --gateway%s%s", "", "");
 	if (o->netns && !o->tunnel)
 		return fail(err, errlen, "attach: --netns goes with --tunnel%s%s", "", "");
+	if ((o->fwmark || o->route_table) && !o->tunnel)
+		return fail(err, errlen, "attach: %s steers into the tunnel: it goes with --tunnel%s",
+			    o->fwmark ? "--fwmark" : "--route-table", "");
 	if (o->tunnel_container && !o->tunnel)
 		return fail(err, errlen, "attach: --tunnel-container goes with --tunnel%s%s", "", "");
 	if (o->tunnel_container && o->netns)

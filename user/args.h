@@ -58,6 +58,9 @@ struct vg_options {
 	int n_containers;
 	const char *tunnel_container;   /* the tunnel's netns is this container's */
 	const char *docker_host;
+	/* Steering (tunnel mode); 0: chosen by the loader. */
+	__u32 fwmark;
+	__u32 route_table;
 };
 
 #define VG_DEFAULT_LOG "/var/log/vpnguard/events.jsonl"

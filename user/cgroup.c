@@ -55,11 +55,18 @@ static int fill(struct vg_cgroup *cg, const char *mnt, const char *path, const s
 	snprintf(cg->path, sizeof(cg->path), "%s", real);
 	snprintf(cg->rel, sizeof(cg->rel), "%s", real[mlen] ? real + mlen : "/");
 	cg->id = st->st_ino;
-	cg->level = 0;
-	for (const char *p = cg->rel; *p; p++)
-		if (*p == '/' && p[1])
-			cg->level++;
+	cg->level = vg_cgroup_level(cg->rel);
 	return 0;
+}
+
+__u32 vg_cgroup_level(const char *rel)
+{
+	__u32 level = 0;
+
+	for (const char *p = rel; *p; p++)
+		if (*p == '/' && p[1])
+			level++;
+	return level;
 }
 
 int vg_cgroup_resolve(const char *arg, struct vg_cgroup *cg, char *err, size_t errlen)

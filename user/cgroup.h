@@ -14,6 +14,9 @@ struct vg_cgroup {
 	__u32 level;           /* 0 for the root */
 };
 
+/* Depth of a cgroup below the root, from its path below the mount ("/" is 0). */
+__u32 vg_cgroup_level(const char *rel);
+
 /* The first cgroup2 mount point (/sys/fs/cgroup or /sys/fs/cgroup/unified...). */
 int vg_cgroup2_mount(char *buf, size_t len);
 

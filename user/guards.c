@@ -118,7 +118,7 @@ static int open_tunnel(struct vg_attach_req *req, const struct vg_guard_spec *g,
 	}
 	rc = vg_netns_cookie(req->netns_fd, &req->policy.netns_cookie);
 	if (!rc)
-		rc = vg_tunnel_facts(req->netns_fd, o->tunnel, &facts);
+		rc = vg_tunnel_facts(req->netns_fd, o->tunnel, &facts, NULL);
 	if (rc) {
 		fprintf(stderr, "vpnguard-bpf: %s%s--tunnel %s: %s in %s\n", at ? at : "", at ? ": " : "",
 			o->tunnel, rc == -ENODEV ? "no such interface" : strerror(-rc),

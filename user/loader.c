@@ -15,6 +15,8 @@
 #include <bpf/libbpf.h>
 #include "loader.h"
 #include "netns.h"
+#include "policy.h"
+#include "steer.h"
 #include "vpnguard.skel.h"
 
 /* Debian 12's uapi headers predate tcx (Linux 6.6); the value is fixed ABI. */
@@ -23,7 +25,7 @@
 
 static const char *const map_names[] = {
 	"vg_policy", "vg_state", "vg_guards", "vg_tunnels",
-	"vg_counters", "vg_ratelimit", "vg_events",
+	"vg_counters", "vg_ratelimit", "vg_events", "vg_tundev",
 };
 
 /* What an attach changed, so a failure can put everything back. */
@@ -33,11 +35,26 @@ struct saved_entry {
 	void *old;                  /* NULL: the key was absent */
 };
 
+/*
+ * A guard whose steering an attach made or changed: what a rollback puts
+ * back, and what a success retires (the old mark's rules, when it changed).
+ */
+struct steer_change {
+	int netns_fd;               /* the new policy's namespace (owned) */
+	struct vg_policy policy;
+	bool made;                  /* the mark's rule is new */
+	bool had_old;
+	struct vg_policy old;
+	struct vg_guard_info old_info;
+};
+
 struct txn {
 	char **pins;
 	int n_pins;
 	struct saved_entry *entries;
 	int n_entries;
+	struct steer_change *steers;
+	int n_steers;
 	bool made_root;
 };
 
@@ -113,6 +130,24 @@ static int txn_update(struct txn *t, int map_fd, const void *key, size_t ksz,
 	return bpf_map_update_elem(map_fd, key, val, BPF_ANY) ? -errno : 0;
 }
 
+/* Notes that key was absent from map_fd before this attach wrote it (elsewhere), for txn_rollback. */
+static int txn_note_new(struct txn *t, int map_fd, const void *key, size_t ksz)
+{
+	struct saved_entry *e = realloc(t->entries, (t->n_entries + 1) * sizeof(*e));
+
+	if (!e)
+		return -ENOMEM;
+	t->entries = e;
+	e = &t->entries[t->n_entries];
+	memset(e, 0, sizeof(*e));
+	e->map_fd = dup(map_fd);
+	if (e->map_fd < 0)
+		return -errno;
+	memcpy(e->key, key, ksz);
+	t->n_entries++;
+	return 0;
+}
+
 static void txn_free(struct txn *t)
 {
 	for (int i = 0; i < t->n_pins; i++)
@@ -121,9 +156,15 @@ static void txn_free(struct txn *t)
 		free(t->entries[i].old);
 		close(t->entries[i].map_fd);
 	}
+	for (int i = 0; i < t->n_steers; i++)
+		close(t->steers[i].netns_fd);
 	free(t->pins);
 	free(t->entries);
+	free(t->steers);
 }
+
+static int steer_guard(int netns_fd, const struct vg_policy *p, bool *made);
+static void steer_rollback(const struct steer_change *c);
 
 static void remove_root_if_empty(void);
 
@@ -136,6 +177,8 @@ static void txn_rollback(struct txn *t)
 		*slash = 0;
 		rmdir(t->pins[i]); /* the guard's directory, if this attach made it */
 	}
+	for (int i = t->n_steers - 1; i >= 0; i--)
+		steer_rollback(&t->steers[i]);
 	for (int i = t->n_entries - 1; i >= 0; i--) {
 		struct saved_entry *e = &t->entries[i];
 
@@ -159,7 +202,7 @@ static struct vpnguard_bpf *guard_load(__u64 id, __u32 level)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = VG_PIN_ROOT);
 	struct vpnguard_bpf *skel;
-	int err;
+	int err, pin_fd;
 
 	libbpf_set_print(libbpf_quiet);
 	skel = vpnguard_bpf__open_opts(&opts);
@@ -169,10 +212,18 @@ static struct vpnguard_bpf *guard_load(__u64 id, __u32 level)
 	}
 	skel->rodata->guard_cgroup_id = id;
 	skel->rodata->guard_cgroup_level = level;
-	err = vpnguard_bpf__load(skel);
-	if (err) {
+	pin_fd = bpf_obj_get(VG_PIN_ROOT "/vg_tundev");
+	err = pin_fd >= 0 ? bpf_map__reuse_fd(skel->maps.vg_tundev, pin_fd) : 0;
+	if (pin_fd >= 0)
+		close(pin_fd);
+	if (!err)
+		err = vpnguard_bpf__load(skel);
+	if (!err && pin_fd < 0 && (err = bpf_map__pin(skel->maps.vg_tundev, VG_PIN_ROOT "/vg_tundev")))
+		report(err, "pin map", VG_PIN_ROOT "/vg_tundev");
+	else if (err)
 		report(err, "load BPF programs (VPNGUARD_DEBUG=1 shows the verifier log) of",
 		       "vpnguard.bpf.o");
+	if (err) {
 		vpnguard_bpf__destroy(skel);
 		return NULL;
 	}
@@ -324,33 +375,241 @@ static void prune_tc_links(__u64 id, const struct vg_policy *p, int netns_fd)
 	closedir(d);
 }
 
-static int write_tunnel_facts(struct txn *t, int map_fd, const struct vg_policy *p, int netns_fd)
+/* A vg_tundev slot no vg_tunnels entry holds; 0 when all are taken. */
+static __u32 free_tundev_slot(int tunnels_fd)
+{
+	bool used[VG_MAX_GUARDS + 1] = { false };
+	struct vg_tunnel_key key, next;
+	struct vg_tunnel t;
+
+	for (void *prev = NULL; !bpf_map_get_next_key(tunnels_fd, prev, &next); prev = &key) {
+		key = next;
+		if (!bpf_map_lookup_elem(tunnels_fd, &key, &t) && t.slot <= VG_MAX_GUARDS)
+			used[t.slot] = true;
+	}
+	for (__u32 s = 1; s <= VG_MAX_GUARDS; s++)
+		if (!used[s])
+			return s;
+	return 0;
+}
+
+struct tundev_req {
+	int map_fd;
+	__u32 slot;
+	struct vg_tundev dev;
+};
+
+/* A device map takes its ifindex in the updater's namespace. */
+static int tundev_write_here(void *arg)
+{
+	struct tundev_req *req = arg;
+
+	return bpf_map_update_elem(req->map_fd, &req->slot, &req->dev, BPF_ANY) ? -errno : 0;
+}
+
+/*
+ * The tunnel's entry in vg_tunnels and its device in vg_tundev. The device
+ * first: once vg_tunnels names an ifindex, vg_tundev holds it (the programs
+ * want both to agree).
+ */
+static int write_tunnel_facts(struct txn *t, int map_fd, int tundev_fd, const struct vg_policy *p,
+			      int netns_fd)
 {
 	struct vg_tunnel_key key = { .netns_cookie = p->netns_cookie };
-	struct vg_tunnel facts;
+	struct vg_tunnel facts, old;
+	struct tundev_req dev = { .map_fd = tundev_fd };
+	bool had;
 	int err;
 
 	memcpy(key.ifname, p->tunnel, sizeof(key.ifname));
-	err = vg_tunnel_facts(netns_fd, p->tunnel, &facts);
+	had = !bpf_map_lookup_elem(map_fd, &key, &old);
+	err = vg_tunnel_facts(netns_fd, p->tunnel, &facts, &dev.dev.ifindex);
 	if (err == -ENODEV) {
 		/*
 		 * Gone: ifindex 0 makes the programs deny with no_tunnel until it is
-		 * back, and the last addresses stay so that tc still drops packets
-		 * sent with them by another way out.
+		 * back (the kernel dropped its vg_tundev entry already), and the last
+		 * addresses stay so that tc still drops packets sent with them by
+		 * another way out.
 		 */
-		if (bpf_map_lookup_elem(map_fd, &key, &facts))
+		if (!had)
 			return 0;
-		facts.ifindex = 0;
-		return bpf_map_update_elem(map_fd, &key, &facts, BPF_ANY) ?
+		old.ifindex = 0;
+		return bpf_map_update_elem(map_fd, &key, &old, BPF_ANY) ?
 		       report(-errno, "write vg_tunnels entry for", p->tunnel) : 0;
 	}
 	if (err)
 		return report(err, "read tunnel interface", p->tunnel);
+	facts.slot = dev.slot = had ? old.slot : free_tundev_slot(map_fd);
+	if (!facts.slot)
+		return report(-ENOSPC, "find a vg_tundev slot for", p->tunnel);
+	if (t && bpf_map_lookup_elem(tundev_fd, &dev.slot, &(struct vg_tundev){ 0 }) &&
+	    (err = txn_note_new(t, tundev_fd, &dev.slot, sizeof(dev.slot))))
+		return report(err, "write vg_tundev entry for", p->tunnel);
+	err = vg_netns_run(netns_fd, tundev_write_here, &dev);
+	if (err == -ENODEV)
+		return 0; /* gone meanwhile: vg_tunnels keeps what it said, no_tunnel holds */
+	if (err)
+		return report(err, "write vg_tundev entry for", p->tunnel);
 	if (t)
 		err = txn_update(t, map_fd, &key, sizeof(key), &facts, sizeof(facts));
 	else
 		err = bpf_map_update_elem(map_fd, &key, &facts, BPF_ANY) ? -errno : 0;
 	return err ? report(err, "write vg_tunnels entry for", p->tunnel) : 0;
+}
+
+/* Makes the namespace route p's marked sockets into its tunnel (steer.h). */
+static int steer_guard(int netns_fd, const struct vg_policy *p, bool *made)
+{
+	struct vg_steer s = { .fwmark = p->fwmark, .table = p->route_table };
+	struct vg_tunnel facts;
+	int err;
+
+	if (made)
+		*made = false;
+	if (p->mode != VG_MODE_TUNNEL || !p->fwmark)
+		return 0;
+	err = vg_tunnel_facts(netns_fd, p->tunnel, &facts, NULL);
+	if (err && err != -ENODEV)
+		return report(err, "read tunnel interface", p->tunnel);
+	s.tun_ifindex = err ? 0 : facts.ifindex;
+	s.n_allow = vg_policy_allow4(p, s.allow, VG_MAX_ALLOW);
+	err = vg_steer_apply(netns_fd, &s, made);
+	if (err)
+		fprintf(stderr, "vpnguard-bpf: route fwmark 0x%x into %s (rules at priority %u-%u, "
+			"table %u): %s\n", p->fwmark, p->tunnel, VG_RULE_PREF_ALLOW, VG_RULE_PREF_MARK,
+			p->route_table, strerror(-err));
+	return err;
+}
+
+/* A rollback: the old policy's steering back, or none where there was none. */
+static void steer_rollback(const struct steer_change *c)
+{
+	const struct vg_policy *o = &c->old;
+	bool same = c->had_old && o->mode == VG_MODE_TUNNEL && o->fwmark == c->policy.fwmark &&
+		    o->netns_cookie == c->policy.netns_cookie;
+
+	if (same)
+		steer_guard(c->netns_fd, o, NULL);
+	else if (c->made)
+		vg_steer_remove(c->netns_fd, c->policy.fwmark, c->policy.route_table);
+}
+
+/* Opens the namespace a guard was attached for, if it is still the one its policy names. */
+static int guard_netns_open(const struct vg_guard_info *info, __u64 cookie)
+{
+	char path[sizeof(info->netns) + 1];
+	__u64 now;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s", info->netns);
+	fd = vg_netns_open(path[0] ? path : NULL);
+	if (fd >= 0 && (vg_netns_cookie(fd, &now) || now != cookie)) {
+		close(fd);
+		fd = -ENOENT;
+	}
+	return fd;
+}
+
+/* Takes out the rules and routes of an old policy whose mark or namespace the new one left. */
+static void steer_retire(const struct steer_change *c)
+{
+	const struct vg_policy *o = &c->old;
+	int fd;
+
+	if (!c->had_old || o->mode != VG_MODE_TUNNEL || !o->fwmark ||
+	    (c->policy.mode == VG_MODE_TUNNEL && o->fwmark == c->policy.fwmark &&
+	     o->netns_cookie == c->policy.netns_cookie))
+		return;
+	fd = guard_netns_open(&c->old_info, o->netns_cookie);
+	if (fd < 0)
+		return; /* that namespace is gone, and its rules with it */
+	vg_steer_remove(fd, o->fwmark, o->route_table);
+	close(fd);
+}
+
+/* Does another guard in p's namespace use p's mark or table? */
+static bool steering_clashes(int policy_fd, __u64 id, const struct vg_policy *p)
+{
+	__u64 key, next;
+	struct vg_policy q;
+
+	for (void *prev = NULL; !bpf_map_get_next_key(policy_fd, prev, &next); prev = &key) {
+		key = next;
+		if (key != id && !bpf_map_lookup_elem(policy_fd, &key, &q) &&
+		    q.mode == VG_MODE_TUNNEL && q.netns_cookie == p->netns_cookie &&
+		    (q.fwmark == p->fwmark || q.route_table == p->route_table))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The mark and table of a tunnel-mode guard: the ones given, the ones it
+ * had in the same namespace, or the first VG_FWMARK_BASE + n pair that no
+ * guard and no rule of the namespace uses.
+ */
+static int choose_steering(int policy_fd, __u64 id, int netns_fd, const struct vg_policy *old,
+			   struct vg_policy *p)
+{
+	bool kept = old && old->mode == VG_MODE_TUNNEL && old->fwmark &&
+		    old->netns_cookie == p->netns_cookie;
+	bool taken;
+	int err;
+
+	if (p->mode != VG_MODE_TUNNEL) {
+		p->fwmark = p->route_table = 0;
+		return 0;
+	}
+	if (!p->fwmark && kept) {
+		p->fwmark = old->fwmark;
+		p->route_table = old->route_table;
+		return 0;
+	}
+	if (p->fwmark) {
+		if (steering_clashes(policy_fd, id, p))
+			return report(-EEXIST, "--fwmark/--route-table: another guard in the namespace "
+				      "uses the same mark or table, guard of", p->tunnel);
+		if (kept && old->fwmark == p->fwmark && old->route_table == p->route_table)
+			return 0;
+		if ((err = vg_steer_taken(netns_fd, p->fwmark, p->route_table, &taken)))
+			return report(err, "list routing rules of the namespace of", p->tunnel);
+		return taken ? report(-EEXIST, "--fwmark/--route-table: a routing rule of the tunnel's "
+				      "namespace already uses that mark or table, tunnel", p->tunnel) : 0;
+	}
+	for (__u32 n = 1; n <= VG_MAX_GUARDS; n++) {
+		p->fwmark = p->route_table = VG_FWMARK_BASE + n;
+		if (steering_clashes(policy_fd, id, p))
+			continue;
+		if ((err = vg_steer_taken(netns_fd, p->fwmark, p->route_table, &taken)))
+			return report(err, "list routing rules of the namespace of", p->tunnel);
+		if (!taken)
+			return 0;
+	}
+	return report(-ENOSPC, "find a free fwmark and routing table for", p->tunnel);
+}
+
+/* Steers one guard of an attach, remembering what to undo. */
+static int txn_steer(struct txn *t, const struct vg_attach_req *req, const struct vg_policy *p,
+		     const struct vg_policy *old, const struct vg_guard_info *old_info)
+{
+	struct steer_change *c = realloc(t->steers, (t->n_steers + 1) * sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	t->steers = c;
+	c = &t->steers[t->n_steers];
+	memset(c, 0, sizeof(*c));
+	c->policy = *p;
+	c->had_old = old != NULL;
+	if (old) {
+		c->old = *old;
+		c->old_info = *old_info;
+	}
+	c->netns_fd = req->netns_fd >= 0 ? dup(req->netns_fd) : -1;
+	if (p->mode == VG_MODE_TUNNEL && c->netns_fd < 0)
+		return -errno;
+	t->n_steers++;
+	return p->mode == VG_MODE_TUNNEL ? steer_guard(c->netns_fd, p, &c->made) : 0;
 }
 
 static int ensure_root(struct txn *t)
@@ -376,15 +635,15 @@ bool vg_guard_paths_fit(const char *cgroup_rel, const char *netns_path)
 
 static int attach_one(struct txn *t, const struct vg_attach_req *req, const struct vg_cgroup *cg)
 {
-	struct vg_policy policy = req->policy;
+	struct vg_policy policy = req->policy, old;
 	struct vg_state old_state;
-	struct vg_guard_info info = { 0 };
+	struct vg_guard_info info = { 0 }, old_info = { 0 };
 	struct vpnguard_bpf *skel;
 	char dir[PATH_MAX];
 	__u64 id = cg->id;
+	bool had_old;
 	int err;
 
-	policy.cgroup_level = cg->level;
 	/* Both paths fit: vg_guard_paths_fit, checked by the caller. */
 	memcpy(info.cgroup, cg->rel, strlen(cg->rel));
 	if (req->netns_path)
@@ -394,6 +653,13 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 	if (!skel)
 		return -EINVAL;
 
+	had_old = !bpf_map_lookup_elem(bpf_map__fd(skel->maps.vg_policy), &id, &old);
+	if (had_old)
+		bpf_map_lookup_elem(bpf_map__fd(skel->maps.vg_guards), &id, &old_info);
+	err = choose_steering(bpf_map__fd(skel->maps.vg_policy), id, req->netns_fd,
+			      had_old ? &old : NULL, &policy);
+	if (err)
+		goto out;
 	/* Maps before links: a program never runs without its policy. */
 	err = txn_update(t, bpf_map__fd(skel->maps.vg_policy), &id, sizeof(id), &policy, sizeof(policy));
 	if (!err && !(req->keep_state &&
@@ -408,10 +674,14 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 		goto out;
 	}
 	if (policy.mode == VG_MODE_TUNNEL) {
-		err = write_tunnel_facts(t, bpf_map__fd(skel->maps.vg_tunnels), &policy, req->netns_fd);
+		err = write_tunnel_facts(t, bpf_map__fd(skel->maps.vg_tunnels),
+					 bpf_map__fd(skel->maps.vg_tundev), &policy, req->netns_fd);
 		if (err)
 			goto out;
 	}
+	err = txn_steer(t, req, &policy, had_old ? &old : NULL, &old_info);
+	if (err)
+		goto out;
 	guard_dir(dir, sizeof(dir), id);
 	if (mkdir(dir, 0700) && errno != EEXIST) {
 		err = report(-errno, "create", dir);
@@ -442,6 +712,8 @@ int vg_attach(const struct vg_attach_req *reqs, int n)
 		for (int i = 0; i < reqs[r].n_cgroups; i++)
 			prune_tc_links(reqs[r].cgroups[i].id, &reqs[r].policy,
 				       reqs[r].policy.mode == VG_MODE_TUNNEL ? reqs[r].netns_fd : -1);
+	for (int i = 0; i < t.n_steers && !err; i++)
+		steer_retire(&t.steers[i]);
 	txn_free(&t);
 	return err;
 }
@@ -462,8 +734,9 @@ int vg_state_write(__u64 id, const struct vg_state *st)
 int vg_guard_refresh(__u64 id, int netns_fd)
 {
 	struct guard_progs progs = { .id = id };
+	struct vg_guard_info info;
 	struct vg_policy policy;
-	int map_fd = vg_map_open("vg_policy");
+	int map_fd = vg_map_open("vg_policy"), tundev_fd;
 	int err;
 
 	if (map_fd < 0)
@@ -472,13 +745,27 @@ int vg_guard_refresh(__u64 id, int netns_fd)
 	close(map_fd);
 	if (err || policy.mode != VG_MODE_TUNNEL)
 		return err == -ENOENT ? 0 : err;
-	/* The tunnel's facts first: they are what the programs are waiting for. */
-	map_fd = vg_map_open("vg_tunnels");
+	map_fd = vg_map_open("vg_guards");
 	if (map_fd < 0)
 		return map_fd;
-	err = write_tunnel_facts(NULL, map_fd, &policy, netns_fd);
+	err = bpf_map_lookup_elem(map_fd, &id, &info) ? -errno : 0;
 	close(map_fd);
-	progs.level = policy.cgroup_level;
+	if (err)
+		return err == -ENOENT ? 0 : err;
+	info.cgroup[sizeof(info.cgroup) - 1] = 0;
+	progs.level = vg_cgroup_level(info.cgroup);
+	/* The tunnel's facts first: they are what the programs are waiting for. */
+	map_fd = vg_map_open("vg_tunnels");
+	tundev_fd = vg_map_open("vg_tundev");
+	err = map_fd < 0 ? map_fd : tundev_fd < 0 ? tundev_fd : 0;
+	if (!err)
+		err = write_tunnel_facts(NULL, map_fd, tundev_fd, &policy, netns_fd);
+	if (map_fd >= 0)
+		close(map_fd);
+	if (tundev_fd >= 0)
+		close(tundev_fd);
+	if (!err)
+		err = steer_guard(netns_fd, &policy, NULL);
 	if (!err)
 		err = attach_tc_links(NULL, &progs, &policy, netns_fd);
 	if (!err)
@@ -578,8 +865,16 @@ static void prune_tunnel_entries(void)
 		if (!used && n_stale < VG_MAX_GUARDS)
 			stale[n_stale++] = key;
 	}
-	for (int i = 0; i < n_stale; i++)
+	for (int i = 0; i < n_stale; i++) {
+		struct vg_tunnel t;
+		int dfd = vg_map_open("vg_tundev");
+
+		if (dfd >= 0 && !bpf_map_lookup_elem(tfd, &stale[i], &t))
+			bpf_map_delete_elem(dfd, &t.slot);
+		if (dfd >= 0)
+			close(dfd);
 		bpf_map_delete_elem(tfd, &stale[i]);
+	}
 out:
 	if (tfd >= 0)
 		close(tfd);
@@ -600,9 +895,44 @@ static void remove_root_if_empty(void)
 	rmdir(VG_PIN_ROOT);
 }
 
-int vg_detach(const __u64 *ids, int n)
+/* Takes a guard's rules and routes out of its namespace, while that namespace exists. */
+static void unsteer_guard(__u64 id)
+{
+	int pfd = vg_map_open("vg_policy"), gfd = vg_map_open("vg_guards"), nfd, err;
+	struct vg_guard_info info;
+	struct vg_policy p;
+
+	if (pfd >= 0 && gfd >= 0 && !bpf_map_lookup_elem(pfd, &id, &p) &&
+	    !bpf_map_lookup_elem(gfd, &id, &info) && p.mode == VG_MODE_TUNNEL && p.fwmark) {
+		nfd = guard_netns_open(&info, p.netns_cookie);
+		/* A namespace that is gone took its rules with it. */
+		if (nfd >= 0 && (err = vg_steer_remove(nfd, p.fwmark, p.route_table)))
+			fprintf(stderr, "vpnguard-bpf: remove the routing rules of fwmark 0x%x (table %u): %s\n",
+				p.fwmark, p.route_table, strerror(-err));
+		if (nfd >= 0)
+			close(nfd);
+	}
+	if (pfd >= 0)
+		close(pfd);
+	if (gfd >= 0)
+		close(gfd);
+}
+
+/* Everything of one guard: its links (the programs leave the cgroup), steering, map entries. */
+static int remove_guard(__u64 id)
 {
 	char dir[PATH_MAX];
+	int err;
+
+	guard_dir(dir, sizeof(dir), id);
+	err = remove_guard_dir(dir);
+	unsteer_guard(id);
+	delete_guard_entries(id);
+	return err;
+}
+
+int vg_detach(const __u64 *ids, int n)
+{
 	int err = 0;
 
 	if (access(VG_PIN_ROOT, F_OK))
@@ -620,9 +950,7 @@ int vg_detach(const __u64 *ids, int n)
 
 			if (!de->d_name[0] || *end || de->d_name[0] == '.')
 				continue;
-			guard_dir(dir, sizeof(dir), id);
-			err = remove_guard_dir(dir) ?: err;
-			delete_guard_entries(id);
+			err = remove_guard(id) ?: err;
 		}
 		closedir(d);
 		/* Entries whose links are already gone (a guard half-removed by hand). */
@@ -630,15 +958,12 @@ int vg_detach(const __u64 *ids, int n)
 		__u64 key;
 
 		while (fd >= 0 && !bpf_map_get_next_key(fd, NULL, &key))
-			delete_guard_entries(key);
+			remove_guard(key);
 		if (fd >= 0)
 			close(fd);
 	}
-	for (int i = 0; i < n; i++) {
-		guard_dir(dir, sizeof(dir), ids[i]);
-		err = remove_guard_dir(dir) ?: err;
-		delete_guard_entries(ids[i]);
-	}
+	for (int i = 0; i < n; i++)
+		err = remove_guard(ids[i]) ?: err;
 	prune_tunnel_entries();
 	remove_root_if_empty();
 	if (!access(VG_PIN_ROOT, F_OK) && !count_guards())

@@ -76,6 +76,7 @@ int vg_netns_cookie(int netns_fd, __u64 *cookie)
 struct facts_req {
 	const char *ifname;
 	struct vg_tunnel *t;
+	__u32 dev_ifindex;
 };
 
 static int facts_here(void *arg)
@@ -84,7 +85,7 @@ static int facts_here(void *arg)
 	struct ifaddrs *ifa, *i;
 
 	memset(req->t, 0, sizeof(*req->t));
-	req->t->ifindex = if_nametoindex(req->ifname);
+	req->t->ifindex = req->dev_ifindex = if_nametoindex(req->ifname);
 	if (!req->t->ifindex)
 		return -ENODEV;
 	if (getifaddrs(&ifa))
@@ -116,11 +117,14 @@ static int facts_here(void *arg)
 	return 0;
 }
 
-int vg_tunnel_facts(int netns_fd, const char *ifname, struct vg_tunnel *t)
+int vg_tunnel_facts(int netns_fd, const char *ifname, struct vg_tunnel *t, __u32 *dev_ifindex)
 {
-	struct facts_req req = { ifname, t };
+	struct facts_req req = { ifname, t, 0 };
+	int err = vg_netns_run(netns_fd, facts_here, &req);
 
-	return vg_netns_run(netns_fd, facts_here, &req);
+	if (dev_ifindex)
+		*dev_ifindex = req.dev_ifindex;
+	return err;
 }
 
 struct links_req {

@@ -20,8 +20,12 @@ int vg_netns_run(int netns_fd, int (*fn)(void *arg), void *arg);
 
 int vg_netns_cookie(int netns_fd, __u64 *cookie);
 
-/* Index and addresses of ifname in the namespace (index 0 while it is down); -ENODEV if it is not there. */
-int vg_tunnel_facts(int netns_fd, const char *ifname, struct vg_tunnel *t);
+/*
+ * Index and addresses of ifname in the namespace (index 0 while it is down;
+ * *dev_ifindex, if not NULL, the device's index either way); -ENODEV if it is
+ * not there. t->slot is left 0.
+ */
+int vg_tunnel_facts(int netns_fd, const char *ifname, struct vg_tunnel *t, __u32 *dev_ifindex);
 
 /* Every interface of the namespace; returns how many (at most max) or -errno. */
 int vg_netns_links(int netns_fd, struct vg_link *links, int max);

@@ -119,6 +119,9 @@ int vg_policy_build(const struct vg_options *o, struct vg_policy *p, char *err, 
 	p->mode = o->tunnel ? VG_MODE_TUNNEL : VG_MODE_GATEWAY;
 	if (o->tunnel)
 		snprintf(p->tunnel, sizeof(p->tunnel), "%s", o->tunnel);
+	/* 0: the loader picks a free pair; a table of its own mark's number unless given. */
+	p->fwmark = o->fwmark;
+	p->route_table = o->route_table ? o->route_table : o->fwmark;
 	for (int i = 0; i < o->n_allows; i++) {
 		struct vg_cidr *c = &p->allow[p->n_allow++];
 
@@ -139,6 +142,21 @@ int vg_policy_build(const struct vg_options *o, struct vg_policy *p, char *err, 
 			return bad(err, errlen, "--gateway", o->gateways[i],
 				   "not ADDR or ADDR:PORT (IPv6 as [ADDR]:PORT)");
 	return 0;
+}
+
+int vg_policy_allow4(const struct vg_policy *p, struct vg_prefix4 *out, int max)
+{
+	int n = 0;
+
+	for (__u32 i = 0; i < p->n_allow && i < VG_MAX_ALLOW && n < max; i++) {
+		const struct vg_cidr *c = &p->allow[i];
+
+		if (!vg_addr_is_v4(&c->net) || c->mask.w[2] != htonl(0xffffffff))
+			continue;
+		out[n].addr = c->net.w[3];
+		out[n++].len = (__u8)vg_cidr_prefix(c);
+	}
+	return n;
 }
 
 const char *vg_addr_str(const struct vg_addr *a, char *buf, size_t len)
@@ -172,6 +190,8 @@ static const char *const reason_names[VG_R_MAX] = {
 	[VG_R_TUNNEL_SRC] = "tunnel_src",
 	[VG_R_EVENTS_SUPPRESSED] = "events_suppressed",
 	[VG_R_EVENTS_LOST] = "events_lost",
+	[VG_R_MULTICAST] = "multicast",
+	[VG_R_DISCOVERY] = "discovery",
 };
 
 static const char *const hook_names[VG_HOOK_MAX] = {

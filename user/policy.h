@@ -21,6 +21,15 @@ int vg_parse_gateway(const char *s, struct vg_gateway *g);
  */
 int vg_policy_build(const struct vg_options *o, struct vg_policy *p, char *err, size_t errlen);
 
+/* An IPv4 subnet as routing rules take it. */
+struct vg_prefix4 {
+	__u32 addr;   /* network byte order, masked */
+	__u8 len;
+};
+
+/* The IPv4 subnets of p->allow (IPv6 ones are never steered); returns how many. */
+int vg_policy_allow4(const struct vg_policy *p, struct vg_prefix4 *out, int max);
+
 bool vg_addr_is_v4(const struct vg_addr *a);
 /* Formats without brackets; buf needs INET6_ADDRSTRLEN bytes. */
 const char *vg_addr_str(const struct vg_addr *a, char *buf, size_t len);

@@ -16,12 +16,12 @@
 #include "status.h"
 
 struct maps {
-	int policy, state, guards, tunnels, counters;
+	int policy, state, guards, tunnels, counters, tundev;
 };
 
 static void close_maps(struct maps *m)
 {
-	int *fds[] = { &m->policy, &m->state, &m->guards, &m->tunnels, &m->counters };
+	int *fds[] = { &m->policy, &m->state, &m->guards, &m->tunnels, &m->counters, &m->tundev };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i] >= 0)
@@ -70,14 +70,19 @@ static struct json_object *guard_json(const struct maps *m, __u64 id, const stru
 	json_object_object_add(g, "mode", json_object_new_string(vg_mode_name(p->mode)));
 	if (p->mode == VG_MODE_TUNNEL) {
 		struct vg_tunnel_key key = { .netns_cookie = p->netns_cookie };
+		struct vg_tundev dev;
 		struct vg_tunnel t;
 
 		memcpy(key.ifname, p->tunnel, sizeof(key.ifname));
-		bool present = !bpf_map_lookup_elem(m->tunnels, &key, &t) && t.ifindex;
+		/* As the programs see it: up, and its device still there (vg_tundev is the kernel's word). */
+		bool present = !bpf_map_lookup_elem(m->tunnels, &key, &t) && t.ifindex &&
+			       !bpf_map_lookup_elem(m->tundev, &t.slot, &dev) && dev.ifindex == t.ifindex;
 		json_object_object_add(g, "tunnel", json_object_new_string(p->tunnel));
 		json_object_object_add(g, "netns", json_object_new_string(info.netns[0] ? info.netns : "(attaching process's)"));
 		json_object_object_add(g, "tunnel_ifindex", json_object_new_int(present ? (int)t.ifindex : 0));
 		json_object_object_add(g, "tunnel_present", json_object_new_boolean(present));
+		json_object_object_add(g, "fwmark", json_object_new_uint64(p->fwmark));
+		json_object_object_add(g, "route_table", json_object_new_uint64(p->route_table));
 	} else {
 		arr = json_object_new_array();
 		for (__u32 i = 0; i < p->n_gw; i++) {
@@ -150,6 +155,10 @@ static void print_guard(struct json_object *g)
 		printf("  mode      tunnel %s in netns %s (%s)\n", get(g, "tunnel"), get(g, "netns"),
 		       json_object_object_get_ex(g, "tunnel_present", &v) && json_object_get_boolean(v) ?
 		       "present" : "ABSENT: all egress denied");
+	if (!strcmp(get(g, "mode"), "tunnel"))
+		printf("  steering  fwmark 0x%" PRIx64 " looks up table %s\n",
+		       json_object_object_get_ex(g, "fwmark", &v) ? json_object_get_uint64(v) : 0,
+		       get(g, "route_table"));
 	else
 		printf("  mode      gateway %s\n", joined(g, "gateways", a, sizeof(a)));
 	printf("  allow     %s\n  dns       %s\n", joined(g, "allow", a, sizeof(a)),
@@ -172,14 +181,15 @@ int vg_cmd_status(bool json)
 {
 	struct maps m = {
 		vg_map_open("vg_policy"), vg_map_open("vg_state"), vg_map_open("vg_guards"),
-		vg_map_open("vg_tunnels"), vg_map_open("vg_counters"),
+		vg_map_open("vg_tunnels"), vg_map_open("vg_counters"), vg_map_open("vg_tundev"),
 	};
 	struct json_object *root = json_object_new_object(), *guards = json_object_new_array();
 	__u64 key, next;
 
 	json_object_object_add(root, "pin_root", json_object_new_string(VG_PIN_ROOT));
 	json_object_object_add(root, "guards", guards);
-	if (m.policy >= 0 && (m.state < 0 || m.guards < 0 || m.tunnels < 0 || m.counters < 0)) {
+	if (m.policy >= 0 && (m.state < 0 || m.guards < 0 || m.tunnels < 0 || m.counters < 0 ||
+				m.tundev < 0)) {
 		fprintf(stderr, "vpnguard-bpf: %s is incomplete: a map is missing\n", VG_PIN_ROOT);
 		close_maps(&m);
 		json_object_put(root);

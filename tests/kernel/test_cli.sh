@@ -247,11 +247,11 @@ denied_into D1 "$T_ID"
 expect_denied "new policy: DNS" D0 D1 dns 0
 denied_into D0 "$T_ID"
 leak_reset
-expect_eq "new policy: LAN no longer allowed (off the tunnel)" \
-	"$(probe nobody "$CG_T" sendto "$TOPO_LAN_HOST" 9)" "sent 0/1 errno EPERM"
-expect_far "new policy: LAN" ""
+expect_eq "new policy: LAN no longer allowed, so steered into the tunnel" \
+	"$(probe nobody "$CG_T" sendto "$TOPO_LAN_HOST" 9)" "sent 1/1"
+expect_far "new policy: LAN" "tunnel=1"
 denied_into D1 "$T_ID"
-expect_denied "new policy: LAN" D0 D1 off_tunnel 1
+expect_denied "new policy: LAN" D0 D1 off_tunnel 0
 
 section "case 4b: tunnel -> gateway by re-attach"
 expect_eq "tcx link present before the switch" "$(vg_links | grep -c ' vg_tc_egress ')" 1
@@ -286,7 +286,7 @@ MULTI_TABLE=(
 	"A|Internet host through the tunnel|^sent 1/1$|tunnel=1|not_gateway|0|sendto $TOPO_INET_HOST 9"
 	"A|any host through the tunnel (no gateway rule)|^sent 1/1$|tunnel=1|not_gateway|0|sendto $TOPO_ROGUE_DNS 9"
 	"A|IPv6|^sent 0/1 errno EPERM$||ipv6|1|sendto $TOPO_INET_HOST6 9"
-	"A|LAN not allowed for A|^sent 0/1 errno EPERM$||off_tunnel|1|sendto $TOPO_LAN_HOST 9"
+	"A|LAN not allowed for A: steered into the tunnel|^sent 1/1$|tunnel=1|off_tunnel|0|sendto $TOPO_LAN_HOST 9"
 	"B|non-gateway host|^sent 0/1 errno EPERM$||not_gateway|1|sendto $TOPO_ROGUE_DNS 9"
 	"B|gateway addr, other port|^sent 0/1 errno EPERM$||not_gateway|1|sendto $TOPO_INET_HOST 9"
 	"B|gateway addr:port|^connected$|tunnel>=1|not_gateway|0|connect tcp $TOPO_INET_HOST 1080"
@@ -347,7 +347,7 @@ expect_eq "pin root directory mode" "$(stat -c %a "$PIN_ROOT")" 700
 bad_modes=$(find "$PIN_ROOT" -mindepth 1 \( -type d ! -perm 700 -o ! -type d ! -perm 600 \) -printf '%m %p\n')
 expect_eq "every pin 0600 and every guard directory 0700 ($(find "$PIN_ROOT" -mindepth 1 | wc -l) entries)" "$bad_modes" ""
 expect_eq "pins owned by root" "$(find "$PIN_ROOT" ! -user root | wc -l)" 0
-for m in vg_policy vg_state vg_guards vg_tunnels vg_counters vg_ratelimit vg_events; do
+for m in vg_policy vg_state vg_guards vg_tunnels vg_counters vg_ratelimit vg_events vg_tundev; do
 	[ -e "$PIN_ROOT/$m" ] || nok "map pin $m missing"
 done
 expect_eq "guard A pins" "$(find "$PIN_ROOT/$A_ID" -mindepth 1 -printf '%f\n' | sed 's/^tc_.*/tc_/' | sort | tr '\n' ' ')" \

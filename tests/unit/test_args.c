@@ -860,6 +860,59 @@ static void test_scan(void **state)
 	expect_usage_error(ARGV("Scan"), "Scan");
 }
 
+/* ---- steering: --fwmark and --route-table ---- */
+
+static void test_attach_steering(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *mark, *table;
+		__u32 want_mark, want_table;
+	} good[] = {
+		{ "51821", NULL, 51821, 0 },
+		{ "0x76670001", "100", 0x76670001, 100 },
+		{ "0XFFFFFFFF", "0xfa", 0xffffffff, 0xfa },
+		{ "7", "0xfe1", 7, 0xfe1 },
+		{ NULL, "4294967295", 0, 4294967295u },
+	};
+	static const struct {
+		const char *flag, *value, *want;
+	} bad[] = {
+		{ "--fwmark", "0", "not a number" },
+		{ "--fwmark", "4294967296", "not a number" },
+		{ "--fwmark", "0x", "not a number" },
+		{ "--fwmark", "-1", "not a number" },
+		{ "--fwmark", "12abc", "not a number" },
+		{ "--fwmark", "0x1g", "not a number" },
+		{ "--route-table", "254", "main" },
+		{ "--route-table", "255", "local" },
+		{ "--route-table", "253", "default" },
+		{ "--route-table", "99999999999", "not a number" },
+	};
+	struct vg_options o;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char *argv[] = { "vpnguard-bpf", "attach", "--cgroup", "/a", "--tunnel", "wg0",
+				 good[i].mark ? "--fwmark" : "--dns", good[i].mark ? (char *)good[i].mark : "10.0.0.1",
+				 good[i].table ? "--route-table" : "--dns", good[i].table ? (char *)good[i].table : "10.0.0.2",
+				 NULL };
+
+		expect_ok(argv, &o);
+		assert_int_equal(o.fwmark, good[i].want_mark);
+		assert_int_equal(o.route_table, good[i].want_table);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_usage_error(ARGV("attach", "--cgroup", "/a", "--tunnel", "wg0", (char *)bad[i].flag,
+					(char *)bad[i].value), bad[i].want);
+	expect_usage_error(ARGV("attach", "--cgroup", "/a", "--tunnel", "wg0", "--fwmark", "1",
+				"--fwmark", "2"), "twice");
+	/* Steering is the tunnel's. */
+	expect_usage_error(ARGV("attach", "--cgroup", "/a", "--gateway", "10.0.0.1", "--fwmark", "7"),
+			   "--tunnel");
+	expect_usage_error(ARGV("attach", "--cgroup", "/a", "--gateway", "10.0.0.1", "--route-table", "7"),
+			   "--tunnel");
+}
+
 /* ---- messages fit the buffer they are given ---- */
 
 static void test_error_message_truncated(void **state)
@@ -914,6 +967,7 @@ int main(void)
 		cmocka_unit_test(test_attach_tunnel_container),
 		cmocka_unit_test(test_limit_cgroups_and_containers),
 		cmocka_unit_test(test_scan),
+		cmocka_unit_test(test_attach_steering),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -604,8 +604,9 @@ static void test_policy_build_tunnel(void **state)
 	assert_int_equal(p.n_gw, 0);
 	/* Left for the kernel side to fill. */
 	assert_int_equal(p.netns_cookie, 0);
-	assert_int_equal(p.cgroup_level, 0);
-	assert_int_equal(p.pad, 0);
+	/* No --fwmark: the loader picks the mark and table. */
+	assert_int_equal(p.fwmark, 0);
+	assert_int_equal(p.route_table, 0);
 
 	struct vg_cidr c = cidr("192.168.1.0/24");
 	assert_memory_equal(&p.allow[0], &c, sizeof(c));
@@ -805,6 +806,8 @@ static void test_reason_names(void **state)
 		{ VG_R_TUNNEL_SRC, "tunnel_src" },
 		{ VG_R_EVENTS_SUPPRESSED, "events_suppressed" },
 		{ VG_R_EVENTS_LOST, "events_lost" },
+		{ VG_R_MULTICAST, "multicast" },
+		{ VG_R_DISCOVERY, "discovery" },
 	};
 
 	/* The table covers every reason. */
@@ -872,6 +875,56 @@ static void test_mode_names(void **state)
 	assert_string_equal(vg_mode_name(UINT_MAX), "unknown");
 }
 
+/* Steering: the mark's table defaults to the mark's number; only IPv4 subnets become rules. */
+static void test_policy_steering(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *allow;
+		int want_rule;        /* 1: an IPv4 rule of addr/len */
+		const char *addr;
+		int len;
+	} t[] = {
+		{ "192.168.1.7/24", 1, "192.168.1.0", 24 },
+		{ "10.0.0.1", 1, "10.0.0.1", 32 },
+		{ "172.16.0.0/12", 1, "172.16.0.0", 12 },
+		{ "fd00::/8", 0, NULL, 0 },
+		{ "::ffff:10.1.0.0/112", 1, "10.1.0.0", 16 },
+		{ "0.0.0.0/1", 1, "0.0.0.0", 1 },
+	};
+	struct vg_options o = { .cmd = VG_CMD_ATTACH, .tunnel = "wg0" };
+	struct vg_prefix4 pf[VG_MAX_ALLOW];
+	struct vg_policy p;
+	char err[256];
+	int n, k = 0;
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		o.allows[o.n_allows++] = t[i].allow;
+	o.fwmark = 0x1234;
+	assert_int_equal(vg_policy_build(&o, &p, err, sizeof(err)), 0);
+	assert_int_equal(p.fwmark, 0x1234);
+	assert_int_equal(p.route_table, 0x1234);
+	o.route_table = 77;
+	assert_int_equal(vg_policy_build(&o, &p, err, sizeof(err)), 0);
+	assert_int_equal(p.route_table, 77);
+
+	n = vg_policy_allow4(&p, pf, VG_MAX_ALLOW);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct in_addr a;
+
+		if (!t[i].want_rule)
+			continue;
+		assert_true(k < n);
+		assert_int_equal(inet_pton(AF_INET, t[i].addr, &a), 1);
+		assert_int_equal(pf[k].addr, a.s_addr);
+		assert_int_equal(pf[k].len, t[i].len);
+		k++;
+	}
+	assert_int_equal(n, k);
+	/* A short output keeps to its size. */
+	assert_int_equal(vg_policy_allow4(&p, pf, 2), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -900,6 +953,7 @@ int main(void)
 		cmocka_unit_test(test_policy_build_from_args),
 		cmocka_unit_test(test_policy_build_errors),
 		cmocka_unit_test(test_reason_names),
+		cmocka_unit_test(test_policy_steering),
 		cmocka_unit_test(test_hook_names),
 		cmocka_unit_test(test_proto_names),
 		cmocka_unit_test(test_mode_names),
