@@ -50,7 +50,10 @@ def preflight():
 @pytest.fixture(scope="session")
 def vg():
     """build/vpnguard-bpf, freshly built; a build that fails is retried for 2 minutes
-    (another engineer's edit may be half-saved)."""
+    (another engineer's edit may be half-saved). VPNGUARD_BIN names another binary
+    to test (an older build, to show a new case failing before its fix)."""
+    if os.environ.get("VPNGUARD_BIN"):
+        return os.environ["VPNGUARD_BIN"]
     end = time.monotonic() + 120
     while True:
         r = subprocess.run(["make", "-s", "-C", REPO, "all"], capture_output=True, text=True)

@@ -565,16 +565,23 @@ static int choose_steering(int policy_fd, __u64 id, int netns_fd, const struct v
 		p->route_table = old->route_table;
 		return 0;
 	}
+	/* Given ones that clash are bad input (-EINVAL), as a bad word would be. */
 	if (p->fwmark) {
-		if (steering_clashes(policy_fd, id, p))
-			return report(-EEXIST, "--fwmark/--route-table: another guard in the namespace "
-				      "uses the same mark or table, guard of", p->tunnel);
+		if (steering_clashes(policy_fd, id, p)) {
+			fprintf(stderr, "vpnguard-bpf: --fwmark 0x%x / --route-table %u: another guard in "
+				"the namespace of %s uses the same mark or table\n", p->fwmark, p->route_table,
+				p->tunnel);
+			return -EINVAL;
+		}
 		if (kept && old->fwmark == p->fwmark && old->route_table == p->route_table)
 			return 0;
 		if ((err = vg_steer_taken(netns_fd, p->fwmark, p->route_table, &taken)))
 			return report(err, "list routing rules of the namespace of", p->tunnel);
-		return taken ? report(-EEXIST, "--fwmark/--route-table: a routing rule of the tunnel's "
-				      "namespace already uses that mark or table, tunnel", p->tunnel) : 0;
+		if (taken)
+			fprintf(stderr, "vpnguard-bpf: --fwmark 0x%x / --route-table %u: a routing rule in "
+				"the namespace of %s already uses the same mark or table\n", p->fwmark,
+				p->route_table, p->tunnel);
+		return taken ? -EINVAL : 0;
 	}
 	for (__u32 n = 1; n <= VG_MAX_GUARDS; n++) {
 		p->fwmark = p->route_table = VG_FWMARK_BASE + n;

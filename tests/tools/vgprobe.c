@@ -22,6 +22,8 @@
  *   setsockopt bindtodevice|bindtoifindex|mark|unicast_if VALUE
  *                               "ok" | "errno NAME"
  *   raw [ADDR]                  "ok" (socket made; with ADDR: one ICMP echo sent) | "errno NAME"
+ *   ping ADDR                   ICMP echo on a ping socket (SOCK_DGRAM, IPPROTO_ICMP), the
+ *                               unprivileged ping: "reply" | "no reply" (exit 1) | "errno NAME"
  *   sendmsg-pktinfo ADDR PORT IFNAME
  *                               "sent" | "errno NAME"
  *   listen tcp|udp PORT         runs until SIGTERM/SIGINT, then prints
@@ -74,6 +76,7 @@ static const char *usage_text =
 	"  setsockopt bindtodevice|bindtoifindex|mark|unicast_if VALUE\n"
 	"                                 one setsockopt on a fresh UDP socket\n"
 	"  raw [ADDR]                     socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)\n"
+	"  ping ADDR                      one ICMP echo on a ping socket (--timeout-ms for the reply)\n"
 	"                                 (with ADDR: send one ICMP echo request)\n"
 	"  sendmsg-pktinfo ADDR PORT IFNAME\n"
 	"                                 UDP sendmsg with an IP_PKTINFO/IPV6_PKTINFO cmsg\n"
@@ -751,6 +754,41 @@ static int cmd_raw(const struct opts *o)
 	return EXIT_OK;
 }
 
+/* The unprivileged ping (net.ipv4.ping_group_range): the kernel fills id and checksum. */
+static int cmd_ping(const struct opts *o)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = 0;
+	int mapped = 0, fd, e, family;
+	const char *stage = "";
+	unsigned char pkt[64], reply[256];
+	struct pollfd pfd;
+
+	if (o->npos != 1 || parse_addr(o->pos[0], 0, 0, &ss, &len, &mapped))
+		return usage("ping ADDR");
+	family = ss.ss_family;
+	fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, family == AF_INET6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP);
+	if (fd < 0)
+		return fail(errno, "socket(SOCK_DGRAM, IPPROTO_ICMP)");
+	e = apply_opts(fd, family, 0, o, &stage);
+	if (e)
+		return fail(e, stage);
+	memset(pkt, 0, sizeof(pkt));
+	pkt[0] = family == AF_INET6 ? 128 : ICMP_ECHO;
+	pkt[7] = 1; /* sequence 1 */
+	memset(pkt + 8, 'v', sizeof(pkt) - 8);
+	if (sendto(fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&ss, len) < 0)
+		return fail(errno, "sendto(ping)");
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, (int)o->timeout_ms) == 1 && recv(fd, reply, sizeof(reply), 0) > 0) {
+		result("reply");
+		return EXIT_OK;
+	}
+	result("no reply");
+	return EXIT_REFUSED;
+}
+
 static int cmd_pktinfo(const struct opts *o)
 {
 	struct sockaddr_storage ss;
@@ -1023,6 +1061,8 @@ int main(int argc, char **argv)
 		return cmd_flood(&o);
 	if (!strcmp(cmd, "setsockopt"))
 		return cmd_setsockopt(&o);
+	if (!strcmp(cmd, "ping"))
+		return cmd_ping(&o);
 	if (!strcmp(cmd, "raw"))
 		return cmd_raw(&o);
 	if (!strcmp(cmd, "sendmsg-pktinfo"))
