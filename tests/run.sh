@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# make test: the unit tests (no root needed), the kernel tests and the Docker tests (root), one total.
+# make test: the unit tests (no root needed), the kernel tests, the real torrent clients and the
+# Docker tests (root), one total.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lib/tally.sh
 tally make -s unit-test
 tally bash tests/test_install.sh
 tally bash tests/kernel/run.sh
+tally bash tests/clients/run.sh
 tally bash tests/docker/run.sh
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

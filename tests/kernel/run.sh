@@ -18,11 +18,15 @@ for tool in wireguard-go wg nft bpftool ip setpriv python3; do
 done
 grep -qw cgroup2 /proc/self/mounts || fail_setup "no cgroup v2 mount"
 
+command -v pytest-3 >/dev/null || fail_setup "pytest-3 is not installed (sh scripts/install-deps.sh)"
+
 if [ "$failed" -eq 0 ]; then
 	for t in "$here"/topology_selftest.sh "$here"/test_*.sh; do
 		echo "=== ${t##*/}"
 		tally bash "$t"
 	done
+	echo "=== pytest: tests/kernel/test_*.py"
+	tally env PYTHONDONTWRITEBYTECODE=1 pytest-3 -q -rfE -p no:cacheprovider "$here"
 fi
 echo "kernel: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
