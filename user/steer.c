@@ -154,8 +154,61 @@ static bool ours(const struct rule *r, __u32 fwmark)
 	return r->fwmark == fwmark && (r->prio == VG_RULE_PREF_ALLOW || r->prio == VG_RULE_PREF_MARK);
 }
 
-/* Default routes of table: the tunnel's (metric 0) or the unreachable one behind it. */
-static int route_msg(struct nl *nl, int type, int flags, __u32 table, __u32 oif)
+struct gateway_req {
+	__u32 oif, gw;
+	bool of_default;
+};
+
+static int route_attr_cb(const struct nlattr *attr, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(attr);
+
+	if (type <= RTA_MAX && mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
+		tb[type] = attr;
+	return MNL_CB_OK;
+}
+
+static int gateway_dump_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[RTA_MAX + 1] = { 0 };
+	struct gateway_req *req = data;
+	__u32 table;
+
+	mnl_attr_parse(nlh, sizeof(*rtm), route_attr_cb, tb);
+	table = tb[RTA_TABLE] ? mnl_attr_get_u32(tb[RTA_TABLE]) : rtm->rtm_table;
+	if (table != RT_TABLE_MAIN || !tb[RTA_OIF] || !tb[RTA_GATEWAY] ||
+	    mnl_attr_get_u32(tb[RTA_OIF]) != req->oif || (req->gw && (req->of_default || rtm->rtm_dst_len)))
+		return MNL_CB_OK;
+	req->gw = mnl_attr_get_u32(tb[RTA_GATEWAY]);
+	req->of_default = !rtm->rtm_dst_len;
+	return MNL_CB_OK;
+}
+
+/*
+ * The gateway the main table reaches through the tunnel by, if it names one
+ * (the default route's first): a tunnel that is an Ethernet-like device (a TAP
+ * VPN) needs it; a point-to-point one (wg, tun) does without. 0: none.
+ */
+static int tunnel_gateway(struct nl *nl, __u32 oif, __u32 *gw)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(nl->buf);
+	struct gateway_req req = { .oif = oif };
+	struct rtmsg *rtm;
+	int err;
+
+	nlh->nlmsg_type = RTM_GETROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET;
+	err = nl_talk(nl, nlh, gateway_dump_cb, &req);
+	*gw = req.gw;
+	return err;
+}
+
+/* Default routes of table: the tunnel's (metric 0, by gw if not 0) or the unreachable one behind it. */
+static int route_msg(struct nl *nl, int type, int flags, __u32 table, __u32 oif, __u32 gw)
 {
 	char buf[256];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -171,10 +224,15 @@ static int route_msg(struct nl *nl, int type, int flags, __u32 table, __u32 oif)
 		rtm->rtm_scope = RT_SCOPE_NOWHERE; /* any: each call removes one default route */
 	} else if (oif) {
 		rtm->rtm_protocol = RTPROT_STATIC;
-		rtm->rtm_scope = RT_SCOPE_LINK;
+		rtm->rtm_scope = gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
 		rtm->rtm_type = RTN_UNICAST;
 		mnl_attr_put_u32(nlh, RTA_OIF, oif);
 		mnl_attr_put_u32(nlh, RTA_PRIORITY, 0);
+		if (gw) {
+			/* The main table reaches it through the tunnel: on that link, whatever table T holds. */
+			rtm->rtm_flags = RTNH_F_ONLINK;
+			mnl_attr_put_u32(nlh, RTA_GATEWAY, gw);
+		}
 	} else {
 		rtm->rtm_protocol = RTPROT_STATIC;
 		rtm->rtm_scope = RT_SCOPE_UNIVERSE;
@@ -198,6 +256,7 @@ static int apply_here(void *arg)
 	struct rule mark = { VG_RULE_PREF_MARK, s->fwmark, s->table, 0, 0 };
 	struct rule_list l = { .max = MAX_RULES };
 	struct nl nl;
+	__u32 gw = 0;
 	int err;
 
 	if ((err = nl_open(&nl)))
@@ -206,11 +265,14 @@ static int apply_here(void *arg)
 	err = l.rules ? 0 : -ENOMEM;
 	/* Routes first: a rule pointing at an empty table would send the mark on to main. */
 	if (!err) {
-		err = route_msg(&nl, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, s->table, 0);
+		err = route_msg(&nl, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, s->table, 0, 0);
 		err = err == -EEXIST ? 0 : err;
 	}
 	if (!err && s->tun_ifindex)
-		err = route_msg(&nl, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, s->table, s->tun_ifindex);
+		err = tunnel_gateway(&nl, s->tun_ifindex, &gw);
+	if (!err && s->tun_ifindex)
+		err = route_msg(&nl, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, s->table,
+				s->tun_ifindex, gw);
 	for (int i = 0; i < s->n_allow && !err; i++) {
 		struct rule r = { VG_RULE_PREF_ALLOW, s->fwmark, RT_TABLE_MAIN, s->allow[i].addr,
 				  s->allow[i].len };
@@ -268,7 +330,7 @@ static int remove_here(void *arg)
 			err = rule_del(&nl, &l.rules[i]);
 	/* The tunnel's route and the unreachable one; more only if someone added them. */
 	for (int i = 0; i < 8 && !err; i++) {
-		int r = route_msg(&nl, RTM_DELROUTE, 0, req->table, 0);
+		int r = route_msg(&nl, RTM_DELROUTE, 0, req->table, 0, 0);
 
 		if (r == -ESRCH || r == -ENOENT)
 			break;
