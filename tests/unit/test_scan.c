@@ -76,6 +76,26 @@ static void test_stat(void **state)
 	assert_int_equal(vg_proc_stat("garbage", comm, sizeof(comm), &start), -EINVAL);
 }
 
+/*
+ * Issue 11 item 15: a text that ends at ')' has nothing after it; the reader
+ * went on past the terminating NUL. What follows the NUL here stands for
+ * whatever memory lies there: the reader must not find field 22 in it.
+ */
+static void test_stat_ends_at_paren(void **state)
+{
+	(void)state;
+	static const char text[] = "1 (x)\0 S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 4242 0\n";
+	char comm[16];
+	uint64_t start = 0;
+
+	assert_int_equal(vg_proc_stat(text, comm, sizeof(comm), &start), -EINVAL);
+	assert_int_equal(vg_proc_stat("1 (x) ", comm, sizeof(comm), &start), -EINVAL);
+	assert_int_equal(vg_proc_stat("1 (x)S", comm, sizeof(comm), &start), -EINVAL);
+	/* Field 22 must be a number, not a sign strtoull would take. */
+	assert_int_equal(vg_proc_stat("1 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 -5 0",
+				      comm, sizeof(comm), &start), -EINVAL);
+}
+
 static void test_caps(void **state)
 {
 	(void)state;
@@ -353,6 +373,7 @@ int main(void)
 		cmocka_unit_test(test_cgroup_hybrid),
 		cmocka_unit_test(test_cgroup_pure_v2_and_root),
 		cmocka_unit_test(test_stat),
+		cmocka_unit_test(test_stat_ends_at_paren),
 		cmocka_unit_test(test_caps),
 		cmocka_unit_test(test_clean),
 		cmocka_unit_test(test_s6_escape),
