@@ -45,17 +45,21 @@ int vg_proc_stat(const char *text, char *comm, size_t commlen, uint64_t *start)
 		return -EINVAL;
 	n = (size_t)(close - open - 1);
 	snprintf(comm, commlen, "%.*s", (int)(n < commlen ? n : commlen - 1), open + 1);
-	/* After ") ": state is field 3, so start time (22) is 19 fields on. */
+	/*
+	 * After ") ": state is field 3, so start time (22) is 19 fields on. Each
+	 * step starts on a space, never on the NUL: a text that ends at ')' stops.
+	 */
 	p = close + 1;
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p + 1, ' ');
-		if (!p)
+	for (int field = 3; field <= 22; field++)
+		if (*p != ' ' || (field < 22 && !(p = strchr(p + 1, ' '))))
 			return -EINVAL;
-	}
+	/* strtoull would take a sign or spaces; the kernel writes digits. */
+	if (p[1] < '0' || p[1] > '9')
+		return -EINVAL;
 	char *end;
 	errno = 0;
 	*start = strtoull(p + 1, &end, 10);
-	return errno || end == p + 1 ? -EINVAL : 0;
+	return errno ? -EINVAL : 0;
 }
 
 int vg_proc_caps(const char *text, const char *field, uint64_t *caps)
