@@ -113,6 +113,119 @@ static int bad(char *err, size_t errlen, const char *flag, const char *v, const 
 	return -EINVAL;
 }
 
+/* Over all 128 bits: vg_cidr_prefix counts an IPv4 network as IPv4 does. */
+static int prefix128(const struct vg_cidr *c)
+{
+	int bits = 0;
+
+	for (int i = 0; i < 4; i++)
+		bits += __builtin_popcount(c->mask.w[i]);
+	return bits;
+}
+
+static bool contains(const struct vg_cidr *outer, const struct vg_cidr *inner)
+{
+	if (prefix128(outer) > prefix128(inner))
+		return false;
+	for (int i = 0; i < 4; i++)
+		if ((inner->net.w[i] & outer->mask.w[i]) != outer->net.w[i])
+			return false;
+	return true;
+}
+
+/*
+ * Prefixes nest or are apart, so the target is covered when one of the set
+ * holds it, or when both its halves are covered; a half none of the set lies
+ * in is not. Only halves that hold a prefix of the set are split again: at
+ * most 128 levels of n of them.
+ */
+bool vg_cidrs_cover(const struct vg_cidr *set, int n, const struct vg_cidr *target)
+{
+	int len = prefix128(target);
+	bool split = false;
+	struct vg_cidr lo, hi;
+
+	for (int i = 0; i < n; i++) {
+		if (contains(&set[i], target))
+			return true;
+		split |= contains(target, &set[i]);
+	}
+	if (!split || len == 128)
+		return false;
+	lo = hi = *target;
+	lo.mask.w[len / 32] |= htonl(0x80000000u >> (len % 32));
+	hi.mask.w[len / 32] = lo.mask.w[len / 32];
+	hi.net.w[len / 32] |= htonl(0x80000000u >> (len % 32));
+	return vg_cidrs_cover(set, n, &lo) && vg_cidrs_cover(set, n, &hi);
+}
+
+/*
+ * IPv4 that is not the Internet (RFC 6890's blocks that are not globally
+ * reachable; multicast and reserved): a set that allows all the rest allows
+ * the Internet, so these count as covered already.
+ */
+static const char *const not_internet[] = {
+	"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+	"172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15",
+	"198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/3",
+};
+
+#define N_NOT_INTERNET (sizeof(not_internet) / sizeof(not_internet[0]))
+
+static int gather(const struct vg_policy *p, const bool *dropped, struct vg_cidr *set)
+{
+	int n = 0;
+
+	for (size_t k = 0; k < N_NOT_INTERNET; k++)
+		vg_parse_cidr(not_internet[k], &set[n++]);
+	for (__u32 i = 0; i < p->n_allow; i++)
+		if (!dropped[i])
+			set[n++] = p->allow[i];
+	return n;
+}
+
+/*
+ * Refuses an allow set that holds all public IPv4 or all public IPv6: with
+ * the tunnel gone, such a guard would let its traffic out the real way. The
+ * message names the allows the covering needs (each one the rest cannot do
+ * without), not a LAN beside them.
+ */
+static int refuse_internet(const struct vg_options *o, const struct vg_policy *p, char *err, size_t errlen)
+{
+	static const struct { const char *net, *what; } internets[] = {
+		{ "::ffff:0:0/96", "every public IPv4 address" },
+		{ "2000::/3", "every public IPv6 address" },
+	};
+	struct vg_cidr set[N_NOT_INTERNET + VG_MAX_ALLOW], target;
+
+	for (size_t t = 0; t < sizeof(internets) / sizeof(internets[0]); t++) {
+		bool dropped[VG_MAX_ALLOW] = { false };
+		size_t len = 0;
+		int named = 0;
+
+		vg_parse_cidr(internets[t].net, &target);
+		if (!vg_cidrs_cover(set, gather(p, dropped, set), &target))
+			continue;
+		for (__u32 i = 0; i < p->n_allow; i++) {
+			dropped[i] = true;
+			dropped[i] = vg_cidrs_cover(set, gather(p, dropped, set), &target);
+		}
+		len = (size_t)snprintf(err, errlen, "--allow");
+		for (__u32 i = 0; i < p->n_allow && len < errlen; i++) {
+			if (dropped[i])
+				continue;
+			named++;
+			len += (size_t)snprintf(err + len, errlen - len, " %s", o->allows[i]);
+		}
+		if (len < errlen)
+			snprintf(err + len, errlen - len, ": %s %s, so traffic would leave outside the "
+				 "tunnel; allow only the subnets of your LAN", named > 1 ? "together cover" : "covers",
+				 internets[t].what);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int vg_policy_build(const struct vg_options *o, struct vg_policy *p, char *err, size_t errlen)
 {
 	memset(p, 0, sizeof(*p));
@@ -122,18 +235,12 @@ int vg_policy_build(const struct vg_options *o, struct vg_policy *p, char *err, 
 	/* 0: the loader picks a free pair; a table of its own mark's number unless given. */
 	p->fwmark = o->fwmark;
 	p->route_table = o->route_table ? o->route_table : o->fwmark;
-	for (int i = 0; i < o->n_allows; i++) {
-		struct vg_cidr *c = &p->allow[p->n_allow++];
-
-		if (vg_parse_cidr(o->allows[i], c))
+	for (int i = 0; i < o->n_allows; i++)
+		if (vg_parse_cidr(o->allows[i], &p->allow[p->n_allow++]))
 			return bad(err, errlen, "--allow", o->allows[i],
 				   "not a CIDR (e.g. 192.168.1.0/24 or fd00::/8)");
-		/* IPv4 is held as ::ffff:a.b.c.d, so a short IPv6 prefix would open all of it. */
-		if (!vg_addr_is_v4(&c->net) && c->mask.w[2] != htonl(0xffffffff) &&
-		    (htonl(0xffff) & c->mask.w[2]) == c->net.w[2] && !c->net.w[0] && !c->net.w[1])
-			return bad(err, errlen, "--allow", o->allows[i],
-				   "covers every IPv4 address (::ffff:0:0/96); give narrower subnets");
-	}
+	if (refuse_internet(o, p, err, errlen))
+		return -EINVAL;
 	for (int i = 0; i < o->n_dns; i++)
 		if (vg_parse_addr(o->dns[i], &p->dns[p->n_dns++]))
 			return bad(err, errlen, "--dns", o->dns[i], "not an IP address");

@@ -11,6 +11,8 @@
 
 int vg_parse_addr(const char *s, struct vg_addr *a);
 int vg_parse_cidr(const char *s, struct vg_cidr *c);
+/* Does the union of the prefixes in set hold every address of target? */
+bool vg_cidrs_cover(const struct vg_cidr *set, int n, const struct vg_cidr *target);
 /* ADDR, ADDR:PORT, [V6ADDR]:PORT or a bare IPv6 address. */
 int vg_parse_gateway(const char *s, struct vg_gateway *g);
 

@@ -109,7 +109,9 @@ static void test_cover_ipv6(void **state)
 		{ { "2000::/3" }, V6, { "2000::/3" } },
 		{ { "2000::/4", "3000::/4" }, V6, { "2000::/4", "3000::/4" } },
 		{ { "3000::/4", "2000::/5", "2800::/5" }, V6, { "2000::/5", "2800::/5", "3000::/4" } },
-		{ { "2000::/2" }, V6, { "2000::/2" } },
+		/* Host bits dropped: this is ::/2, which holds ::ffff:0:0/96 too. */
+		{ { "2000::/2" }, "every public", { "2000::/2" } },
+		{ { "3fff::/3" }, V6, { "3fff::/3" } },
 		{ { "::/1" }, "every public", { "::/1" } },
 		/* ::/0 holds both families: refused, naming it. */
 		{ { "::/0" }, "every public", { "::/0" } },
@@ -124,11 +126,36 @@ static void test_cover_ipv6(void **state)
 	run_table(t, sizeof(t) / sizeof(t[0]));
 }
 
+/* The union check stands alone too: a target and a set of prefixes. */
+static void test_cover_function(void **state)
+{
+	(void)state;
+	struct vg_cidr set[3], target;
+
+	assert_int_equal(vg_parse_cidr("10.0.0.0/8", &target), 0);
+	assert_int_equal(vg_parse_cidr("10.0.0.0/9", &set[0]), 0);
+	assert_false(vg_cidrs_cover(set, 1, &target));
+	assert_int_equal(vg_parse_cidr("10.128.0.0/9", &set[1]), 0);
+	assert_true(vg_cidrs_cover(set, 2, &target));
+	assert_int_equal(vg_parse_cidr("10.1.2.3/32", &target), 0);
+	assert_true(vg_cidrs_cover(set, 2, &target));
+	assert_int_equal(vg_parse_cidr("11.0.0.0/8", &target), 0);
+	assert_false(vg_cidrs_cover(set, 2, &target));
+	assert_false(vg_cidrs_cover(set, 0, &target));
+	/* A host route covers only itself. */
+	assert_int_equal(vg_parse_cidr("fd00::1/128", &set[2]), 0);
+	assert_int_equal(vg_parse_cidr("fd00::1", &target), 0);
+	assert_true(vg_cidrs_cover(&set[2], 1, &target));
+	assert_int_equal(vg_parse_cidr("fd00::/127", &target), 0);
+	assert_false(vg_cidrs_cover(&set[2], 1, &target));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cover_ipv4),
 		cmocka_unit_test(test_cover_ipv6),
+		cmocka_unit_test(test_cover_function),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
