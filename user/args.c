@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "args.h"
+#include "policy.h"
 
 const char vg_usage[] =
 	"usage:\n"
@@ -87,19 +88,27 @@ static int push(const char **list, int *n, int max, const char *v, const char *f
 	return 0;
 }
 
+/* The decimal digits at *p, at least one, up to max: stopped as it passes max, so it cannot wrap. */
+static int digits(const char **p, unsigned long long max, unsigned long long *n)
+{
+	if (**p < '0' || **p > '9')
+		return -EINVAL;
+	for (*n = 0; **p >= '0' && **p <= '9'; (*p)++)
+		if ((*n = *n * 10 + (unsigned)(**p - '0')) > max)
+			return -EINVAL;
+	return 0;
+}
+
 int vg_parse_duration(const char *s, unsigned *ms)
 {
 	static const struct { const char *suffix; unsigned long long ms; } units[] = {
 		{ "ms", 1 }, { "s", 1000 }, { "", 1000 }, { "m", 60000 }, { "h", 3600000 },
 	};
-	unsigned long long n = 0;
+	unsigned long long n;
 	const char *p = s;
 
-	if (*p < '0' || *p > '9')
+	if (digits(&p, 86400000ULL, &n))
 		return -EINVAL;
-	for (; *p >= '0' && *p <= '9'; p++)
-		if ((n = n * 10 + (unsigned)(*p - '0')) > 86400000ULL)
-			return -EINVAL;
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (strcmp(p, units[i].suffix))
 			continue;
@@ -112,15 +121,23 @@ int vg_parse_duration(const char *s, unsigned *ms)
 	return -EINVAL;
 }
 
+static int parse_count(const char *s, unsigned *n)
+{
+	unsigned long long v;
+
+	if (digits(&s, 100, &v) || *s || !v)
+		return -EINVAL;
+	*n = (unsigned)v;
+	return 0;
+}
+
 static int take_number(unsigned *dst, const char *flag, const char *v, char *err, size_t errlen)
 {
 	bool is_duration = strcmp(flag, "--probe-failures");
-	char *end;
 
 	if (*dst)
 		return fail(err, errlen, "%s given twice%s", flag, "");
-	if (is_duration ? vg_parse_duration(v, dst) :
-	    (*dst = (unsigned)strtoul(v, &end, 10), *v < '1' || *v > '9' || *end || *dst > 100))
+	if (is_duration ? vg_parse_duration(v, dst) : parse_count(v, dst))
 		return fail(err, errlen, is_duration ?
 			    "%s %s: not a duration (e.g. 30s, 500ms, 2m; at most 1 day)" :
 			    "%s %s: not a count from 1 to 100", flag, v);
@@ -194,7 +211,8 @@ static int take(struct vg_options *o, const char *flag, const char *v, char *err
 		return take_id(&o->route_table, flag, v, err, errlen);
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 		if (!strcmp(flag, lists[i].flag))
-			return push((const char **)(base + lists[i].list), (int *)(base + lists[i].n),
+			return vg_word_check(flag, v, err, errlen) ?:
+			       push((const char **)(base + lists[i].list), (int *)(base + lists[i].n),
 				    lists[i].max, v, flag, err, errlen);
 	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
 		if (!strcmp(flag, numbers[i].flag))
@@ -281,7 +299,10 @@ int vg_attach_options_check(const struct vg_options *o, char *err, size_t errlen
 		return fail(err, errlen, "attach: --probe-interval needs the agent: drop --no-agent%s%s", "", "");
 	if (o->probe_timeout_ms && o->probe_interval_ms && o->probe_timeout_ms > o->probe_interval_ms)
 		return fail(err, errlen, "attach: --probe-timeout is longer than --probe-interval%s%s", "", "");
-	return 0;
+	/* Each word was judged when set; what is left is the allow set as a whole. */
+	struct vg_policy p;
+
+	return vg_policy_build(o, &p, err, errlen);
 }
 
 int vg_option_set(struct vg_options *o, enum vg_cmd cmd, const char *flag, const char *value,
@@ -330,9 +351,12 @@ int vg_parse_args(int argc, char **argv, struct vg_options *o, char *err, size_t
 			o->cmd = VG_CMD_HELP;
 			return 0;
 		}
-		for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
+		for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]) && !value; k++)
 			if (!strcmp(argv[i], flags[k].name) && flags[k].takes_value && i + 1 < argc)
 				value = argv[++i];
+		/* "--log --no-agent": the value was forgotten; taking the next option as it hides that. */
+		if (value && (!strncmp(value, "--", 2) || !strcmp(value, "-h")))
+			return fail(err, errlen, "%s needs a value, not the option '%s'", argv[i - 1], value);
 		r = vg_option_set(o, o->cmd, argv[i - (value != NULL)], value, err, errlen);
 		if (r)
 			return r;

@@ -19,15 +19,11 @@ int vg_health_cfg_build(const struct vg_options *o, struct vg_health_cfg *c, cha
 	c->failures = o->probe_failures ?: VG_DEFAULT_FAILURES;
 	c->lease_ms = o->lease_ms ?: 3 * c->interval_ms;
 	for (int i = 0; i < o->n_real_ips; i++)
-		if (vg_parse_addr(o->real_ips[i], &c->real_ips[c->n_real_ips++])) {
-			snprintf(err, errlen, "--real-ip %s: not an IPv4 or IPv6 address", o->real_ips[i]);
-			return -EINVAL;
-		}
+		if (vg_parse_addr(o->real_ips[i], &c->real_ips[c->n_real_ips++]))
+			return vg_word_check("--real-ip", o->real_ips[i], err, errlen);
 	for (int i = 0; i < o->n_expect_ips; i++)
-		if (vg_parse_cidr(o->expect_ips[i], &c->expect[c->n_expect++])) {
-			snprintf(err, errlen, "--expect-ip %s: not an address/prefix", o->expect_ips[i]);
-			return -EINVAL;
-		}
+		if (vg_parse_cidr(o->expect_ips[i], &c->expect[c->n_expect++]))
+			return vg_word_check("--expect-ip", o->expect_ips[i], err, errlen);
 	return 0;
 }
 

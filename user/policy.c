@@ -107,10 +107,43 @@ int vg_parse_gateway(const char *s, struct vg_gateway *g)
 	return 0;
 }
 
-static int bad(char *err, size_t errlen, const char *flag, const char *v, const char *why)
+static bool is_cidr(const char *s)
 {
-	snprintf(err, errlen, "%s %s: %s", flag, v, why);
-	return -EINVAL;
+	struct vg_cidr c;
+
+	return !vg_parse_cidr(s, &c);
+}
+
+static bool is_addr(const char *s)
+{
+	struct vg_addr a;
+
+	return !vg_parse_addr(s, &a);
+}
+
+static bool is_gateway(const char *s)
+{
+	struct vg_gateway g;
+
+	return !vg_parse_gateway(s, &g);
+}
+
+int vg_word_check(const char *flag, const char *v, char *err, size_t errlen)
+{
+	static const struct { const char *flag; bool (*ok)(const char *); const char *why; } words[] = {
+		{ "--allow", is_cidr, "not a CIDR (e.g. 192.168.1.0/24 or fd00::/8)" },
+		{ "--expect-ip", is_cidr, "not a CIDR (e.g. 10.64.0.0/10)" },
+		{ "--dns", is_addr, "not an IP address" },
+		{ "--real-ip", is_addr, "not an IPv4 or IPv6 address" },
+		{ "--gateway", is_gateway, "not ADDR or ADDR:PORT (IPv6 as [ADDR]:PORT)" },
+	};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (!strcmp(flag, words[i].flag) && !words[i].ok(v)) {
+			snprintf(err, errlen, "%s %s: %s", flag, v, words[i].why);
+			return -EINVAL;
+		}
+	return 0;
 }
 
 /* Over all 128 bits: vg_cidr_prefix counts an IPv4 network as IPv4 does. */
@@ -237,17 +270,15 @@ int vg_policy_build(const struct vg_options *o, struct vg_policy *p, char *err, 
 	p->route_table = o->route_table ? o->route_table : o->fwmark;
 	for (int i = 0; i < o->n_allows; i++)
 		if (vg_parse_cidr(o->allows[i], &p->allow[p->n_allow++]))
-			return bad(err, errlen, "--allow", o->allows[i],
-				   "not a CIDR (e.g. 192.168.1.0/24 or fd00::/8)");
+			return vg_word_check("--allow", o->allows[i], err, errlen);
 	if (refuse_internet(o, p, err, errlen))
 		return -EINVAL;
 	for (int i = 0; i < o->n_dns; i++)
 		if (vg_parse_addr(o->dns[i], &p->dns[p->n_dns++]))
-			return bad(err, errlen, "--dns", o->dns[i], "not an IP address");
+			return vg_word_check("--dns", o->dns[i], err, errlen);
 	for (int i = 0; i < o->n_gateways; i++)
 		if (vg_parse_gateway(o->gateways[i], &p->gw[p->n_gw++]))
-			return bad(err, errlen, "--gateway", o->gateways[i],
-				   "not ADDR or ADDR:PORT (IPv6 as [ADDR]:PORT)");
+			return vg_word_check("--gateway", o->gateways[i], err, errlen);
 	return 0;
 }
 

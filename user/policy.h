@@ -17,6 +17,13 @@ bool vg_cidrs_cover(const struct vg_cidr *set, int n, const struct vg_cidr *targ
 int vg_parse_gateway(const char *s, struct vg_gateway *g);
 
 /*
+ * Judges one word of an option that takes an address, CIDR or gateway
+ * (--allow, --expect-ip, --dns, --real-ip, --gateway); 0 for any other
+ * option. -EINVAL with "FLAG WORD: why" in err.
+ */
+int vg_word_check(const char *flag, const char *v, char *err, size_t errlen);
+
+/*
  * Builds the policy of an attach from its options: everything but the
  * namespace cookie and cgroup level, which need the kernel. Returns -EINVAL
  * with a message naming the bad word in err.
