@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <ini.h>
 #include "config.h"
 
 struct parse {
 	struct vg_config *c;
-	FILE *f;
+	const char *text;
+	size_t len, pos;
 	int line;                   /* counted by read_line: inih calls back per line read */
 	bool mid_line;
 	int headings, seen_headings; /* inih names the section in every call, never alone */
@@ -17,19 +20,52 @@ struct parse {
 	int why_line;
 };
 
+static int refuse(struct parse *p, const char *fmt, const char *a, const char *b);
+
+/* What inih would read otherwise than it looks: refused before inih sees the line. */
+static bool line_refused(struct parse *p)
+{
+	const char *s = p->text + p->pos, *nl = memchr(s, '\n', p->len - p->pos);
+	size_t n = nl ? (size_t)(nl - s) : p->len - p->pos, lead = 0;
+	char byte[8];
+
+	if (p->line == 1 && n >= 3 && !memcmp(s, "\xef\xbb\xbf", 3))
+		return !refuse(p, "the file starts with a UTF-8 byte order mark (BOM): "
+			       "save it without one%s%s", "", "");
+	for (size_t i = 0; i < n; i++)
+		if (((unsigned char)s[i] < 0x20 && s[i] != '\t' && s[i] != '\r') || s[i] == 0x7f) {
+			snprintf(byte, sizeof(byte), "0x%02x", (unsigned char)s[i]);
+			return !refuse(p, "a control character (byte %s): not text%s", byte, "");
+		}
+	while (lead < n && (s[lead] == ' ' || s[lead] == '\t'))
+		lead++;
+	/* libinih joins an indented line to the value above it; ours has that switched off, others' may not. */
+	if (lead && lead < n && !strchr(";#\r", s[lead]))
+		return !refuse(p, "an indented line: INI would continue the value above with it; "
+			       "write each value as its own unindented 'key = value' line%s%s", "", "");
+	return false;
+}
+
 static char *read_line(char *buf, int size, void *arg)
 {
 	struct parse *p = arg;
-	char *r = fgets(buf, size, p->f);
+	size_t n = 0;
 
+	if (p->pos >= p->len || size < 2 || p->why_line)
+		return NULL;
 	/* inih may read a long line in pieces: a line starts after a newline. */
-	if (r && !p->mid_line) {
+	if (!p->mid_line) {
 		p->line++;
-		p->headings += buf[strspn(buf, " \t")] == '[';
+		if (line_refused(p))
+			return NULL;
+		p->headings += p->text[p->pos] == '[';
 	}
-	if (r)
-		p->mid_line = !strchr(buf, '\n');
-	return r;
+	while (n + 1 < (size_t)size && p->pos < p->len)
+		if ((buf[n++] = p->text[p->pos++]) == '\n')
+			break;
+	buf[n] = 0;
+	p->mid_line = buf[n - 1] != '\n';
+	return buf;
 }
 
 static int refuse(struct parse *p, const char *fmt, const char *a, const char *b)
@@ -130,9 +166,10 @@ static int on_pair(void *arg, const char *section, const char *key, const char *
 	return guard_key(p, key, value);
 }
 
-int vg_config_read(FILE *f, const char *name, struct vg_config *c, char *err, size_t errlen)
+int vg_config_parse(const char *text, size_t len, const char *name, struct vg_config *c,
+		    char *err, size_t errlen)
 {
-	struct parse p = { .c = c, .f = f };
+	struct parse p = { .c = c, .text = text, .len = len };
 	char msg[256];
 	int line;
 
@@ -142,6 +179,9 @@ int vg_config_read(FILE *f, const char *name, struct vg_config *c, char *err, si
 	ini_allow_realloc = true;
 	ini_max_line = 4096;
 	ini_stop_on_first_error = true;
+	/* Debian builds it with both on: a continuation line or a BOM is refused by read_line instead. */
+	ini_allow_multiline = false;
+	ini_allow_bom = false;
 	line = ini_parse_stream(read_line, &p, on_pair, &p);
 	if (!line && !p.why_line) {
 		for (int i = 0; i < c->n_guards; i++) {
@@ -170,15 +210,69 @@ int vg_config_read(FILE *f, const char *name, struct vg_config *c, char *err, si
 	return -EINVAL;
 }
 
+int vg_config_read(FILE *f, const char *name, struct vg_config *c, char *err, size_t errlen)
+{
+	/* One byte more than allowed tells a file at the limit from one past it. */
+	char *text = malloc(VG_CONFIG_MAX + 1);
+	size_t len = text ? fread(text, 1, VG_CONFIG_MAX + 1, f) : 0;
+	int rc = !text ? -ENOMEM : ferror(f) ? -(errno ?: EIO) : len > VG_CONFIG_MAX ? -EFBIG : 0;
+
+	memset(c, 0, sizeof(*c));
+	if (!rc)
+		rc = vg_config_parse(text, len, name, c, err, errlen);
+	else if (rc == -EFBIG)
+		snprintf(err, errlen, "config %s: larger than 1 MiB: not a config file", name);
+	else
+		snprintf(err, errlen, "config %s: read: %s", name, strerror(-rc));
+	free(text);
+	return rc == -EFBIG ? -EINVAL : rc;
+}
+
+int vg_config_file_check(const char *path, const struct stat *st, uid_t euid, char *err, size_t errlen)
+{
+	const char *type = S_ISDIR(st->st_mode) ? "a directory" : S_ISFIFO(st->st_mode) ? "a FIFO" :
+			   S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode) ? "a device" :
+			   S_ISSOCK(st->st_mode) ? "a socket" : NULL;
+
+	if (type || !S_ISREG(st->st_mode))
+		snprintf(err, errlen, "config %s: %s, not a regular file", path, type ?: "not a file");
+	/* sshd's rule: only its owner may change it, and that is root (or whoever runs us). */
+	else if (st->st_uid != 0 && st->st_uid != euid)
+		snprintf(err, errlen, "config %s: owned by uid %u, not root: chown root %s",
+			 path, (unsigned)st->st_uid, path);
+	else if (st->st_mode & (S_IWGRP | S_IWOTH))
+		snprintf(err, errlen, "config %s: writable by %s (mode %04o): chmod go-w %s", path,
+			 st->st_mode & S_IWOTH ? "anyone" : "its group", (unsigned)(st->st_mode & 07777), path);
+	else
+		return 0;
+	return -EINVAL;
+}
+
 int vg_config_load(const char *path, struct vg_config *c, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "re");
+	/* O_NONBLOCK: a FIFO opens at once (to be refused) instead of waiting for a writer. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	struct stat st;
+	FILE *f;
 	int rc;
 
+	memset(c, 0, sizeof(*c));
+	if (fd < 0 || fstat(fd, &st)) {
+		rc = -errno;
+		snprintf(err, errlen, "config %s: %s", path, strerror(-rc));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	if ((rc = vg_config_file_check(path, &st, geteuid(), err, errlen))) {
+		close(fd);
+		return rc;
+	}
+	f = fdopen(fd, "r");
 	if (!f) {
 		rc = -errno;
-		memset(c, 0, sizeof(*c));
 		snprintf(err, errlen, "config %s: %s", path, strerror(-rc));
+		close(fd);
 		return rc;
 	}
 	rc = vg_config_read(f, path, c, err, errlen);

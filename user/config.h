@@ -15,12 +15,14 @@
  *   allow = 172.18.0.0/16
  *   probe-url = https://10.64.0.1/ip
  *
- * Repeatable options are repeated keys. Pure: reads a stream, no syscalls.
+ * Repeatable options are repeated keys. Pure but for vg_config_load, which
+ * opens and checks the file.
  */
 #ifndef VG_CONFIG_H
 #define VG_CONFIG_H
 
 #include <stdio.h>
+#include <sys/stat.h>
 #include "args.h"
 
 #define VG_MAX_CONF_GUARDS 16
@@ -41,13 +43,32 @@ struct vg_config {
 	int n_strings;
 };
 
+#define VG_CONFIG_MAX (1u << 20)
+
 /*
- * Reads the file name (for messages) from f. On a bad file returns -EINVAL and
- * err reads "NAME:LINE: reason"; *c is left empty either way on failure.
+ * Parses len bytes of text, the file name (for messages). On a bad file
+ * returns -EINVAL and err reads "NAME:LINE: reason"; *c is left empty either
+ * way on failure. Refused besides what libinih refuses: indented lines (INI
+ * continuation lines), a UTF-8 BOM, control characters.
  */
+int vg_config_parse(const char *text, size_t len, const char *name, struct vg_config *c,
+		    char *err, size_t errlen);
+
+/* Reads the file name from f (at most VG_CONFIG_MAX bytes) and parses it. */
 int vg_config_read(FILE *f, const char *name, struct vg_config *c, char *err, size_t errlen);
 
-/* Opens and reads path; -errno with err when it cannot be opened. */
+/*
+ * What the file at path may be, from its stat: a regular file that only root
+ * (or euid, who runs us) can write, as sshd asks of its files. -EINVAL with
+ * err naming path and the cause.
+ */
+int vg_config_file_check(const char *path, const struct stat *st, uid_t euid, char *err, size_t errlen);
+
+/*
+ * Opens path without blocking (a FIFO), checks it (vg_config_file_check)
+ * before reading a byte, and reads it; -errno with err when it cannot be
+ * opened, -EINVAL when it is no file to take.
+ */
 int vg_config_load(const char *path, struct vg_config *c, char *err, size_t errlen);
 
 void vg_config_free(struct vg_config *c);

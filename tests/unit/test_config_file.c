@@ -80,6 +80,52 @@ static void test_bom_and_control_bytes(void **state)
 	expect_text_ok("[guard g]\r\ncgroup = /a\r\ntunnel = wg0\r\n");
 }
 
+/* A made-up stat: what vg_config_file_check judges. */
+static struct stat st_of(mode_t mode, uid_t uid)
+{
+	struct stat st;
+
+	memset(&st, 0, sizeof(st));
+	st.st_mode = mode;
+	st.st_uid = uid;
+	return st;
+}
+
+static void check_stat(mode_t mode, uid_t uid, uid_t euid, const char *want)
+{
+	struct stat st = st_of(mode, uid);
+	char err[512] = "";
+	int rc = vg_config_file_check("/etc/vg.conf", &st, euid, err, sizeof(err));
+
+	if (!want) {
+		if (rc)
+			fail_msg("mode %o uid %u refused: %s", (unsigned)mode, (unsigned)uid, err);
+		return;
+	}
+	if (rc != -EINVAL || strncmp(err, "config /etc/vg.conf: ", 21) || !strstr(err, want))
+		fail_msg("mode %o uid %u: %d '%s', not '%s'", (unsigned)mode, (unsigned)uid, rc, err, want);
+}
+
+static void test_file_check_table(void **state)
+{
+	(void)state;
+	check_stat(S_IFREG | 0600, 0, 0, NULL);
+	check_stat(S_IFREG | 0644, 0, 0, NULL);
+	check_stat(S_IFREG | 0400, 0, 0, NULL);
+	check_stat(S_IFREG | 0664, 0, 0, "writable by its group");
+	check_stat(S_IFREG | 0646, 0, 0, "writable by anyone");
+	check_stat(S_IFREG | 0666, 0, 0, "writable by anyone");
+	check_stat(S_IFREG | 0600, 1000, 0, "owned by uid 1000, not root");
+	/* Someone who is not root may read a file of their own (tests, a dry run). */
+	check_stat(S_IFREG | 0600, 1000, 1000, NULL);
+	check_stat(S_IFREG | 0600, 1001, 1000, "owned by uid 1001");
+	check_stat(S_IFDIR | 0755, 0, 0, "a directory");
+	check_stat(S_IFIFO | 0600, 0, 0, "a FIFO");
+	check_stat(S_IFCHR | 0666, 0, 0, "a device");
+	check_stat(S_IFBLK | 0600, 0, 0, "a device");
+	check_stat(S_IFSOCK | 0600, 0, 0, "a socket");
+}
+
 static char dir[64];
 
 static int make_dir(void **state)
@@ -198,6 +244,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_continuation_lines),
 		cmocka_unit_test(test_bom_and_control_bytes),
+		cmocka_unit_test(test_file_check_table),
 		cmocka_unit_test(test_load_not_regular),
 		cmocka_unit_test(test_load_modes),
 		cmocka_unit_test(test_load_owner),
