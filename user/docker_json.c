@@ -66,7 +66,7 @@ int vg_docker_parse_container(const char *body, struct vg_docker_container *c,
 		c->pid = json_object_get_int(v);
 	/* A running container has a process; anything else is an answer we cannot trust. */
 	if (c->running && c->pid <= 0) {
-		snprintf(err, errlen, "the engine says container %s runs but gives no process", c->id);
+		vg_text_printf(err, errlen, "the engine says container %s runs but gives no process", c->id);
 		goto out;
 	}
 	r = 0;
@@ -82,10 +82,12 @@ void vg_docker_error_message(const char *body, char *buf, size_t len)
 			  vg_json_str(o, "message") : NULL;
 	size_t n;
 
-	snprintf(buf, len, "%s", msg ? msg : body);
-	n = strlen(buf);
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		buf[--n] = 0;
+	msg = msg ? msg : body;
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		n--;
+	/* It names what it was asked for: a name that may hold anything. */
+	vg_text_printf(buf, len, "%.*s", (int)n, msg);
 	json_object_put(o);
 }
 

@@ -49,11 +49,11 @@ const char *vg_docker_host_pick(const char *flag, const char *env);
  */
 bool vg_docker_name_valid(const char *name);
 
-/* Reads an inspect answer; -EINVAL with a message in err when it is not one. */
+/* Reads an inspect answer; -EINVAL with a message (escaped) in err when it is not one. */
 int vg_docker_parse_container(const char *body, struct vg_docker_container *c,
 			      char *err, size_t errlen);
 
-/* The "message" of an error answer, or the body itself when it has none. */
+/* The "message" of an error answer, or the body itself when it has none; escaped (vg_text_escape). */
 void vg_docker_error_message(const char *body, char *buf, size_t len);
 
 /* Reads one event line; -EINVAL when it is not a container event. */

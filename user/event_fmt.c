@@ -1,10 +1,96 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "event_fmt.h"
 #include "policy.h"
+
+/* Output in whole units: once one does not fit, nothing after it is written, so what is there is a prefix. */
+struct out {
+	char *buf;
+	size_t len, n;
+	bool full;
+};
+
+static struct out out_start(char *buf, size_t len)
+{
+	if (len)
+		buf[0] = 0;
+	return (struct out){ .buf = buf, .len = len, .full = !len };
+}
+
+static void put(struct out *o, const char *s, size_t n)
+{
+	if (o->full || n >= o->len - o->n) {
+		o->full = true;
+		return;
+	}
+	memcpy(o->buf + o->n, s, n);
+	o->n += n;
+	o->buf[o->n] = 0;
+}
+
+/* The length of the valid UTF-8 character at p (n bytes there) and its code point; 0 when not valid. */
+static size_t utf8_char(const unsigned char *p, size_t n, uint32_t *cp)
+{
+	static const uint32_t least[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	size_t len = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc0 ? 2 : 0;
+	uint32_t c;
+
+	if (!len || len > n || p[0] >= 0xf5)
+		return 0;
+	c = p[0] & (0x7fu >> len);
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3fu);
+	}
+	/* Overlong forms and surrogates would hide a control character from a check like this one. */
+	if (c < least[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+/* Controls, and the format characters that reorder a line or break it where no newline is. */
+static bool shown_as_is(uint32_t c)
+{
+	return !(c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x061c || c == 0x200e || c == 0x200f ||
+		 (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069));
+}
+
+char *vg_text_escape(const char *s, char *buf, size_t len)
+{
+	static const char *const named[128] = {
+		['\\'] = "\\\\", ['\n'] = "\\n", ['\r'] = "\\r", ['\t'] = "\\t",
+	};
+	const unsigned char *u = (const unsigned char *)s;
+	struct out o = out_start(buf, len);
+	size_t n = strlen(s);
+
+	for (size_t i = 0, k; i < n && !o.full; i += k) {
+		char hex[4 * 4 + 1];
+		uint32_t c = u[i];
+
+		k = u[i] < 0x80 ? 1 : utf8_char(u + i, n - i, &c);
+		if (u[i] < 0x80 && named[u[i]]) {
+			put(&o, named[u[i]], 2);
+		} else if (k && shown_as_is(c)) {
+			put(&o, s + i, k);
+		} else {
+			/* The whole character is one unit: never half of its escape. */
+			k = k ? k : 1;
+			for (size_t j = 0; j < k; j++)
+				snprintf(hex + 4 * j, sizeof(hex) - 4 * j, "\\x%02x", u[i + j]);
+			put(&o, hex, 4 * k);
+		}
+	}
+	return buf;
+}
 
 void vg_format_time(int64_t real_ns, char *buf, size_t len)
 {
@@ -57,26 +143,23 @@ const char *vg_json_str(struct json_object *rec, const char *key)
 	return json_object_get_string(v);
 }
 
-void vg_record_to_line(struct json_object *rec, char *buf, size_t len)
+/* The line, unescaped, to f: every value in it may come from a record someone else wrote. */
+static void record_line(struct json_object *rec, FILE *f)
 {
 	const char *event;
-	size_t n;
 
 	if (!json_object_is_type(rec, json_type_object)) {
-		snprintf(buf, len, "- unreadable record %s", json_object_to_json_string(rec));
+		fprintf(f, "- unreadable record %s", json_object_to_json_string(rec));
 		return;
 	}
 	event = vg_json_str(rec, "event");
 
 	if (!event || strcmp(event, "blocked")) {
 		/* Records of other kinds: time, kind, then every other field. */
-		n = snprintf(buf, len, "%s %s", vg_json_str(rec, "time") ?: "-", event ?: "record");
-		json_object_object_foreach(rec, key, val) {
-			if (n >= len || !strcmp(key, "time") || !strcmp(key, "event"))
-				continue;
-			n += snprintf(buf + n, len - n, " %s=%s", key,
-				      val ? json_object_get_string(val) : "-");
-		}
+		fprintf(f, "%s %s", vg_json_str(rec, "time") ?: "-", event ?: "record");
+		json_object_object_foreach(rec, key, val)
+			if (strcmp(key, "time") && strcmp(key, "event"))
+				fprintf(f, " %s=%s", key, val ? json_object_get_string(val) : "-");
 		return;
 	}
 	const char *dst = vg_json_str(rec, "dst");
@@ -91,8 +174,36 @@ void vg_record_to_line(struct json_object *rec, char *buf, size_t len)
 		snprintf(where, sizeof(where), "[%s]:%s", dst, dport ?: "0");
 	else
 		snprintf(where, sizeof(where), "%s:%s", dst, dport ?: "0");
-	snprintf(buf, len, "%s BLOCKED %-4s %-22s %-11s by %s (pid %s) in %s, hook %s",
-		 vg_json_str(rec, "time") ?: "-", dst && proto ? proto : "", where,
-		 vg_json_str(rec, "reason") ?: "-", vg_json_str(rec, "comm") ?: "?", vg_json_str(rec, "pid") ?: "?",
-		 vg_json_str(rec, "cgroup") ?: vg_json_str(rec, "cgroup_id") ?: "?", vg_json_str(rec, "hook") ?: "?");
+	fprintf(f, "%s BLOCKED %-4s %-22s %-11s by %s (pid %s) in %s, hook %s",
+		vg_json_str(rec, "time") ?: "-", dst && proto ? proto : "", where,
+		vg_json_str(rec, "reason") ?: "-", vg_json_str(rec, "comm") ?: "?", vg_json_str(rec, "pid") ?: "?",
+		vg_json_str(rec, "cgroup") ?: vg_json_str(rec, "cgroup_id") ?: "?", vg_json_str(rec, "hook") ?: "?");
+}
+
+void vg_record_to_line(struct json_object *rec, char *buf, size_t len)
+{
+	char *raw = NULL;
+	size_t n;
+	FILE *f = open_memstream(&raw, &n);
+
+	if (f) {
+		record_line(rec, f);
+		fclose(f);
+	}
+	vg_text_escape(raw ? raw : "", buf, len);
+	free(raw);
+}
+
+void vg_text_printf(char *buf, size_t len, const char *fmt, ...)
+{
+	char *raw = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&raw, fmt, ap);
+	va_end(ap);
+	vg_text_escape(n >= 0 ? raw : "", buf, len);
+	if (n >= 0)
+		free(raw);
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Event records: kernel events to JSON, JSON to a human line. Pure. */
+/* Event records: kernel events to JSON, JSON to a human line, text made safe to show. Pure. */
 #ifndef VG_EVENT_FMT_H
 #define VG_EVENT_FMT_H
 
@@ -23,7 +23,21 @@ void vg_format_time(int64_t real_ns, char *buf, size_t len);
 /* The string form of rec[key]; NULL when absent or null. */
 const char *vg_json_str(struct json_object *rec, const char *key);
 
-/* One line for a person, from any log record. */
+/* One line for a person, from any log record, escaped as vg_text_escape does. */
 void vg_record_to_line(struct json_object *rec, char *buf, size_t len);
+
+/*
+ * Text from the kernel (a comm), Docker (a name), the network (an error) or
+ * a file, for a person: printed as it is, a newline forges a line and ESC
+ * drives the terminal. s with \n \r \t, a backslash as \\, and any other C0
+ * control, DEL, C1 control, bidirectional or line-separator format character
+ * and every byte that is not UTF-8 as \xHH per byte; valid UTF-8 text stays.
+ * Cut at a whole character or escape to fit len (terminated when len > 0).
+ * Returns buf.
+ */
+char *vg_text_escape(const char *s, char *buf, size_t len);
+
+/* fmt and its arguments, formatted, then escaped: for a line made of text from elsewhere. */
+void vg_text_printf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

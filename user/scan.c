@@ -214,11 +214,10 @@ int vg_cmd_scan(bool json)
 		printf("scanned %zu guard%s, %d process%s in them\n", n_guards, n_guards == 1 ? "" : "s",
 		       n_procs, n_procs == 1 ? "" : "es");
 		for (size_t i = 0; i < n; i++) {
-			struct json_object *f = json_object_array_get_idx(findings, i);
+			char line[PATH_MAX + 1024];
 
-			printf("FOUND %-7s pid %s (%s) in %s: %s\n", vg_json_str(f, "kind"),
-			       vg_json_str(f, "pid"), vg_json_str(f, "comm"), vg_json_str(f, "cgroup"),
-			       vg_json_str(f, "detail"));
+			vg_finding_to_line(json_object_array_get_idx(findings, i), line, sizeof(line));
+			puts(line);
 		}
 		if (n)
 			printf("%zu finding%s\n", n, n == 1 ? "" : "s");

@@ -160,3 +160,10 @@ bool vg_finding_listed(struct json_object *list, struct json_object *f)
 	}
 	return false;
 }
+
+void vg_finding_to_line(struct json_object *f, char *buf, size_t len)
+{
+	vg_text_printf(buf, len, "FOUND %-7s pid %s (%s) in %s: %s", vg_json_str(f, "kind") ?: "?",
+		       vg_json_str(f, "pid") ?: "?", vg_json_str(f, "comm") ?: "?",
+		       vg_json_str(f, "cgroup") ?: "?", vg_json_str(f, "detail") ?: "");
+}

@@ -75,6 +75,9 @@ const char *vg_finding_name(enum vg_finding_kind kind);
 /* A finding as a record: kind, pid, comm, cgroup, guard, container_pid, detail. */
 struct json_object *vg_finding_to_json(const struct vg_scan_input *in, const struct vg_finding *f);
 
+/* A finding record as `scan` prints it, escaped: a process chose its comm and cgroup. */
+void vg_finding_to_line(struct json_object *f, char *buf, size_t len);
+
 /* Does list (an array of finding records) hold one of the same kind and pid? */
 bool vg_finding_listed(struct json_object *list, struct json_object *f);
 
