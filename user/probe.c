@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "http.h"
 #include "probe.h"
+#include "redact.h"
 
 struct vg_prober {
 	const struct vg_health_cfg *cfg;
@@ -30,20 +31,22 @@ static void probe_ip(struct vg_prober *p, struct vg_probe_result *r)
 		.url = p->cfg->probe_url, .ifname = p->tunnel, .ca_file = p->cfg->probe_ca,
 		.timeout_ms = p->cfg->timeout_ms, .stop = &p->stop,
 	};
-	char body[512], err[128];
+	char body[512], err[128], shown[512];
 	size_t len = sizeof(body);
 
+	/* The error goes to the log and the journal: a token in the URL must not. */
+	vg_url_redact(p->cfg->probe_url, shown, sizeof(shown));
 	if (vg_http_request(&req, body, &len, err, sizeof(err)))
-		snprintf(r->error, sizeof(r->error), "%.100s: %.50s", p->cfg->probe_url, err);
+		snprintf(r->error, sizeof(r->error), "%.100s: %.50s", shown, err);
 	else if (vg_parse_ip_answer(body, len, &r->seen))
-		snprintf(r->error, sizeof(r->error), "%.100s: answer is not an IP address", p->cfg->probe_url);
+		snprintf(r->error, sizeof(r->error), "%.100s: answer is not an IP address", shown);
 	else
 		r->ip_ok = true;
 }
 
 static void probe_gluetun(struct vg_prober *p, struct vg_probe_result *r)
 {
-	char url[1024], body[512], err[128];
+	char url[1024], body[512], err[128], shown[512];
 	size_t len = sizeof(body), n = strlen(p->cfg->gluetun_url);
 	struct vg_http_req req = {
 		.url = url, .timeout_ms = p->cfg->timeout_ms, .stop = &p->stop,
@@ -59,7 +62,7 @@ static void probe_gluetun(struct vg_prober *p, struct vg_probe_result *r)
 		r->gluetun_ok = true;
 	/* The IP probe's error, when there is one, says more. */
 	if (!r->gluetun_ok && !r->error[0])
-		snprintf(r->error, sizeof(r->error), "%.100s: %.50s", url, err);
+		snprintf(r->error, sizeof(r->error), "%.100s: %.50s", vg_url_redact(url, shown, sizeof(shown)), err);
 }
 
 static void *run(void *arg)

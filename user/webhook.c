@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "event_fmt.h"
 #include "http.h"
+#include "redact.h"
 #include "webhook.h"
 
 #define QUEUE_LEN 32
@@ -14,6 +16,7 @@
 
 struct vg_webhook {
 	char *url;                  /* a copy: the config that named it may be reloaded away */
+	char shown[512];            /* url for messages: its token, if it has one, redacted */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -63,7 +66,7 @@ static void *run(void *arg)
 {
 	struct vg_webhook *w = arg;
 	struct vg_http_req req = { .url = w->url, .timeout_ms = TIMEOUT_MS, .stop = &w->abort };
-	char err[160];
+	char err[160], err_shown[640];
 
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
@@ -79,8 +82,10 @@ static void *run(void *arg)
 			pthread_mutex_unlock(&w->lock);
 			req.post_json = body;
 			rc = vg_http_request(&req, NULL, NULL, err, sizeof(err));
+			/* The receiver's answer (a certificate's names, say) is the network's text. */
 			if (rc && rc != -ECANCELED)
-				fprintf(stderr, "vpnguard-bpf: webhook %s: try %d of %d: %s\n", w->url, t, TRIES, err);
+				fprintf(stderr, "vpnguard-bpf: webhook %s: try %d of %d: %s\n", w->shown, t, TRIES,
+					vg_text_escape(err, err_shown, sizeof(err_shown)));
 			pthread_mutex_lock(&w->lock);
 			if (!rc || rc == -ECANCELED || t == TRIES || wait_locked(w, 1000u << (t - 1)))
 				break;
@@ -105,6 +110,7 @@ struct vg_webhook *vg_webhook_start(const char *url)
 		free(w);
 		return NULL;
 	}
+	vg_url_redact(url, w->shown, sizeof(w->shown));
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -136,7 +142,7 @@ void vg_webhook_send(struct vg_webhook *w, const char *json)
 		free(w->queue[w->head]);
 		w->head = (w->head + 1) % QUEUE_LEN;
 		w->count--;
-		fprintf(stderr, "vpnguard-bpf: webhook %s: queue full, oldest message dropped\n", w->url);
+		fprintf(stderr, "vpnguard-bpf: webhook %s: queue full, oldest message dropped\n", w->shown);
 	}
 	w->queue[(w->head + w->count++) % QUEUE_LEN] = copy;
 	pthread_cond_signal(&w->wake);
