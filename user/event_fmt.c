@@ -94,13 +94,18 @@ char *vg_text_escape(const char *s, char *buf, size_t len)
 
 void vg_format_time(int64_t real_ns, char *buf, size_t len)
 {
-	time_t secs = real_ns / 1000000000;
+	/* Rounded down, not toward zero: before 1970 (a clock set wrong) the milliseconds stay 0..999. */
+	int64_t rem = real_ns % 1000000000;
+	time_t secs = real_ns / 1000000000 - (rem < 0);
 	struct tm tm;
 	char day[32];
 
-	gmtime_r(&secs, &tm);
+	if (!gmtime_r(&secs, &tm)) {
+		snprintf(buf, len, "-");
+		return;
+	}
 	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%03dZ", day, (int)(real_ns % 1000000000 / 1000000));
+	snprintf(buf, len, "%s.%03dZ", day, (int)((rem < 0 ? rem + 1000000000 : rem) / 1000000));
 }
 
 struct json_object *vg_event_to_json(const struct vg_event *e, int64_t boot_to_real_ns,
@@ -110,7 +115,8 @@ struct json_object *vg_event_to_json(const struct vg_event *e, int64_t boot_to_r
 	char buf[INET6_ADDRSTRLEN];
 	char comm[sizeof(e->comm) + 1];
 
-	vg_format_time((int64_t)e->time_ns + boot_to_real_ns, buf, sizeof(buf));
+	/* Added as the kernel's u64 it is: a record's time may be anything, and a signed overflow is UB. */
+	vg_format_time((int64_t)(e->time_ns + (uint64_t)boot_to_real_ns), buf, sizeof(buf));
 	json_object_object_add(o, "time", json_object_new_string(buf));
 	json_object_object_add(o, "event", json_object_new_string("blocked"));
 	json_object_object_add(o, "reason", json_object_new_string(vg_reason_name(e->reason)));
