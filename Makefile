@@ -102,3 +102,4 @@ install: $(OUT)/vpnguard-bpf
 
 clean:
 	rm -rf $(OUT)
+include tests/fuzz/fuzz.mk

@@ -3,7 +3,7 @@
 # Idempotent: packages already present are left as they are.
 set -eu
 
-pkgs="make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
+pkgs="make gcc clang llvm libclang-rt-14-dev pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
       libcurl4-openssl-dev libmnl-dev libjson-c-dev libcmocka-dev libinih-dev libsystemd-dev
       iproute2 wireguard-tools wireguard-go nftables
       iputils-ping python3 openssl procps util-linux systemd

@@ -5,6 +5,7 @@ set -u
 cd "$(dirname "$0")/.."
 . tests/lib/tally.sh
 tally make -s unit-test
+tally make -s fuzz-smoke
 tally bash tests/test_install.sh
 tally bash tests/kernel/run.sh
 tally bash tests/clients/run.sh
