@@ -24,7 +24,10 @@ for bin in "$@"; do
 		continue
 	fi
 	mkdir -p "$out/new/$name"
-	if "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	# The words a target's parser knows, where it has a dictionary (tests/fuzz/NAME.dict).
+	dict=
+	[ -f "tests/fuzz/$name.dict" ] && dict=-dict=tests/fuzz/$name.dict
+	if "$bin" ${dict:+"$dict"} -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="$out/crash-$name-" "$out/new/$name" "$corpus" >"$log" 2>&1; then
 		runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 		echo "PASS $name: ${runs:-?} inputs in ${secs} s, corpus $(ls "$corpus" | wc -l) files"
