@@ -20,7 +20,14 @@ struct parse {
 	int why_line;
 };
 
-static int refuse(struct parse *p, const char *fmt, const char *a, const char *b);
+static int refuse(struct parse *p, const char *fmt, const char *a, const char *b)
+{
+	if (!p->why_line) {
+		snprintf(p->why, sizeof(p->why), fmt, a, b);
+		p->why_line = p->line;
+	}
+	return 0;
+}
 
 /* What inih would read otherwise than it looks: refused before inih sees the line. */
 static bool line_refused(struct parse *p)
@@ -39,7 +46,12 @@ static bool line_refused(struct parse *p)
 		}
 	while (lead < n && (s[lead] == ' ' || s[lead] == '\t'))
 		lead++;
-	/* libinih joins an indented line to the value above it; ours has that switched off, others' may not. */
+	/*
+	 * libinih as Debian builds it joins an indented line to the value above
+	 * ("allow = 192.168.0.0/16" then "  0.0.0.0/0"); switched off, it would
+	 * read the line as a key of its own or as a bad one. Neither is what was
+	 * meant: say what the line is.
+	 */
 	if (lead && lead < n && !strchr(";#\r", s[lead]))
 		return !refuse(p, "an indented line: INI would continue the value above with it; "
 			       "write each value as its own unindented 'key = value' line%s%s", "", "");
@@ -66,15 +78,6 @@ static char *read_line(char *buf, int size, void *arg)
 	buf[n] = 0;
 	p->mid_line = buf[n - 1] != '\n';
 	return buf;
-}
-
-static int refuse(struct parse *p, const char *fmt, const char *a, const char *b)
-{
-	if (!p->why_line) {
-		snprintf(p->why, sizeof(p->why), fmt, a, b);
-		p->why_line = p->line;
-	}
-	return 0;
 }
 
 static const char *keep(struct parse *p, const char *v)
