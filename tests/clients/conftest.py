@@ -31,3 +31,17 @@ def payload():
         yield Payload(d, torrent, sha)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "reference: runs with no vpnguard that explain a "
+                            "client's own behaviour; only with -m reference")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.option.markexpr:
+        return
+    keep = [i for i in items if i.get_closest_marker("reference") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep

@@ -1,7 +1,7 @@
 """The seeder of the real-client tests: libtorrent (python3-libtorrent) in INET.
 
     seeder.py --torrent T --save-path DIR --listen IP:PORT --rate BYTES_PER_S
-              --status FILE [--dht]
+              --status FILE [--dht] [--no-utp]
 
 Seeds the torrent from DIR (seed mode: no hash check), rate-limited for every
 peer (the default peer-class filter would exempt "local" addresses such as
@@ -33,6 +33,7 @@ def main():
     ap.add_argument("--rate", type=int, required=True)
     ap.add_argument("--status", required=True)
     ap.add_argument("--dht", action="store_true")
+    ap.add_argument("--no-utp", dest="utp", action="store_false", help="TCP only")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -45,6 +46,11 @@ def main():
         "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
         "upload_rate_limit": a.rate,
         "allow_multiple_connections_per_ip": True,
+        "unchoke_interval": 2,  # a new peer gets data within 2 s, not 15
+        "enable_incoming_utp": a.utp, "enable_outgoing_utp": a.utp,
+        # uTP connections outlive a VPN outage of some seconds (the default, 3
+        # resends, gives up after about 4 s)
+        "utp_num_resends": 12,
         "alert_mask": int(cat.status_notification | cat.peer_notification
                           | cat.connect_notification | cat.error_notification
                           | cat.tracker_notification),

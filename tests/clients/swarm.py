@@ -12,10 +12,6 @@ removed by the topology's down()).
 import hashlib
 import json
 import os
-import shutil
-import socket
-import sys
-import time
 
 import libtorrent as lt
 
@@ -65,7 +61,7 @@ def sha256_file(path):
 
 
 class Swarm:
-    def __init__(self, topo, payload_dir, torrent, rate):
+    def __init__(self, topo, payload_dir, torrent, rate, utp=True):
         self.t = topo
         self.payload_dir = payload_dir
         self.torrent = torrent
@@ -74,6 +70,7 @@ class Swarm:
         self.name = self.info.name()
         self.size = self.info.total_size()
         self.rate = rate
+        self.utp = utp
         self.dir = os.path.join(topo.dir, "swarm")
         self.dns_log = os.path.join(self.dir, "dns.jsonl")
         self.status_file = os.path.join(self.dir, "seeder.json")
@@ -143,7 +140,7 @@ table inet vgclients {{
         self.procs["seeder"] = self._spawn(
             [PY, os.path.join(HERE, "seeder.py"), "--torrent", src, "--save-path",
              self.payload_dir, "--listen", f"{SEEDER}:{SEEDER_PORT}", "--rate", str(self.rate),
-             "--status", self.status_file, "--dht"], "seeder")
+             "--status", self.status_file, "--dht"] + ([] if self.utp else ["--no-utp"]), "seeder")
         ok = wait_until(lambda: self._tcp_open(SEEDER, SEEDER_PORT)
                         and self.seeder().get("tracker", {}).get("ok", 0) > 0, 30, 0.2)
         assert ok, f"the seeder did not start or announce: {self.seeder()}"

@@ -13,8 +13,6 @@ import http.client
 import json
 import os
 import pwd
-import shutil
-import time
 import uuid
 
 from vgtopo import wait_until
