@@ -100,6 +100,14 @@ struct {
 } vg_ratelimit SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vg_abi);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_abi SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -729,6 +737,14 @@ int vg_sock_create(struct bpf_sock *sk)
 		at.proto = sk->protocol;
 		return deny(&at, VG_R_RAW);
 	}
+	/*
+	 * Never true (the loader sets the id), so the verifier drops it; but the
+	 * program now holds vg_guards and vg_abi, which no program reads: they
+	 * live as long as the attachments, pins or not (user/pins.c).
+	 */
+	if (guard_cgroup_id == 0 && (bpf_map_lookup_elem(&vg_guards, &id) ||
+				     bpf_map_lookup_elem(&vg_abi, &(__u32){ 0 })))
+		return 0;
 	/* Nested guards: the innermost runs first, and its mark stays. */
 	p = bpf_map_lookup_elem(&vg_policy, &id);
 	if (p && p->fwmark && !sk->mark)

@@ -193,6 +193,19 @@ struct vg_state {
 struct vg_guard_info {
 	char cgroup[192];   /* path below the cgroup2 mount */
 	char netns[64];     /* the --netns given, "" for the attaching process's */
+	__u64 build;        /* which programs are attached: a hash of the BPF object that made them */
+};
+
+/*
+ * vg_abi (one entry, key 0): the layout of every pinned map. A binary of
+ * another ABI does not reuse them as they are; the pins of ABI 1 (the first
+ * release) had no vg_abi.
+ */
+#define VG_ABI_VERSION 2
+
+struct vg_abi {
+	__u32 version;
+	__u32 pad;
 };
 
 /* vg_tunnels: what the agent last saw of a tunnel interface. */

@@ -22,6 +22,9 @@
 #include <bpf/bpf.h>
 #include <systemd/sd-daemon.h>
 #include "agent.h"
+#include "pins.h"
+#include "log.h"
+#include "pidfile.h"
 #include "event_fmt.h"
 #include "events.h"
 #include "follow.h"
@@ -66,8 +69,7 @@ struct group {
 };
 
 struct agent {
-	FILE *log;
-	char log_path[PATH_MAX];
+	struct vg_log log;
 	struct watch watches[MAX_WATCHES];
 	int n_watches;
 	int epfd, probe_efd, tick_tfd, docker_efd, retry_tfd;
@@ -86,8 +88,7 @@ static int log_record(struct json_object *rec, void *ctx)
 {
 	struct agent *a = ctx;
 
-	fprintf(a->log, "%s\n", json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-	fflush(a->log);
+	vg_log_write(&a->log, rec);
 	return 0;
 }
 
@@ -99,24 +100,10 @@ static __s64 mono_ns(void)
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* A record with the time and the event's name, for the caller to fill. */
-static struct json_object *new_record(const char *event)
-{
-	struct json_object *rec = json_object_new_object();
-	struct timespec ts;
-	char when[64];
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	vg_format_time(ts.tv_sec * 1000000000LL + ts.tv_nsec, when, sizeof(when));
-	json_object_object_add(rec, "time", json_object_new_string(when));
-	json_object_object_add(rec, "event", json_object_new_string(event));
-	return rec;
-}
-
 /* woke_ns: when the netlink message was seen, so the log shows how long the map took. */
 static void log_tunnel(struct agent *a, __u64 id, const struct vg_policy *p, int ifindex, __s64 woke_ns)
 {
-	struct json_object *rec = new_record(ifindex ? "tunnel_up" : "tunnel_down");
+	struct json_object *rec = vg_log_record(ifindex ? "tunnel_up" : "tunnel_down");
 
 	json_object_object_add(rec, "cgroup_id", json_object_new_uint64(id));
 	json_object_object_add(rec, "tunnel", json_object_new_string(p->tunnel));
@@ -266,7 +253,7 @@ static void scan_now(struct agent *a)
 
 		if (vg_finding_listed(a->findings, f))
 			continue;
-		rec = new_record("scan");
+		rec = vg_log_record("scan");
 		json_object_object_add(rec, "reason", json_object_get(json_object_object_get(f, "kind")));
 		json_object_object_foreach(f, key, val)
 			if (strcmp(key, "kind"))
@@ -286,41 +273,6 @@ static void drain_netlink(struct mnl_socket *nl)
 	/* The content does not matter: any link or address change means re-read. */
 	while (mnl_socket_recvfrom(nl, buf, sizeof(buf)) > 0)
 		;
-}
-
-static int take_lock(const char *log_path)
-{
-	char real[PATH_MAX];
-	int fd;
-
-	mkdir(VG_RUN_DIR, 0700);
-	fd = open(VG_AGENT_PIDFILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		char buf[32] = { 0 };
-		long pid;
-
-		if (read(fd, buf, sizeof(buf) - 1) > 0 && (pid = strtol(buf, NULL, 10)) > 0)
-			kill((pid_t)pid, SIGHUP);
-		close(fd);
-		return -EALREADY;
-	}
-	if (ftruncate(fd, 0) || dprintf(fd, "%d\n%s\n", getpid(),
-					realpath(log_path, real) ? real : log_path) < 0) {
-		close(fd);
-		return -errno;
-	}
-	return fd;
-}
-
-static FILE *open_log(const char *path)
-{
-	char dir[PATH_MAX];
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	mkdir(dirname(dir), 0750);
-	return fopen(path, "ae");
 }
 
 /* ---- health: probes, leases, alerts ---- */
@@ -407,7 +359,7 @@ static void judge_round(struct agent *a, int g, const struct vg_probe_result *r)
 	if (v == VG_KEEP && !strcmp(why, "probe_passed"))
 		return;
 
-	struct json_object *rec = new_record(v == VG_KEEP ? "probe" : "state");
+	struct json_object *rec = vg_log_record(v == VG_KEEP ? "probe" : "state");
 
 	add_cgroups(rec, spec);
 	if (v != VG_KEEP)
@@ -471,6 +423,44 @@ static void stop_health(struct agent *a)
 	}
 }
 
+/*
+ * Pins are for people and the agent's own map lookups; enforcement is the
+ * kernel's. When they vanish (rm -rf, a bpffs mount that went away), they are
+ * made again from what the kernel holds, logged and alerted.
+ */
+static void check_pins(struct agent *a)
+{
+	for (int g = 0; g < a->set->n; g++) {
+		const struct vg_guard_spec *spec = &a->set->specs[g];
+
+		for (int i = 0; i < spec->n_cgroups; i++) {
+			const struct vg_cgroup *cg = &spec->cgroups[i];
+			struct json_object *rec;
+			int fd, made;
+
+			if (vg_pins_present(cg->id))
+				continue;
+			fd = open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			made = fd < 0 ? -errno : vg_pins_restore(fd, cg->id);
+			if (fd >= 0)
+				close(fd);
+			rec = vg_log_record("pins");
+			add_cgroups(rec, spec);
+			json_object_object_add(rec, "why", json_object_new_string("pins_removed"));
+			json_object_object_add(rec, "pin_root", json_object_new_string(vg_pin_root()));
+			json_object_object_add(rec, "action", json_object_new_string(made < 0 ? "lost" : "restored"));
+			if (made < 0)
+				json_object_object_add(rec, "error", json_object_new_string(strerror(-made)));
+			else
+				json_object_object_add(rec, "pins", json_object_new_int(made));
+			log_record(rec, a);
+			alert(a, rec, made < 0 ? "pins vanished and could not be made again" :
+			      "pins vanished: made again, enforcement never stopped");
+			json_object_put(rec);
+		}
+	}
+}
+
 /* Renews the leases of guards with no probe; scans once SCAN_INTERVAL_S has (about) passed. */
 static void on_tick(struct agent *a)
 {
@@ -479,6 +469,7 @@ static void on_tick(struct agent *a)
 	if (read(a->tick_tfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		return;
 	renew_unprobed(a);
+	check_pins(a);
 	if (vg_boot_ns() - a->last_scan_ns + a->tick_ns / 2 >= SCAN_INTERVAL_S * 1000000000ULL)
 		scan_now(a);
 }
@@ -515,19 +506,6 @@ static int start_health(struct agent *a)
 	return 0;
 }
 
-static void reopen_log(struct agent *a)
-{
-	FILE *f = open_log(a->log_path);
-
-	if (!f) {
-		fprintf(stderr, "vpnguard-bpf: agent: reopen log %s: %s (still writing the old one)\n",
-			a->log_path, strerror(errno));
-		return;
-	}
-	fclose(a->log);
-	a->log = f;
-}
-
 /*
  * A new set from the same command line and config file (SIGHUP), or with
  * containers looked up again (a container started: new cgroup, new
@@ -538,8 +516,9 @@ static void reopen_log(struct agent *a)
 static int reload(struct agent *a, const char *why)
 {
 	struct vg_guard_set *next = malloc(sizeof(*next));
-	struct json_object *rec = new_record("reload");
-	int err = next ? vg_guard_set_prepare(a->cli, true, next) : -ENOMEM;
+	struct json_object *rec = vg_log_record("reload");
+	/* One attach, detach or reload at a time: the set is checked and applied under the lock. */
+	int lock = vg_lock_take(), err = lock < 0 ? lock : next ? vg_guard_set_prepare(a->cli, true, next) : -ENOMEM;
 
 	sd_notify(0, "RELOADING=1");
 	if (!err)
@@ -566,6 +545,8 @@ static int reload(struct agent *a, const char *why)
 					gone[n_gone++] = a->set->specs[g].cgroups[i].id;
 		if (n_gone)
 			vg_detach(gone, n_gone);
+		vg_lock_drop(lock);
+		lock = -1;
 		json_object_object_add(rec, "guards", json_object_new_int(next->n));
 		json_object_object_add(rec, "detached", json_object_new_int(n_gone));
 		vg_guard_set_free(a->set);
@@ -574,6 +555,7 @@ static int reload(struct agent *a, const char *why)
 		restart_webhook(a);
 		start_health(a);
 	}
+	vg_lock_drop(lock);
 	log_record(rec, a);
 	json_object_put(rec);
 	sd_notify(0, "READY=1");
@@ -615,7 +597,7 @@ static bool set_names(const struct vg_guard_set *s, const struct vg_docker_event
 
 static void log_docker(struct agent *a, const struct vg_follow_item *it, const char *result)
 {
-	struct json_object *rec = new_record("docker");
+	struct json_object *rec = vg_log_record("docker");
 	struct timespec now;
 
 	if (it->error[0] || it->lost) {
@@ -705,31 +687,35 @@ static void retry_reload(struct agent *a)
 	reload_watched(a, "retry");
 }
 
-int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
+int vg_agent_claim(const struct vg_guard_set *set, struct vg_agent_claim *c)
 {
-	struct agent a = { .epfd = -1, .probe_efd = -1, .tick_tfd = -1, .docker_efd = -1,
-			   .retry_tfd = -1, .set = set, .cli = cli };
 	const char *log_path = set->log ? set->log : VG_DEFAULT_LOG;
+	int err = vg_log_open(&c->log, log_path);
+
+	if (err)
+		return err;
+	c->pidfile_fd = vg_pidfile_take(log_path);
+	if (c->pidfile_fd < 0) {
+		vg_log_close(&c->log);
+		return c->pidfile_fd;
+	}
+	return 0;
+}
+
+void vg_agent_unclaim(struct vg_agent_claim *c)
+{
+	vg_pidfile_drop(c->pidfile_fd);
+	vg_log_close(&c->log);
+}
+
+int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli, struct vg_agent_claim *c)
+{
+	struct agent a = { .log = c->log, .epfd = -1, .probe_efd = -1, .tick_tfd = -1,
+			   .docker_efd = -1, .retry_tfd = -1, .set = set, .cli = cli };
 	struct vg_event_reader *reader = NULL;
 	sigset_t mask;
-	int lock, sfd = -1, err = 0;
+	int sfd = -1, err = 0;
 
-	snprintf(a.log_path, sizeof(a.log_path), "%s", log_path);
-	a.log = open_log(log_path);
-	if (!a.log) {
-		err = -errno;
-		fprintf(stderr, "vpnguard-bpf: open log %s: %s\n", log_path, strerror(errno));
-		vg_guard_set_free(set);
-		free(set);
-		return err;
-	}
-	lock = take_lock(log_path);
-	if (lock < 0) {
-		fclose(a.log);
-		vg_guard_set_free(set);
-		free(set);
-		return lock;
-	}
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
@@ -770,7 +756,7 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 		goto out;
 	scan_now(&a);
 	follow_docker(&a);
-	fprintf(stderr, "vpnguard-bpf: agent running (pid %d), events to %s\n", getpid(), log_path);
+	fprintf(stderr, "vpnguard-bpf: agent running (pid %d), events to %s\n", getpid(), a.log.path);
 	sd_notifyf(0, "READY=1\nMAINPID=%d\nSTATUS=guarding %d guard(s)", getpid(), set->n);
 
 	for (;;) {
@@ -811,7 +797,7 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli)
 				if (read(sfd, &si, sizeof(si)) != sizeof(si))
 					continue;
 				if (si.ssi_signo == SIGHUP) {
-					reopen_log(&a);
+					vg_log_reopen(&a.log);
 					if (a.set->config_path)
 						reload(&a, "sighup");
 					scan_guards(&a);
@@ -836,10 +822,8 @@ out:
 		if (*fd >= 0)
 			close(*fd);
 	json_object_put(a.findings);
-	unlink(VG_AGENT_PIDFILE);
-	rmdir(VG_RUN_DIR);
-	close(lock);
-	fclose(a.log);
+	c->log = a.log;
+	vg_agent_unclaim(c);
 	vg_guard_set_free(a.set);
 	free(a.set);
 	return err;

@@ -12,6 +12,7 @@
 #include <bpf/libbpf.h>
 #include "event_fmt.h"
 #include "events.h"
+#include "pidfile.h"
 #include "loader.h"
 
 struct vg_event_reader {
@@ -100,37 +101,17 @@ void vg_event_reader_close(struct vg_event_reader *r)
 	free(r);
 }
 
-/* The running agent's pid and, when path is given, its log. */
-static pid_t agent_record(char **path)
-{
-	FILE *f = fopen(VG_AGENT_PIDFILE, "re");
-	char line[4096];
-	long pid = 0;
-
-	if (!f)
-		return 0;
-	if (fscanf(f, "%ld\n", &pid) != 1 || pid <= 0 || kill((pid_t)pid, 0) ||
-	    (path && !fgets(line, sizeof(line), f)))
-		pid = 0;
-	if (pid && path) {
-		line[strcspn(line, "\n")] = 0;
-		*path = strdup(line);
-	}
-	fclose(f);
-	return (pid_t)pid;
-}
-
 char *vg_agent_log_path(void)
 {
 	char *path = NULL;
 
-	agent_record(&path);
+	vg_pidfile_holder(&path);
 	return path;
 }
 
 pid_t vg_agent_pid(void)
 {
-	return agent_record(NULL);
+	return vg_pidfile_holder(NULL);
 }
 
 static volatile sig_atomic_t stop;

@@ -8,8 +8,10 @@
 #include <sys/types.h>
 #include <json-c/json.h>
 
-#define VG_RUN_DIR "/run/vpnguard"
-#define VG_AGENT_PIDFILE VG_RUN_DIR "/agent.pid"
+#include "paths.h"
+
+#define VG_RUN_DIR vg_run_dir()
+#define VG_AGENT_PIDFILE vg_agent_pidfile()
 
 typedef int (*vg_record_fn)(struct json_object *rec, void *ctx);
 

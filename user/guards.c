@@ -9,6 +9,7 @@
 #include "guards.h"
 #include "netns.h"
 #include "policy.h"
+#include "steering.h"
 
 __u64 vg_boot_ns(void)
 {
@@ -144,6 +145,11 @@ static int prepare_one(struct vg_guard_set *s, struct vg_guard_spec *g, bool by_
 	req->cgroups = g->cgroups;
 	req->n_cgroups = g->n_cgroups;
 	if (g->o->tunnel && (rc = open_tunnel(req, g, at)))
+		return rc;
+	if (req->policy.fwmark && g->n_cgroups > 1)
+		return bad(at, "--fwmark and --route-table are one guard's: give them with one --cgroup "
+			   "or --container");
+	if (req->policy.fwmark && (rc = vg_steering_check(g->cgroups[0].id, req->netns_fd, &req->policy)))
 		return rc;
 	/* Fail closed: a probed guard opens on its first passing probe, not before. */
 	req->state.state = by_agent && vg_health_probes(&g->health) ? VG_STATE_CLOSED : VG_STATE_OPEN;

@@ -7,6 +7,9 @@
 #include <linux/types.h>
 #include "vpnguard.h"
 
+/* Interfaces of one namespace vpnguard looks at, more than a VPN container has. */
+#define VG_MAX_LINKS 64
+
 struct vg_link {
 	int ifindex;
 	char name[VG_IFNAMSIZ];

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* vpnguard-bpf: command line. The contract is design section 7. */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include "events.h"
 #include "loader.h"
 #include "netns.h"
+#include "pins.h"
 #include "policy.h"
 #include "scan.h"
 #include "status.h"
@@ -43,17 +46,117 @@ static int need_btf(void)
 	return EXIT_RUNTIME;
 }
 
-static int resolve_cgroups(const struct vg_options *o, struct vg_cgroup *cgs)
+/*
+ * Probes, alerts, config files and containers to follow belong to one agent:
+ * beside a running one (pid), an attach that needs them is refused.
+ */
+static int refuse_beside_agent(const struct vg_options *o, pid_t pid)
 {
+	const char *why = vg_options_need_agent(o) ?
+		"probes and alerts are the running agent's: put this guard in its config file and send it SIGHUP" :
+		o->n_containers || o->tunnel_container ?
+		"only the running agent could follow these containers' restarts, and it does not know them: "
+		"put this guard in its config file and send it SIGHUP" :
+		o->config || !(o->n_cgroups || o->n_containers) ?
+		"it has its config file: edit that and send it SIGHUP" : NULL;
+
+	if (!pid || !why)
+		return 0;
+	fprintf(stderr, "vpnguard-bpf: attach: an agent is already running (pid %d); %s\n", (int)pid, why);
+	return EXIT_USAGE;
+}
+
+/*
+ * Everything that can be checked without changing anything, then the change,
+ * all under the lock that serialises attach, detach and the agent's reloads;
+ * an agent takes its pidfile and log before anything is attached, so an agent
+ * that cannot start attaches nothing.
+ */
+static int cmd_attach(const struct vg_options *o)
+{
+	struct vg_agent_claim claim = { .pidfile_fd = -1 };
+	struct vg_guard_set *set;
+	int rc, lock, code = EXIT_OK;
+	bool agent, beside;
+	pid_t pid;
+
+	if ((rc = need_root("attach")) || (rc = need_btf()))
+		return rc;
+	set = malloc(sizeof(*set));
+	if (!set) {
+		fprintf(stderr, "vpnguard-bpf: attach: %s\n", strerror(ENOMEM));
+		return EXIT_RUNTIME;
+	}
+	lock = vg_lock_take();
+	if (lock < 0) {
+		free(set);
+		return EXIT_RUNTIME;
+	}
+	/*
+	 * Beside a running agent, a guard is followed by it, not leased (no one
+	 * would renew), and a guard the agent already holds keeps the state it gave.
+	 */
+	pid = vg_agent_pid();
+	beside = pid != 0;
+	agent = !o->no_agent && !beside;
+	if ((code = refuse_beside_agent(o, o->no_agent ? 0 : pid))) {
+		vg_lock_drop(lock);
+		free(set);
+		return code;
+	}
+	rc = vg_guard_set_prepare(o, agent, set);
+	if (rc)
+		code = rc == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+	if (!code && agent && vg_agent_claim(set, &claim))
+		code = EXIT_RUNTIME;
+	if (!code && vg_guard_set_apply(set, beside))
+		code = EXIT_RUNTIME;
+	vg_lock_drop(lock);
+	if (code && claim.pidfile_fd >= 0)
+		vg_agent_unclaim(&claim);
+	if (code || !agent) {
+		if (!code && beside && !o->no_agent) {
+			kill(pid, SIGHUP);
+			fprintf(stderr, "vpnguard-bpf: an agent is already running (pid %d): it follows this "
+				"guard's tunnel from now on\n", (int)pid);
+		}
+		vg_guard_set_free(set);
+		free(set);
+		return code;
+	}
+	for (int g = 0; g < set->n; g++)
+		for (int i = 0; i < set->specs[g].n_cgroups; i++)
+			fprintf(stderr, "vpnguard-bpf: guarding %s (%s %s)\n", set->specs[g].cgroups[i].path,
+				set->specs[g].o->tunnel ? "tunnel" : "gateway",
+				set->specs[g].o->tunnel ?: "mode");
+	return vg_agent_run(set, o, &claim) ? EXIT_RUNTIME : EXIT_OK;
+}
+
+/*
+ * A guard's cgroup removed: its path no longer resolves, but the guard's
+ * record still names it. Detach finds it there and cleans it up.
+ */
+static int resolve_detach(const struct vg_options *o, __u64 *ids)
+{
+	static struct vg_cgroup cg;
 	char err[PATH_MAX + 256];
 
 	for (int i = 0; i < o->n_cgroups; i++) {
-		if (vg_cgroup_resolve(o->cgroups[i], &cgs[i], err, sizeof(err))) {
-			fprintf(stderr, "vpnguard-bpf: %s\n", err);
+		if (!vg_cgroup_resolve(o->cgroups[i], &cg, err, sizeof(err))) {
+			int fd = open(cg.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+			ids[i] = cg.id;
+			/* Pins gone, programs not: make the pins again so detach finds everything. */
+			if (fd >= 0 && !vg_pins_present(cg.id))
+				vg_pins_restore(fd, cg.id);
+			if (fd >= 0)
+				close(fd);
+		} else if (vg_guard_find(o->cgroups[i], &ids[i])) {
+			fprintf(stderr, "vpnguard-bpf: %s (and no guard records that cgroup)\n", err);
 			return EXIT_USAGE;
 		}
 		for (int j = 0; j < i; j++)
-			if (cgs[j].id == cgs[i].id) {
+			if (ids[j] == ids[i]) {
 				fprintf(stderr, "vpnguard-bpf: --cgroup %s: given twice\n", o->cgroups[i]);
 				return EXIT_USAGE;
 			}
@@ -61,72 +164,23 @@ static int resolve_cgroups(const struct vg_options *o, struct vg_cgroup *cgs)
 	return 0;
 }
 
-/* Probes, alerts and config files belong to one agent: a second one could not honour them. */
-static int refuse_beside_agent(const struct vg_options *o)
-{
-	pid_t pid = o->no_agent ? 0 : vg_agent_pid();
-
-	if (!pid || (!vg_options_need_agent(o) && (o->n_cgroups || o->n_containers) && !o->config))
-		return 0;
-	fprintf(stderr, "vpnguard-bpf: attach: an agent is already running (pid %d); %s\n", (int)pid,
-		vg_options_need_agent(o) ?
-		"probes and alerts are the running agent's: put this guard in its config file and send it SIGHUP" :
-		"it has its config file: edit that and send it SIGHUP");
-	return EXIT_USAGE;
-}
-
-/* Everything that can be checked without changing anything, then the change. */
-static int cmd_attach(const struct vg_options *o)
-{
-	struct vg_guard_set *set;
-	int rc;
-
-	if ((rc = need_root("attach")) || (rc = need_btf()) || (rc = refuse_beside_agent(o)))
-		return rc;
-	set = malloc(sizeof(*set));
-	if (!set) {
-		fprintf(stderr, "vpnguard-bpf: attach: %s\n", strerror(ENOMEM));
-		return EXIT_RUNTIME;
-	}
-	/*
-	 * Beside a running agent, a guard is followed by it, not leased (no one
-	 * would renew), and a guard the agent already holds keeps the state it gave.
-	 */
-	bool beside_agent = vg_agent_pid() != 0;
-
-	rc = vg_guard_set_prepare(o, !o->no_agent && !beside_agent, set);
-	if (!rc)
-		rc = vg_guard_set_apply(set, beside_agent);
-	if (rc || o->no_agent) {
-		vg_guard_set_free(set);
-		free(set);
-		return rc == -EINVAL ? EXIT_USAGE : rc ? EXIT_RUNTIME : EXIT_OK;
-	}
-	for (int g = 0; g < set->n; g++)
-		for (int i = 0; i < set->specs[g].n_cgroups; i++)
-			fprintf(stderr, "vpnguard-bpf: guarding %s (%s %s)\n", set->specs[g].cgroups[i].path,
-				set->specs[g].o->tunnel ? "tunnel" : "gateway",
-				set->specs[g].o->tunnel ?: "mode");
-	rc = vg_agent_run(set, o);
-	if (rc == -EALREADY) {
-		fprintf(stderr, "vpnguard-bpf: an agent is already running (%s); it follows this guard too\n",
-			VG_AGENT_PIDFILE);
-		return EXIT_OK;
-	}
-	return rc ? EXIT_RUNTIME : EXIT_OK;
-}
-
 static int cmd_detach(const struct vg_options *o)
 {
-	static struct vg_cgroup cgs[VG_MAX_CGROUP_ARGS];
 	__u64 ids[VG_MAX_CGROUP_ARGS];
-	int rc;
+	int rc, lock;
 
-	if ((rc = need_root("detach")) || (rc = resolve_cgroups(o, cgs)))
+	if ((rc = need_root("detach")))
 		return rc;
-	for (int i = 0; i < o->n_cgroups; i++)
-		ids[i] = cgs[i].id;
-	return vg_detach(ids, o->n_cgroups) ? EXIT_RUNTIME : EXIT_OK;
+	lock = vg_lock_take();
+	if (lock < 0)
+		return EXIT_RUNTIME;
+	rc = resolve_detach(o, ids);
+	if (!rc && !o->n_cgroups)
+		vg_pins_restore_all();
+	if (!rc)
+		rc = vg_detach(ids, o->n_cgroups) ? EXIT_RUNTIME : EXIT_OK;
+	vg_lock_drop(lock);
+	return rc;
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include "attach.h"
+#include "cgroup.h"
+#include "loader.h"
+#include "pins.h"
+
+#define MAX_MAPS 32
+
+bool vg_pins_present(__u64 id)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%" PRIu64, vg_pin_root(), (uint64_t)id);
+	return !access(path, F_OK) && !access(vg_pin_path(path, sizeof(path), "vg_policy"), F_OK);
+}
+
+static bool pinned_name(const char *name)
+{
+	for (int i = 0; i < vg_n_map_names; i++)
+		if (!strcmp(name, vg_map_names[i]))
+			return true;
+	return false;
+}
+
+/* Pins fd at path unless something is pinned there; 1 if it pinned. */
+static int pin_missing(int fd, const char *path)
+{
+	if (!access(path, F_OK))
+		return 0;
+	return bpf_obj_pin(fd, path) ? -errno : 1;
+}
+
+static int restore_maps(int prog_fd)
+{
+	__u32 ids[MAX_MAPS];
+	int n = vg_prog_maps(prog_fd, ids, MAX_MAPS), made = 0;
+	char path[PATH_MAX];
+
+	for (int i = 0; i < n; i++) {
+		struct bpf_map_info info;
+		__u32 len = sizeof(info);
+		int fd = bpf_map_get_fd_by_id(ids[i]), r = 0;
+
+		memset(&info, 0, sizeof(info));
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len) && pinned_name(info.name))
+			r = pin_missing(fd, vg_pin_path(path, sizeof(path), info.name));
+		close(fd);
+		if (r < 0)
+			return r;
+		made += r;
+	}
+	return n < 0 ? n : made;
+}
+
+int vg_pins_restore(int cg_fd, __u64 id)
+{
+	int fds[VG_N_CGROUP_HOOKS], made = 0, err = 0, any = 0;
+	char path[PATH_MAX];
+
+	for (int i = 0; i < VG_N_CGROUP_HOOKS; i++) {
+		fds[i] = vg_attached_prog(cg_fd, vg_cgroup_hooks[i], id);
+		any |= fds[i] >= 0;
+	}
+	if (!any)
+		return -ENOENT;
+	if ((err = vg_bpffs_ensure()))
+		goto out;
+	if (mkdir(vg_pin_root(), 0700) && errno != EEXIST) {
+		err = -errno;
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/%" PRIu64, vg_pin_root(), (uint64_t)id);
+	if (mkdir(path, 0700) && errno != EEXIST) {
+		err = -errno;
+		goto out;
+	}
+	for (int i = 0; i < VG_N_CGROUP_HOOKS && !err; i++) {
+		struct bpf_prog_info info;
+		__u32 len = sizeof(info);
+		int r;
+
+		if (fds[i] < 0)
+			continue;
+		/* Every program uses the shared maps (vg_guards and vg_abi too: vpnguard.bpf.c). */
+		if ((r = restore_maps(fds[i])) < 0) {
+			err = r;
+			break;
+		}
+		made += r;
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(fds[i], &info, &len))
+			continue;
+		snprintf(path, sizeof(path), "%s/%" PRIu64 "/%s", vg_pin_root(), (uint64_t)id,
+			 info.name + strlen("vg_"));
+		if ((r = pin_missing(fds[i], path)) < 0)
+			err = r;
+		else
+			made += r;
+	}
+out:
+	for (int i = 0; i < VG_N_CGROUP_HOOKS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return err ? err : made;
+}
+
+static int found;
+
+static int restore_dir(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	int fd;
+
+	(void)ftw;
+	if (type != FTW_D)
+		return 0;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	/* A guard's programs sit on its own cgroup: their guard id is the directory's inode. */
+	if (vg_pins_restore(fd, st->st_ino) >= 0)
+		found++;
+	close(fd);
+	return 0;
+}
+
+int vg_pins_restore_all(void)
+{
+	char mnt[PATH_MAX];
+	int err = vg_cgroup2_mount(mnt, sizeof(mnt));
+
+	if (err)
+		return err;
+	found = 0;
+	if (nftw(mnt, restore_dir, 16, FTW_PHYS | FTW_MOUNT))
+		return -errno;
+	return found;
+}
