@@ -23,7 +23,7 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl 
 
 # Pure logic: no syscalls beyond libc, unit-tested without root.
 PURE_SRCS  := user/args.c user/policy.c user/event_fmt.c user/config.c user/health.c user/redact.c
-SYS_SRCS   := user/paths.c user/cgroup.c user/netns.c user/steer.c user/steering.c user/attach.c user/txn.c user/tunnels.c user/loader.c user/detach.c user/pins.c user/log.c user/pidfile.c user/events.c user/status.c user/agent.c \
+SYS_SRCS   := user/paths.c user/cgroup.c user/netns.c user/steer.c user/steering.c user/attach.c user/txn.c user/tunnels.c user/loader.c user/detach.c user/pins.c user/log.c user/pidfile.c user/migrate.c user/events.c user/status.c user/agent.c \
               user/guards.c user/http.c user/probe.c user/webhook.c
 # Docker: the engine's answers and the scan's rules are pure; the socket and /proc are not.
 PURE_SRCS  += user/docker_json.c user/proc_parse.c user/scan_logic.c

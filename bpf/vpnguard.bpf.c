@@ -39,6 +39,8 @@
 /* Set by the loader before load: which guard this copy of the programs serves. */
 const volatile __u64 guard_cgroup_id = 0;
 const volatile __u32 guard_cgroup_level = 0;
+/* Never read here: it tells the loader which map layout an attached program was made for. */
+const volatile __u32 guard_abi = VG_ABI_VERSION;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -1,6 +1,7 @@
 """Fixtures of the pytest suites of vpnguard-bpf (run with Debian's pytest: pytest-3).
 
   vg           build/vpnguard-bpf, built by `make all` (retried: sources may be mid-edit)
+  own_paths    (automatic) the session's own VPNGUARD_PIN_ROOT and VPNGUARD_RUN_DIR
   kernel_lock  flock on /run/vpnguard-kernel-tests.lock, as tests/lib/check.sh's
                take_kernel_test_lock: every test that attaches a guard holds it
   topo         a vgtopo.Topology, up for the test and always removed after it;
@@ -10,7 +11,6 @@
 Not root, or a tool missing: every test FAILS (never skips). SIGTERM is turned
 into KeyboardInterrupt, so pytest's teardown (and the topology's cleanup) runs.
 """
-import fcntl
 import os
 import shutil
 import signal
@@ -24,9 +24,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "lib"))
 
+from vgguard import LOCK, kernel_lock_held  # noqa: E402
 from vgtopo import ROUTINGS, Topology  # noqa: E402
 
-LOCK = "/run/vpnguard-kernel-tests.lock"
 TOOLS = ("ip", "wg", "wireguard-go", "nft", "setpriv", "sysctl", "bpftool", "make", "flock")
 
 
@@ -45,6 +45,21 @@ def preflight():
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         pytest.fail(f"missing tools: {' '.join(missing)} (scripts/install-deps.sh)", pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_paths(preflight):
+    """This session's own pin root and run directory (VPNGUARD_PIN_ROOT, VPNGUARD_RUN_DIR):
+    the suites run beside a vpnguard that guards the machine and never touch its pins,
+    agent or lock. Whatever is left of them at the end is detached and removed."""
+    tag = f"vgtest-{os.getpid()}"
+    os.environ["VPNGUARD_PIN_ROOT"] = f"/sys/fs/bpf/{tag}"
+    os.environ["VPNGUARD_RUN_DIR"] = f"/run/{tag}"
+    yield
+    binary = os.environ.get("VPNGUARD_BIN") or os.path.join(REPO, "build", "vpnguard-bpf")
+    if os.path.isdir(os.environ["VPNGUARD_PIN_ROOT"]) and os.access(binary, os.X_OK):
+        subprocess.run([binary, "detach"], capture_output=True, timeout=120)
+    shutil.rmtree(os.environ["VPNGUARD_RUN_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -69,24 +84,15 @@ def vg():
 
 @pytest.fixture
 def kernel_lock():
-    """Hold the kernel tests' lock (all guards share /sys/fs/bpf/vpnguard); yields the wait (s)."""
-    t0 = time.monotonic()
-    fd = os.open(LOCK, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    """Hold the kernel tests' lock (one kernel test at a time: they load the machine); yields
+    the wait (s)."""
     try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() - t0 > 900:
-                    pytest.fail(f"could not take {LOCK} within 900 s", pytrace=False)
-                time.sleep(0.5)
-        waited = time.monotonic() - t0
-        if waited > 1:
-            print(f"kernel_lock: waited {waited:.1f} s for {LOCK}")
-        yield waited
-    finally:
-        os.close(fd)  # releases the lock
+        with kernel_lock_held() as waited:
+            if waited > 1:
+                print(f"kernel_lock: waited {waited:.1f} s for {LOCK}")
+            yield waited
+    except TimeoutError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 @pytest.fixture

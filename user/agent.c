@@ -23,6 +23,7 @@
 #include <systemd/sd-daemon.h>
 #include "agent.h"
 #include "pins.h"
+#include "redact.h"
 #include "log.h"
 #include "pidfile.h"
 #include "event_fmt.h"
@@ -334,9 +335,12 @@ static void restart_webhook(struct agent *a)
 		return;
 	vg_webhook_stop(a->webhook, false);
 	a->webhook = a->set->webhook ? vg_webhook_start(a->set->webhook) : NULL;
-	if (a->set->webhook && !a->webhook)
+	if (a->set->webhook && !a->webhook) {
+		char url[1024];
+
 		fprintf(stderr, "vpnguard-bpf: agent: webhook %s: %s (alerts off until the next reload)\n",
-			a->set->webhook, strerror(errno));
+			vg_url_redact(a->set->webhook, url, sizeof(url)), strerror(errno));
+	}
 }
 
 static void judge_round(struct agent *a, int g, const struct vg_probe_result *r)
@@ -740,7 +744,10 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli, struct 
 	}
 	if (set->webhook && !(a.webhook = vg_webhook_start(set->webhook))) {
 		err = -errno;
-		fprintf(stderr, "vpnguard-bpf: agent: webhook %s: %s\n", set->webhook, strerror(errno));
+		char url[1024];
+
+		fprintf(stderr, "vpnguard-bpf: agent: webhook %s: %s\n",
+			vg_url_redact(set->webhook, url, sizeof(url)), strerror(errno));
 		goto out;
 	}
 	int by_tag[] = { [TAG_SIGNAL] = sfd, [TAG_RINGBUF] = vg_event_reader_fd(reader),

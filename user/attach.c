@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "attach.h"
+#include "vpnguard.h"
 
 /* Programs one target can hold at once, more than any real setup attaches. */
 #define MAX_QUERY 64
@@ -43,8 +44,11 @@ int vg_prog_maps(int prog_fd, __u32 *ids, __u32 max)
 	return (int)(info.nr_map_ids < max ? info.nr_map_ids : max);
 }
 
-/* The guard a program of vpnguard serves, from its read-only data; -ENOENT: not vpnguard's. */
-static int guard_of(int prog_fd, __u64 *id)
+/*
+ * The guard a program of vpnguard serves and the map layout it was made for,
+ * from its read-only data; -ENOENT: not vpnguard's.
+ */
+static int guard_of(int prog_fd, __u64 *id, __u32 *abi)
 {
 	struct bpf_prog_info info;
 	__u32 len = sizeof(info), ids[MAX_PROG_MAPS];
@@ -69,6 +73,9 @@ static int guard_of(int prog_fd, __u64 *id)
 		    m.value_size >= VG_RODATA_GUARD_ID_OFF + sizeof(*id) && (val = calloc(1, m.value_size))) {
 			if (!bpf_map_lookup_elem(fd, &zero, val)) {
 				memcpy(id, (char *)val + VG_RODATA_GUARD_ID_OFF, sizeof(*id));
+				*abi = 1;
+				if (m.value_size >= VG_RODATA_ABI_OFF + sizeof(*abi))
+					memcpy(abi, (char *)val + VG_RODATA_ABI_OFF, sizeof(*abi));
 				err = 0;
 			}
 			free(val);
@@ -87,10 +94,11 @@ int vg_attached_prog(int target, enum bpf_attach_type type, __u64 id)
 	for (__u32 i = 0; i < n && i < MAX_QUERY; i++) {
 		int fd = bpf_prog_get_fd_by_id(ids[i]);
 		__u64 owner = 0;
+		__u32 abi = 0;
 
 		if (fd < 0)
 			continue;
-		if (!guard_of(fd, &owner) && owner == id)
+		if (!guard_of(fd, &owner, &abi) && owner == id && abi == VG_ABI_VERSION)
 			return fd;
 		close(fd);
 	}

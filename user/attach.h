@@ -16,9 +16,13 @@
 /* Debian 12's uapi headers predate tcx (Linux 6.6); the value is fixed ABI. */
 #define VG_BPF_TCX_EGRESS 47
 
-/* The programs' read-only data as the kernel names its map, and where the guard's id is in it. */
+/*
+ * The programs' read-only data as the kernel names its map, where the guard's
+ * id is in it, and the map layout they were made for (none: layout 1).
+ */
 #define VG_RODATA_MAP "vpnguard.rodata"
 #define VG_RODATA_GUARD_ID_OFF 0
+#define VG_RODATA_ABI_OFF 12
 
 /* The cgroup hooks of a guard, the per-packet guarantee first: from its first moment nothing leaks. */
 #define VG_N_CGROUP_HOOKS 7
@@ -27,7 +31,8 @@ extern const enum bpf_attach_type vg_cgroup_hooks[VG_N_CGROUP_HOOKS];
 /*
  * The guard's program attached to target (a cgroup fd, or for
  * VG_BPF_TCX_EGRESS an ifindex in the calling thread's namespace) for type:
- * its fd, -ENOENT when there is none.
+ * its fd, -ENOENT when there is none. Programs of another map layout are not
+ * counted: they go with their own pins (user/migrate.c).
  */
 int vg_attached_prog(int target, enum bpf_attach_type type, __u64 id);
 

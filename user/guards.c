@@ -40,6 +40,10 @@ static int check_new(const struct vg_guard_set *s, const struct vg_guard_spec *g
 {
 	char err[PATH_MAX + 256];
 
+	if (!strcmp(g->cgroups[i].rel, "/")) {
+		snprintf(err, sizeof(err), "%s %s: the root cgroup: that would guard the machine", flag, arg);
+		return bad(at, err);
+	}
 	if (!vg_guard_paths_fit(g->cgroups[i].rel, g->o->netns)) {
 		snprintf(err, sizeof(err), "%s %s / --netns %s: path too long to record "
 			 "(cgroup below the mount: %zu at most; netns: use /run/netns/NAME)",
@@ -140,6 +144,16 @@ static int prepare_one(struct vg_guard_set *s, struct vg_guard_spec *g, bool by_
 	if (vg_policy_build(g->o, &req->policy, err, sizeof(err)) ||
 	    vg_health_cfg_build(g->o, &g->health, err, sizeof(err)))
 		return bad(at, err);
+	/* The agent renews a lease every interval (after a probe, within its timeout). */
+	if (by_agent && g->o->lease_ms &&
+	    g->health.lease_ms <= g->health.interval_ms +
+				  (vg_health_probes(&g->health) ? g->health.timeout_ms : 0)) {
+		snprintf(err, sizeof(err), "--lease %u ms: not longer than the agent renews it "
+			 "(every %u ms%s): a healthy guard would close; give a longer --lease",
+			 g->health.lease_ms, g->health.interval_ms,
+			 vg_health_probes(&g->health) ? ", plus the probe's timeout" : "");
+		return bad(at, err);
+	}
 	if ((rc = resolve_cgroups(s, g, at)))
 		return rc;
 	req->cgroups = g->cgroups;

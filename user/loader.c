@@ -16,14 +16,16 @@
 #include <bpf/libbpf.h>
 #include "attach.h"
 #include "loader.h"
+#include "migrate.h"
 #include "netns.h"
 #include "steering.h"
 #include "tunnels.h"
 #include "txn.h"
 #include "vpnguard.skel.h"
 
-_Static_assert(offsetof(struct vpnguard_bpf__rodata, guard_cgroup_id) == VG_RODATA_GUARD_ID_OFF,
-	       "attach.c finds the guard's id at VG_RODATA_GUARD_ID_OFF");
+_Static_assert(offsetof(struct vpnguard_bpf__rodata, guard_cgroup_id) == VG_RODATA_GUARD_ID_OFF &&
+	       offsetof(struct vpnguard_bpf__rodata, guard_abi) == VG_RODATA_ABI_OFF,
+	       "attach.c finds the guard's id and layout where the programs keep them");
 
 const char *const vg_map_names[] = {
 	"vg_policy", "vg_state", "vg_guards", "vg_tunnels", "vg_counters",
@@ -89,6 +91,8 @@ static int check_abi(void)
 
 	if (!abi || abi == VG_ABI_VERSION)
 		return 0;
+	if (abi == 1)
+		return vg_migrate_abi1();
 	fprintf(stderr, "vpnguard-bpf: the pins in %s were made by a vpnguard-bpf whose maps have "
 		"layout %d; this one has layout %d and cannot reuse them: detach every guard with "
 		"the version that made them, then attach with this one\n", vg_pin_root(), abi,
@@ -367,9 +371,11 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 	had_old = !bpf_map_lookup_elem(bpf_map__fd(skel->maps.vg_policy), &id, &old);
 	if (had_old)
 		bpf_map_lookup_elem(bpf_map__fd(skel->maps.vg_guards), &id, &old_info);
-	err = vg_steering_choose(bpf_map__fd(skel->maps.vg_policy), id, req->netns_fd,
-				 had_old ? &old : NULL, &policy);
-	if (err)
+	/* No namespace (its tunnel's is gone): nothing to steer; the guard denies every socket by rule 3. */
+	if (policy.mode == VG_MODE_TUNNEL && req->netns_fd < 0)
+		policy.fwmark = policy.route_table = 0;
+	else if ((err = vg_steering_choose(bpf_map__fd(skel->maps.vg_policy), id, req->netns_fd,
+					   had_old ? &old : NULL, &policy)))
 		goto out;
 	/* Maps before programs: a program never runs without its policy. */
 	err = txn_map_update(t, bpf_map__fd(skel->maps.vg_policy), &id, sizeof(id), &policy,
@@ -385,7 +391,7 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 		report(err, "write maps for cgroup", cg->path);
 		goto out;
 	}
-	if (policy.mode == VG_MODE_TUNNEL &&
+	if (policy.mode == VG_MODE_TUNNEL && req->netns_fd >= 0 &&
 	    (err = vg_tunnel_maps_write(t, bpf_map__fd(skel->maps.vg_tunnels),
 					bpf_map__fd(skel->maps.vg_tundev), &policy, req->netns_fd)))
 		goto out;
@@ -408,20 +414,18 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 		err = attach_cgroup_progs(t, skel, cg);
 	if (cg_fd >= 0)
 		close(cg_fd);
-	if (!err && policy.mode == VG_MODE_TUNNEL)
+	if (!err && policy.mode == VG_MODE_TUNNEL && req->netns_fd >= 0)
 		err = attach_tc_progs(t, &progs, &policy, req->netns_fd, renew);
 out:
 	vpnguard_bpf__destroy(progs.skel);
 	return err;
 }
 
-int vg_attach(const struct vg_attach_req *reqs, int n)
+int vg_attach_requests(const struct vg_attach_req *reqs, int n)
 {
 	struct txn t = { 0 };
-	int err = check_abi();
+	int err = ensure_root(&t);
 
-	if (!err)
-		err = ensure_root(&t);
 	for (int r = 0; r < n && !err; r++)
 		for (int i = 0; i < reqs[r].n_cgroups && !err; i++)
 			err = attach_one(&t, &reqs[r], &reqs[r].cgroups[i]);
@@ -430,6 +434,11 @@ int vg_attach(const struct vg_attach_req *reqs, int n)
 	else
 		txn_commit(&t);
 	return err;
+}
+
+int vg_attach(const struct vg_attach_req *reqs, int n)
+{
+	return check_abi() ?: vg_attach_requests(reqs, n);
 }
 
 int vg_state_write(__u64 id, const struct vg_state *st)

@@ -34,8 +34,14 @@ extern const int vg_n_map_names;
 /* Do the paths fit the guard's record (struct vg_guard_info)? */
 bool vg_guard_paths_fit(const char *cgroup_rel, const char *netns_path);
 
-/* Applies every request, all guards or none. Errors are reported on stderr. */
+/*
+ * Applies every request, all guards or none; pins of the first release are
+ * taken over first (migrate.h). Errors are reported on stderr.
+ */
 int vg_attach(const struct vg_attach_req *reqs, int n);
+
+/* vg_attach on pins of this layout (or none), for the migration. */
+int vg_attach_requests(const struct vg_attach_req *reqs, int n);
 
 /* Writes a guard's state (OPEN/CLOSED and lease); -ENOENT when it is not attached. */
 int vg_state_write(__u64 id, const struct vg_state *st);

@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 #include <linux/magic.h>
+#include <linux/nsfs.h>
 #include "netns.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -25,7 +27,8 @@ int vg_netns_open(const char *path)
 
 	if (fd < 0)
 		return -errno;
-	if (fstatfs(fd, &fs) || fs.f_type != NSFS_MAGIC) {
+	/* Every namespace file is nsfs: the kind of namespace is the kernel's to say. */
+	if (fstatfs(fd, &fs) || fs.f_type != NSFS_MAGIC || ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET) {
 		close(fd);
 		return -EINVAL;
 	}

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <json-c/json.h>
@@ -14,6 +16,7 @@
 #include "loader.h"
 #include "policy.h"
 #include "status.h"
+#include "steering.h"
 
 struct maps {
 	int policy, state, guards, tunnels, counters, tundev;
@@ -55,6 +58,27 @@ static struct json_object *addr_list(const struct vg_addr *a, __u32 n)
 	return arr;
 }
 
+/* Is the guard's cgroup still there (the same one: a new cgroup of that path has another id)? */
+static bool cgroup_present(const struct vg_guard_info *info, __u64 id)
+{
+	char mnt[PATH_MAX], path[PATH_MAX * 2];
+	struct stat st;
+
+	if (vg_cgroup2_mount(mnt, sizeof(mnt)))
+		return false;
+	snprintf(path, sizeof(path), "%s%s", mnt, strcmp(info->cgroup, "/") ? info->cgroup : "");
+	return !stat(path, &st) && st.st_ino == id;
+}
+
+static bool netns_present(const struct vg_guard_info *info, const struct vg_policy *p)
+{
+	int fd = vg_guard_netns_open(info, p->netns_cookie);
+
+	if (fd >= 0)
+		close(fd);
+	return fd >= 0;
+}
+
 static struct json_object *guard_json(const struct maps *m, __u64 id, const struct vg_policy *p)
 {
 	struct json_object *g = json_object_new_object(), *arr, *counters;
@@ -67,6 +91,7 @@ static struct json_object *guard_json(const struct maps *m, __u64 id, const stru
 	info.cgroup[sizeof(info.cgroup) - 1] = info.netns[sizeof(info.netns) - 1] = 0;
 	json_object_object_add(g, "cgroup", json_object_new_string(info.cgroup));
 	json_object_object_add(g, "cgroup_id", json_object_new_uint64(id));
+	json_object_object_add(g, "cgroup_present", json_object_new_boolean(cgroup_present(&info, id)));
 	json_object_object_add(g, "mode", json_object_new_string(vg_mode_name(p->mode)));
 	if (p->mode == VG_MODE_TUNNEL) {
 		struct vg_tunnel_key key = { .netns_cookie = p->netns_cookie };
@@ -81,6 +106,7 @@ static struct json_object *guard_json(const struct maps *m, __u64 id, const stru
 		json_object_object_add(g, "netns", json_object_new_string(info.netns[0] ? info.netns : "(attaching process's)"));
 		json_object_object_add(g, "tunnel_ifindex", json_object_new_int(present ? (int)t.ifindex : 0));
 		json_object_object_add(g, "tunnel_present", json_object_new_boolean(present));
+		json_object_object_add(g, "netns_present", json_object_new_boolean(netns_present(&info, p)));
 		json_object_object_add(g, "fwmark", json_object_new_uint64(p->fwmark));
 		json_object_object_add(g, "route_table", json_object_new_uint64(p->route_table));
 	} else {
@@ -145,36 +171,52 @@ static const char *joined(struct json_object *o, const char *key, char *buf, siz
 	return buf[0] ? buf : "-";
 }
 
+/* One line of text from the maps (cgroup and namespace names are anyone's), escaped. */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	char raw[4096], line[4096 * 4];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	puts(vg_text_escape(raw, line, sizeof(line)));
+}
+
 static void print_guard(struct json_object *g)
 {
-	char a[1024], b[1024];
+	char a[1024], b[1024], denied[1024] = "";
 	struct json_object *v;
+	size_t n = 0;
 
-	printf("guard %s (cgroup id %s)\n", get(g, "cgroup"), get(g, "cgroup_id"));
-	if (!strcmp(get(g, "mode"), "tunnel"))
-		printf("  mode      tunnel %s in netns %s (%s)\n", get(g, "tunnel"), get(g, "netns"),
-		       json_object_object_get_ex(g, "tunnel_present", &v) && json_object_get_boolean(v) ?
-		       "present" : "ABSENT: all egress denied");
-	if (!strcmp(get(g, "mode"), "tunnel"))
-		printf("  steering  fwmark 0x%" PRIx64 " looks up table %s\n",
-		       json_object_object_get_ex(g, "fwmark", &v) ? json_object_get_uint64(v) : 0,
-		       get(g, "route_table"));
-	else
-		printf("  mode      gateway %s\n", joined(g, "gateways", a, sizeof(a)));
-	printf("  allow     %s\n  dns       %s\n", joined(g, "allow", a, sizeof(a)),
-	       joined(g, "dns", b, sizeof(b)));
-	printf("  state     %s", get(g, "state"));
-	if (json_object_object_get_ex(g, "lease_left_s", &v) && v)
-		printf(", lease %.1f s left", json_object_get_double(v));
-	printf("\n  denied   ");
-	__u64 total = 0;
-	json_object_object_get_ex(g, "denied", &v);
-	json_object_object_foreach(v, reason, n) {
-		total += json_object_get_uint64(n);
-		if (json_object_get_uint64(n))
-			printf(" %s=%" PRIu64, reason, json_object_get_uint64(n));
+	say("guard %s (cgroup id %s)", get(g, "cgroup"), get(g, "cgroup_id"));
+	if (json_object_object_get_ex(g, "cgroup_present", &v) && !json_object_get_boolean(v))
+		say("  cgroup    GONE: removed (vpnguard-bpf detach --cgroup %s cleans up)", get(g, "cgroup"));
+	if (!strcmp(get(g, "mode"), "tunnel")) {
+		say("  mode      tunnel %s in netns %s (%s)", get(g, "tunnel"), get(g, "netns"),
+		    json_object_object_get_ex(g, "netns_present", &v) && !json_object_get_boolean(v) ?
+		    "namespace GONE: all egress denied" :
+		    json_object_object_get_ex(g, "tunnel_present", &v) && json_object_get_boolean(v) ?
+		    "present" : "ABSENT: all egress denied");
+		say("  steering  fwmark 0x%" PRIx64 " looks up table %s",
+		    json_object_object_get_ex(g, "fwmark", &v) ? json_object_get_uint64(v) : 0,
+		    get(g, "route_table"));
+	} else {
+		say("  mode      gateway %s", joined(g, "gateways", a, sizeof(a)));
 	}
-	printf("%s\n", total ? "" : " nothing yet");
+	say("  allow     %s", joined(g, "allow", a, sizeof(a)));
+	say("  dns       %s", joined(g, "dns", b, sizeof(b)));
+	if (json_object_object_get_ex(g, "lease_left_s", &v) && v)
+		say("  state     %s, lease %.1f s left", get(g, "state"), json_object_get_double(v));
+	else
+		say("  state     %s", get(g, "state"));
+	json_object_object_get_ex(g, "denied", &v);
+	json_object_object_foreach(v, reason, count)
+		if (json_object_get_uint64(count) && n < sizeof(denied))
+			n += snprintf(denied + n, sizeof(denied) - n, " %s=%" PRIu64, reason,
+				      json_object_get_uint64(count));
+	say("  denied   %s", n ? denied : " nothing yet");
 }
 
 int vg_cmd_status(bool json)

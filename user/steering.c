@@ -125,12 +125,12 @@ int vg_steering_txn(struct txn *t, int netns_fd, const struct vg_policy *p,
 		c->old_info = *old_info;
 	}
 	c->netns_fd = netns_fd >= 0 ? dup(netns_fd) : -1;
-	if (p->mode == VG_MODE_TUNNEL && c->netns_fd < 0) {
+	if (p->fwmark && c->netns_fd < 0) {
 		err = -errno;
 		free(c);
 		return err;
 	}
-	err = p->mode == VG_MODE_TUNNEL ? vg_steering_apply(c->netns_fd, p, &c->made) : 0;
+	err = p->fwmark ? vg_steering_apply(c->netns_fd, p, &c->made) : 0;
 	if (err) {
 		/* Whatever it made before failing goes too. */
 		steer_rollback(c);

@@ -54,6 +54,8 @@ static int refuse_beside_agent(const struct vg_options *o, pid_t pid)
 {
 	const char *why = vg_options_need_agent(o) ?
 		"probes and alerts are the running agent's: put this guard in its config file and send it SIGHUP" :
+		o->lease_ms ?
+		"it renews the leases of its own guards only: put this guard in its config file and send it SIGHUP" :
 		o->n_containers || o->tunnel_container ?
 		"only the running agent could follow these containers' restarts, and it does not know them: "
 		"put this guard in its config file and send it SIGHUP" :

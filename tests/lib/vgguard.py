@@ -6,8 +6,8 @@
     before = Snapshot(topo, g); ...; before.expect(far={"tunnel": 1}, denied={"dns": 1})
 
 Guard() attaches tunnel mode on topo's client tunnel in HOME, with --no-agent
-or as the foreground agent (agent=True: one agent per machine, its pidfile is
-/run/vpnguard/agent.pid). Every guard shares /sys/fs/bpf/vpnguard: hold the
+or as the foreground agent (agent=True: one agent per pin root, its pidfile is
+agent_pidfile()). Every guard of a pin root shares its maps: hold the
 kernel_lock fixture around it. Cleanup: SIGTERM to the agent by PID,
 `detach --cgroup CG`, and any pins of this guard (by its cgroup id) left behind.
 """
@@ -22,9 +22,16 @@ import time
 
 from vgproc import end_popen, pid_alive, wait_until
 
-AGENT_PIDFILE = "/run/vpnguard/agent.pid"
-PIN_ROOT = "/sys/fs/bpf/vpnguard"
 LOCK = "/run/vpnguard-kernel-tests.lock"
+
+
+def pin_root():
+    """Where vpnguard-bpf pins, as it reads VPNGUARD_PIN_ROOT (tests/conftest.py sets it)."""
+    return os.environ.get("VPNGUARD_PIN_ROOT", "/sys/fs/bpf/vpnguard")
+
+
+def agent_pidfile():
+    return os.path.join(os.environ.get("VPNGUARD_RUN_DIR", "/run/vpnguard"), "agent.pid")
 # Far-side counters a row must name to see move; every other one must stay 0.
 FAR = ("leak4", "leak6", "tunnel", "lan", "vpnsrc", "stray4", "igmp", "mld")
 BOOKKEEPING = ("events_suppressed", "events_lost")
@@ -53,7 +60,7 @@ def kernel_lock_held(timeout=900):
 def foreign_agent():
     """PID of a running agent, or None."""
     try:
-        with open(AGENT_PIDFILE) as f:
+        with open(agent_pidfile()) as f:
             pid = int(f.readline().strip() or 0)
     except (OSError, ValueError):
         return None
@@ -61,11 +68,11 @@ def foreign_agent():
 
 
 class Guard:
-    def __init__(self, vg, topo, cg, *extra, agent=False, tunnel=True):
+    def __init__(self, vg, topo, cg, *extra, agent=False, tunnel=True, log=None):
         self.vg, self.t, self.cg = vg, topo, cg
         self.extra = [str(a) for a in extra]
         self.agent, self.tunnel = agent, tunnel
-        self.log_path = os.path.join(topo.dir, f"events.{os.path.basename(cg)}.jsonl")
+        self.log_path = log or os.path.join(topo.dir, f"events.{os.path.basename(cg)}.jsonl")
         self.err_path = os.path.join(topo.dir, f"attach.{os.path.basename(cg)}.err")
         self.gid = os.stat(cg).st_ino  # a guard's id is its cgroup's inode number
         self.proc = None
@@ -93,7 +100,7 @@ class Guard:
             assert r.returncode == 0, f"attach exit {r.returncode}: {r.stderr.strip()}"
             return
         other = foreign_agent()
-        assert other is None, f"another vpnguard agent runs (pid {other}, {AGENT_PIDFILE})"
+        assert other is None, f"another vpnguard agent runs (pid {other}, {agent_pidfile()})"
         with open(self.err_path, "ab") as err:
             self.proc = subprocess.Popen(self.argv(*more), stdin=subprocess.DEVNULL,
                                          stdout=err, stderr=err)
@@ -147,9 +154,9 @@ class Guard:
             if self.proc.returncode is not None and self.proc.returncode < 0:
                 # Killed: its pidfile is left behind; drop it if it is ours.
                 try:
-                    with open(AGENT_PIDFILE) as f:
+                    with open(agent_pidfile()) as f:
                         if int(f.readline().strip() or 0) == self.proc.pid:
-                            os.unlink(AGENT_PIDFILE)
+                            os.unlink(agent_pidfile())
                 except (OSError, ValueError):
                     pass
             self.proc = None
@@ -158,7 +165,7 @@ class Guard:
                                text=True, timeout=60)
             if r.returncode != 0:
                 print(f"guard: detach --cgroup {self.cg} failed: {r.stderr.strip()}")
-            d = os.path.join(PIN_ROOT, str(self.gid))
+            d = os.path.join(pin_root(), str(self.gid))
             if os.path.isdir(d):  # never leave our pins behind (only ours: by guard id)
                 print(f"guard: removing leftover pins of guard {self.gid} by hand")
                 for n in os.listdir(d):
