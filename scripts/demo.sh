@@ -10,11 +10,14 @@ export TOPO_QUIET=1
 . tests/lib/topology.sh
 
 VG=$PWD/build/vpnguard-bpf
+# Pins and agent of the demo's own, beside any vpnguard that guards this machine.
+export VPNGUARD_PIN_ROOT=/sys/fs/bpf/vgdemo-$$ VPNGUARD_RUN_DIR=/run/vgdemo-$$
 agent=
 cleanup() {
 	[ -n "$agent" ] && kill "$agent" 2>/dev/null && wait "$agent" 2>/dev/null
 	[ -n "${cg:-}" ] && "$VG" detach --cgroup "$cg" 2>/dev/null
 	topo_down
+	rm -rf "$VPNGUARD_RUN_DIR"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -52,7 +55,7 @@ log=$TOPO_DIR/events.jsonl
 "$VG" attach --cgroup "$cg" --tunnel "$TOPO_WG_CLIENT" --netns "$TOPO_HOME_NETNS" \
 	--allow "$TOPO_LAN_NET" --dns "$TOPO_RESOLVER" --log "$log" 2>"$TOPO_DIR/agent.err" &
 agent=$!
-for _ in $(seq 50); do [ -f /run/vpnguard/agent.pid ] && break; sleep 0.1; done
+for _ in $(seq 50); do [ -f "$VPNGUARD_RUN_DIR/agent.pid" ] && break; sleep 0.1; done
 say "    $ vpnguard-bpf attach --cgroup ${cg#"$TOPO_CG2"} --tunnel $TOPO_WG_CLIENT --netns $TOPO_HOME_NETNS ..."
 torrent_client_while_vpn_dies 3
 seen

@@ -4,6 +4,9 @@
 set -u
 cd "$(dirname "$0")/.."
 . tests/lib/tally.sh
+# The suites' own pin root and run directory (see tests/kernel/run.sh).
+export VPNGUARD_PIN_ROOT=/sys/fs/bpf/vgtest-$$ VPNGUARD_RUN_DIR=/run/vgtest-$$
+trap '[ -d "$VPNGUARD_PIN_ROOT" ] && build/vpnguard-bpf detach >/dev/null 2>&1; rm -rf "$VPNGUARD_RUN_DIR"' EXIT
 tally make -s unit-test
 tally make -s fuzz-smoke
 tally bash tests/test_install.sh

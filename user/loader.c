@@ -287,16 +287,23 @@ struct tc_retire {
 	__u64 id;
 	struct vg_policy old;
 	struct vg_guard_info old_info;
+	bool tunnel;                /* the new policy's mode is still tunnel */
 };
 
 static void tc_retire_commit(void *arg)
 {
 	struct tc_retire *r = arg;
 	int fd = vg_guard_netns_open(&r->old_info, r->old.netns_cookie);
+	char path[PATH_MAX];
 
 	if (fd >= 0) {
 		vg_tc_detach_guard(fd, r->id);
 		close(fd);
+	}
+	/* Out of tunnel mode the guard has no tc program at all; in a new namespace it has its own pin. */
+	if (!r->tunnel) {
+		guard_pin(path, sizeof(path), r->id, "tc_egress");
+		unlink(path);
 	}
 }
 
@@ -315,7 +322,7 @@ static int retire_old_tc(struct txn *t, __u64 id, const struct vg_policy *p,
 		return 0;
 	if (!(r = malloc(sizeof(*r))))
 		return -ENOMEM;
-	*r = (struct tc_retire){ id, *old, *old_info };
+	*r = (struct tc_retire){ id, *old, *old_info, p->mode == VG_MODE_TUNNEL };
 	return txn_push(t, nothing, tc_retire_commit, NULL, r);
 }
 

@@ -15,6 +15,8 @@
 #include "event_fmt.h"
 #include "loader.h"
 #include "policy.h"
+#include "attach.h"
+#include "netns.h"
 #include "status.h"
 #include "steering.h"
 
@@ -70,10 +72,40 @@ static bool cgroup_present(const struct vg_guard_info *info, __u64 id)
 	return !stat(path, &st) && st.st_ino == id;
 }
 
-static bool netns_present(const struct vg_guard_info *info, const struct vg_policy *p)
+struct tc_req {
+	__u64 id;
+	int ifindex;
+	bool held;
+};
+
+static int tc_held_here(void *arg)
+{
+	struct tc_req *req = arg;
+	int fd = vg_attached_prog(req->ifindex, VG_BPF_TCX_EGRESS, req->id);
+
+	req->held = fd >= 0;
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+/*
+ * Whether the tunnel's namespace is there, and (as the kernel says: Debian's
+ * bpftool does not show tcx) which of its interfaces hold the guard's tc program.
+ */
+static bool netns_present(const struct vg_guard_info *info, const struct vg_policy *p, __u64 id,
+			  struct json_object *tc)
 {
 	int fd = vg_guard_netns_open(info, p->netns_cookie);
+	struct vg_link links[VG_MAX_LINKS];
+	int n = fd >= 0 ? vg_netns_links(fd, links, VG_MAX_LINKS) : 0;
 
+	for (int i = 0; i < n; i++) {
+		struct tc_req req = { id, links[i].ifindex, false };
+
+		if (!vg_netns_run(fd, tc_held_here, &req) && req.held)
+			json_object_array_add(tc, json_object_new_int(links[i].ifindex));
+	}
 	if (fd >= 0)
 		close(fd);
 	return fd >= 0;
@@ -106,7 +138,10 @@ static struct json_object *guard_json(const struct maps *m, __u64 id, const stru
 		json_object_object_add(g, "netns", json_object_new_string(info.netns[0] ? info.netns : "(attaching process's)"));
 		json_object_object_add(g, "tunnel_ifindex", json_object_new_int(present ? (int)t.ifindex : 0));
 		json_object_object_add(g, "tunnel_present", json_object_new_boolean(present));
-		json_object_object_add(g, "netns_present", json_object_new_boolean(netns_present(&info, p)));
+		struct json_object *tc = json_object_new_array();
+
+		json_object_object_add(g, "netns_present", json_object_new_boolean(netns_present(&info, p, id, tc)));
+		json_object_object_add(g, "tc_ifindexes", tc);
 		json_object_object_add(g, "fwmark", json_object_new_uint64(p->fwmark));
 		json_object_object_add(g, "route_table", json_object_new_uint64(p->route_table));
 	} else {

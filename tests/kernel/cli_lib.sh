@@ -9,7 +9,6 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/check.sh"
 
 VG=${VG:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/vpnguard-bpf}
-PIN_ROOT=/sys/fs/bpf/vpnguard
 PY=$(command -v python3 2>/dev/null || echo /usr/bin/python3)
 py() { "$PY" -c "$@"; }
 
@@ -204,6 +203,13 @@ expect_cg_unguarded() { # NAME CG
 	if [ -z "$got" ]; then ok "$1: bpftool cgroup show: no programs"; else nok "$1: bpftool cgroup show: $(echo "$got" | tr '\n' ',')"; fi
 }
 
+# tc_ifindexes ID: the interfaces that hold guard ID's tc program, as status --json has them
+# from the kernel (Debian's bpftool does not show tcx).
+tc_ifindexes() { gq "$1" '" ".join(str(i) for i in g["tc_ifindexes"])'; }
+# tc_prog_id ID: the id of guard ID's tc program (its pin); prog_alive ID: is it still loaded?
+tc_prog_id() { bpftool prog show pinned "$PIN_ROOT/$1/tc_egress" 2>/dev/null | awk -F: 'NR == 1 {print $1}'; }
+prog_alive() { [ -n "$1" ] && bpftool prog show id "$1" >/dev/null 2>&1; }
+
 # vg_links: "type prog_name link_id" for every BPF link whose program is vg_*.
 vg_links() {
 	py '
@@ -271,7 +277,7 @@ for e in d:
 		bpftool cgroup show "$cg" 2>&1
 	done
 	echo "== agent lock"
-	cat /run/vpnguard/agent.pid 2>&1
+	cat $AGENT_PIDFILE 2>&1
 }
 
 # Lines of a JSON-lines file/stream that are not valid JSON objects: count.

@@ -5,6 +5,15 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tally.sh"
+# One pin root and run directory of their own for every file (a file run alone makes its own):
+# the tests run beside a vpnguard that guards this machine.
+export VPNGUARD_PIN_ROOT=${VPNGUARD_PIN_ROOT:-/sys/fs/bpf/vgtest-$$}
+export VPNGUARD_RUN_DIR=${VPNGUARD_RUN_DIR:-/run/vgtest-$$}
+cleanup_paths() {
+	[ -d "$VPNGUARD_PIN_ROOT" ] && "$here/../../build/vpnguard-bpf" detach >/dev/null 2>&1
+	rm -rf "$VPNGUARD_RUN_DIR"
+}
+trap cleanup_paths EXIT
 
 fail_setup() {
 	echo "kernel tests cannot run: $*" >&2

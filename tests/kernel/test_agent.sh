@@ -45,7 +45,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 TOOLS=$repo/tests/tools
 VG=$repo/build/vpnguard-bpf
-PIN_ROOT=/sys/fs/bpf/vpnguard
 # shellcheck source=../lib/topology.sh
 . "$here/../lib/topology.sh"
 # shellcheck source=cli_lib.sh

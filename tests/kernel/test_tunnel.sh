@@ -35,7 +35,6 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 VG=$repo/build/vpnguard-bpf
-PIN_ROOT=/sys/fs/bpf/vpnguard
 # shellcheck source=../lib/topology.sh
 . "$here/../lib/topology.sh"
 
@@ -433,7 +432,7 @@ done
 expect_eq "cgroup link pins under $PIN_ROOT/$GID" "${missing:-none}" none
 veth_ifindex=$(ip -n "$TOPO_HOME" -o link show "$VETH" | awk -F: '{print $1; exit}')
 expect_true "tc link pin on the veth (ifindex $veth_ifindex)" \
-	eval "ls '$PIN_ROOT/$GID'/tc_*_$veth_ifindex >/dev/null 2>&1"
+	eval "guard_field 'g[\"tc_ifindexes\"]' | grep -qw '$veth_ifindex'"
 
 # ---------------------------------------------------------------------------
 echo "# case 1: rule table (guarded cgroup in HOME) (t=$((SECONDS - started)) s)"
@@ -683,10 +682,10 @@ if agent_start; then
 	ip -n "$TOPO_HOME" link add "$newif" type veth peer name "vg${TOPO_SUFFIX}nb"
 	newidx=$(ip netns exec "$TOPO_HOME" cat "/sys/class/net/$newif/ifindex" 2>/dev/null)
 	expect_true "agent attached tc to new interface $newif (ifindex $newidx)" \
-		_topo_wait_until 5 eval 'compgen -G "$PIN_ROOT/$GID/tc_*_$newidx" >/dev/null'
+		_topo_wait_until 5 eval 'guard_field "g[\"tc_ifindexes\"]" | grep -qw "$newidx"'
 	ip -n "$TOPO_HOME" link del "$newif"
 	expect_true "agent dropped the tc pin of the removed interface" \
-		_topo_wait_until 5 eval '! compgen -G "$PIN_ROOT/$GID/tc_*_$newidx" >/dev/null'
+		_topo_wait_until 5 eval '! guard_field "g[\"tc_ifindexes\"]" | grep -qw "$newidx"'
 	tunnel_cycle "agent, ip link del" del 1
 	tunnel_cycle "agent, SIGKILL wireguard-go" kill 1
 	agent_stop TERM
@@ -714,7 +713,7 @@ if agent_start; then
 		[ -e "$PIN_ROOT/$f" ] || missing="$missing $f"
 	done
 	expect_eq "every pin still there after SIGKILL" "${missing:-none}" none
-	expect_true "tc pin still on the veth" eval "ls '$PIN_ROOT/$GID'/tc_*_$veth_ifindex >/dev/null 2>&1"
+	expect_true "tc program still on the veth" eval "guard_field 'g[\"tc_ifindexes\"]' | grep -qw '$veth_ifindex'"
 	case_reset
 	flood_start 4
 	sleep 1

@@ -32,7 +32,15 @@ require_root() {
 	exit 1
 }
 
-# Test files that attach share /sys/fs/bpf/vpnguard: one at a time. Sets lock_wait (s).
+# The suites' own pin root and run directory (vpnguard-bpf reads them from the environment):
+# they run beside a vpnguard that guards this machine and never touch its pins or agent.
+# tests/kernel/run.sh sets them once for every file; a file run alone makes its own.
+export VPNGUARD_PIN_ROOT=${VPNGUARD_PIN_ROOT:-/sys/fs/bpf/vgtest-$$}
+export VPNGUARD_RUN_DIR=${VPNGUARD_RUN_DIR:-/run/vgtest-$$}
+PIN_ROOT=$VPNGUARD_PIN_ROOT
+AGENT_PIDFILE=$VPNGUARD_RUN_DIR/agent.pid
+
+# Kernel test files load the machine: one at a time. Sets lock_wait (s).
 take_kernel_test_lock() {
 	local t0=$SECONDS
 	exec 9>/run/vpnguard-kernel-tests.lock
@@ -43,9 +51,8 @@ take_kernel_test_lock() {
 	lock_wait=$((SECONDS - t0))
 }
 
-# Files that run agents: no agent of anyone else's may be running (there is one agent per
-# machine), then the topology (tests/lib/topology.sh, sourced by the caller).
-AGENT_PIDFILE=/run/vpnguard/agent.pid
+# Files that run agents: no other agent may be running in the suites' run directory (one agent
+# per pin root), then the topology (tests/lib/topology.sh, sourced by the caller).
 start_agent_world() {
 	if [ -e "$AGENT_PIDFILE" ] && _topo_pid_alive "$(head -n1 "$AGENT_PIDFILE" 2>/dev/null)"; then
 		nok "another vpnguard agent runs ($AGENT_PIDFILE): the agent cases cannot run"
