@@ -33,8 +33,8 @@
 # figure moves by a few percent from one process to the next, whatever the
 # configuration, and only many runs pin the median down.
 #
-# Needs root. Holds /run/vpnguard-kernel-tests.lock while it runs: it attaches
-# under the global /sys/fs/bpf/vpnguard like the kernel tests. Stop it with
+# Needs root. Holds /run/vpnguard-kernel-tests.lock while it runs, like the
+# kernel tests; pins in a root of its own (tests/lib/check.sh). Stop it with
 # Ctrl-C or a signal to its process group (kill -TERM -- -PGID): it removes
 # what it made. A SIGTERM to the shell's PID alone was seen to end it without
 # its traps (bash 5.2, waiting for a command), leaving the world behind.
@@ -45,8 +45,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 VG=$repo/build/vpnguard-bpf
 VGBENCH=$repo/build/vgbench
-PIN_ROOT=/sys/fs/bpf/vpnguard
-AGENT_PIDFILE=/run/vpnguard/agent.pid
 ROUNDS=${BENCH_ROUNDS:-21}
 BULK_ROUNDS=${BENCH_BULK_ROUNDS:-7}
 STORM_ROUNDS=${BENCH_STORM_ROUNDS:-3}
@@ -123,6 +121,7 @@ on_exit() {
 	detach_guard
 	topo_down
 	[ -n "$WORK" ] && rm -rf "$WORK"
+	rm -rf "$VPNGUARD_RUN_DIR"
 	say "done in $((SECONDS - started)) s (plus ${lock_wait:-0} s waiting for the lock)"
 	return "$rc"
 }
@@ -417,7 +416,7 @@ WORK=$(mktemp -d /tmp/vgbench.XXXXXX) || die "mktemp"
 SAMPLES=$WORK/samples.tsv
 : >"$SAMPLES"
 
-say "waiting for /run/vpnguard-kernel-tests.lock (kernel tests attach under $PIN_ROOT too)"
+say "waiting for /run/vpnguard-kernel-tests.lock (kernel tests load the machine too)"
 take_kernel_test_lock
 started=$SECONDS
 if [ -e "$AGENT_PIDFILE" ] && _topo_pid_alive "$(head -n1 "$AGENT_PIDFILE" 2>/dev/null)"; then

@@ -69,6 +69,10 @@ start_agent_world() {
 # The closing line, and the file's status: every check passed and the file reached its end
 # (it sets finished=1 there).
 result_line() {
+	# The run directory holds the attach lock file once an attach ran; the pin root is gone
+	# once every guard is detached.
+	rm -f "$VPNGUARD_RUN_DIR/lock"
+	rmdir "$VPNGUARD_RUN_DIR" 2>/dev/null
 	echo "$pass passed, $fail failed"
 	[ "$fail" = 0 ] && [ "${finished:-0}" = 1 ]
 }
