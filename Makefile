@@ -83,7 +83,7 @@ demo: deps
 	bash scripts/demo.sh
 
 bench: deps
-	$(MAKE) all $(OUT)/vgbench
+	$(MAKE) all $(OUT)/vgbench $(OUT)/vghelpers
 	bash tests/bench/run.sh
 
 # The binary, the service and slice, the logrotate file, and a sample config
@@ -103,3 +103,13 @@ install: $(OUT)/vpnguard-bpf
 clean:
 	rm -rf $(OUT)
 include tests/fuzz/fuzz.mk
+
+# The helper micro-benchmarks of `make bench` (tests/bench/helpers.*).
+$(OUT)/helpers.bpf.o: tests/bench/helpers.bpf.c bpf/vpnguard.h vmlinux/vmlinux.h | $(OUT)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUT)/helpers.skel.h: $(OUT)/helpers.bpf.o
+	$(BPFTOOL) gen skeleton $< name helpers_bpf > $@
+
+$(OUT)/vghelpers: tests/bench/helpers.c $(OUT)/helpers.skel.h
+	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@

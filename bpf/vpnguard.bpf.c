@@ -41,6 +41,8 @@ const volatile __u64 guard_cgroup_id = 0;
 const volatile __u32 guard_cgroup_level = 0;
 /* Never read here: it tells the loader which map layout an attached program was made for. */
 const volatile __u32 guard_abi = VG_ABI_VERSION;
+/* The guard's policy.fwmark, so that marking a socket needs no lookup; a new mark means new programs. */
+const volatile __u32 guard_fwmark = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -411,10 +413,9 @@ static __always_inline bool facts_hold(const struct vg_facts *f, const struct vg
 	       (p->mode != VG_MODE_TUNNEL || f->ifindex);
 }
 
-/* An allowed attempt: the tunnel it must use (0: any interface), the mark that steers into it. */
+/* An allowed attempt: the tunnel it must use (0: any interface). */
 struct verdict {
 	__u32 tun_ifindex;
-	__u32 fwmark;
 };
 
 /*
@@ -430,10 +431,8 @@ static __always_inline __u32 judge(const struct attempt *at, struct verdict *v)
 	__u32 reason;
 
 	v->tun_ifindex = 0;
-	v->fwmark = 0;
 	if (!p)
 		return addr_is_loopback(&at->dst) ? 0 : VG_R_NO_POLICY;
-	v->fwmark = p->fwmark;
 	if (addr_is_loopback(&at->dst))
 		return 0;
 	if (p->netns_cookie && at->netns_cookie != p->netns_cookie)
@@ -462,12 +461,11 @@ static __always_inline __u32 judge(const struct attempt *at, struct verdict *v)
  * guarded by name) gets it here, and routing sees it from this connect, or
  * from the datagram after this one.
  */
-static __always_inline void mark_for_steering(struct bpf_sock_addr *ctx, struct bpf_sock *sk,
-					      __u32 fwmark)
+static __always_inline void mark_for_steering(struct bpf_sock_addr *ctx, struct bpf_sock *sk)
 {
-	int mark = (int)fwmark;
+	int mark = (int)guard_fwmark;
 
-	if (fwmark && sk && sk->mark != fwmark)
+	if (guard_fwmark && sk && sk->mark != guard_fwmark)
 		bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
 }
 
@@ -484,7 +482,7 @@ static __always_inline int on_connect(struct bpf_sock_addr *ctx, struct attempt 
 	reason = judge(at, &v);
 	if (reason)
 		return deny(at, reason);
-	mark_for_steering(ctx, sk, v.fwmark);
+	mark_for_steering(ctx, sk);
 	return 1;
 }
 
@@ -503,7 +501,7 @@ static __always_inline int on_sendmsg(struct bpf_sock_addr *ctx, struct attempt 
 	reason = judge(at, &v);
 	if (reason)
 		return deny(at, reason);
-	mark_for_steering(ctx, sk, v.fwmark);
+	mark_for_steering(ctx, sk);
 	/*
 	 * A tunnel verdict (IPv4 only) for the egress program; any other clears
 	 * the socket's last one. No storage (no memory): egress judges in full.
@@ -733,7 +731,6 @@ int vg_sock_create(struct bpf_sock *sk)
 {
 	struct attempt at = { .hook = VG_HOOK_SOCK_CREATE };
 	__u64 id = guard_cgroup_id;
-	struct vg_policy *p;
 
 	if (sk->type == SOCK_RAW) {
 		at.proto = sk->protocol;
@@ -748,9 +745,8 @@ int vg_sock_create(struct bpf_sock *sk)
 				     bpf_map_lookup_elem(&vg_abi, &(__u32){ 0 })))
 		return 0;
 	/* Nested guards: the innermost runs first, and its mark stays. */
-	p = bpf_map_lookup_elem(&vg_policy, &id);
-	if (p && p->fwmark && !sk->mark)
-		sk->mark = p->fwmark;
+	if (guard_fwmark && !sk->mark)
+		sk->mark = guard_fwmark;
 	return 1;
 }
 

@@ -58,6 +58,18 @@ int vg_map_open(const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
+/* Reads one entry of a pinned map; -errno. */
+static int map_read(const char *name, const void *key, void *val)
+{
+	int fd = vg_map_open(name), err;
+
+	if (fd < 0)
+		return fd;
+	err = bpf_map_lookup_elem(fd, key, val) ? -errno : 0;
+	close(fd);
+	return err;
+}
+
 /* libbpf's warnings are the real cause of a failed load; its debug chatter is on request. */
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -100,8 +112,8 @@ static int check_abi(void)
 	return -EPROTO;
 }
 
-/* Which programs these are: FNV-1a of the BPF object built into this binary. */
-static __u64 build_stamp(void)
+/* Which programs these are: FNV-1a of the BPF object built into this binary, and the mark they set. */
+static __u64 build_stamp(__u32 fwmark)
 {
 	size_t n;
 	const unsigned char *p = vpnguard_bpf__elf_bytes(&n);
@@ -109,10 +121,12 @@ static __u64 build_stamp(void)
 
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ p[i]) * 0x100000001b3ULL;
+	for (int i = 0; i < 4; i++)
+		h = (h ^ ((fwmark >> (8 * i)) & 0xff)) * 0x100000001b3ULL;
 	return h;
 }
 
-static struct vpnguard_bpf *guard_load(__u64 id, __u32 level)
+static struct vpnguard_bpf *guard_load(__u64 id, __u32 level, __u32 fwmark)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = vg_pin_root());
 	struct vg_abi abi = { .version = VG_ABI_VERSION };
@@ -129,6 +143,7 @@ static struct vpnguard_bpf *guard_load(__u64 id, __u32 level)
 	}
 	skel->rodata->guard_cgroup_id = id;
 	skel->rodata->guard_cgroup_level = level;
+	skel->rodata->guard_fwmark = fwmark;
 	vg_pin_path(tundev, sizeof(tundev), "vg_tundev");
 	pin_fd = bpf_obj_get(tundev);
 	err = pin_fd >= 0 ? bpf_map__reuse_fd(skel->maps.vg_tundev, pin_fd) : 0;
@@ -151,14 +166,14 @@ static struct vpnguard_bpf *guard_load(__u64 id, __u32 level)
 /* A guard's programs, loaded only once an attachment needs them (loading verifies them all). */
 struct guard_progs {
 	__u64 id;
-	__u32 level;
+	__u32 level, fwmark;
 	struct vpnguard_bpf *skel;
 };
 
 static struct vpnguard_bpf *guard_progs_get(struct guard_progs *g)
 {
 	if (!g->skel)
-		g->skel = guard_load(g->id, g->level);
+		g->skel = guard_load(g->id, g->level, g->fwmark);
 	return g->skel;
 }
 
@@ -359,31 +374,37 @@ bool vg_guard_paths_fit(const char *cgroup_rel, const char *netns_path)
 static int attach_one(struct txn *t, const struct vg_attach_req *req, const struct vg_cgroup *cg)
 {
 	struct vg_policy policy = req->policy, old;
-	struct vg_guard_info info = { .build = build_stamp() }, old_info = { 0 };
-	struct guard_progs progs = { cg->id, cg->level, NULL };
+	struct vg_guard_info info = { 0 }, old_info = { 0 };
+	struct guard_progs progs = { cg->id, cg->level, 0, NULL };
+	int err = 0, cg_fd, policy_fd = vg_map_open("vg_policy");
 	struct vpnguard_bpf *skel;
 	struct vg_state old_state;
 	char dir[PATH_MAX];
 	__u64 id = cg->id;
 	bool had_old, renew;
-	int err, cg_fd;
 
 	/* Both paths fit: vg_guard_paths_fit, checked by the caller. */
 	memcpy(info.cgroup, cg->rel, strlen(cg->rel));
 	if (req->netns_path)
 		memcpy(info.netns, req->netns_path, strlen(req->netns_path));
-	skel = guard_progs_get(&progs);
-	if (!skel)
-		return -ENOEXEC;
-	had_old = !bpf_map_lookup_elem(bpf_map__fd(skel->maps.vg_policy), &id, &old);
-	if (had_old)
-		bpf_map_lookup_elem(bpf_map__fd(skel->maps.vg_guards), &id, &old_info);
+	/* The mark first: the programs are made for it. */
+	had_old = policy_fd >= 0 && !bpf_map_lookup_elem(policy_fd, &id, &old);
+	if (had_old && map_read("vg_guards", &id, &old_info))
+		memset(&old_info, 0, sizeof(old_info));
 	/* No namespace (its tunnel's is gone): nothing to steer; the guard denies every socket by rule 3. */
 	if (policy.mode == VG_MODE_TUNNEL && req->netns_fd < 0)
 		policy.fwmark = policy.route_table = 0;
-	else if ((err = vg_steering_choose(bpf_map__fd(skel->maps.vg_policy), id, req->netns_fd,
-					   had_old ? &old : NULL, &policy)))
-		goto out;
+	else
+		err = vg_steering_choose(policy_fd, id, req->netns_fd, had_old ? &old : NULL, &policy);
+	if (policy_fd >= 0)
+		close(policy_fd);
+	if (err)
+		return err;
+	progs.fwmark = policy.fwmark;
+	info.build = build_stamp(policy.fwmark);
+	skel = guard_progs_get(&progs);
+	if (!skel)
+		return -ENOEXEC;
 	/* Maps before programs: a program never runs without its policy. */
 	err = txn_map_update(t, bpf_map__fd(skel->maps.vg_policy), &id, sizeof(id), &policy,
 			     sizeof(policy));
@@ -461,17 +482,6 @@ int vg_state_write(__u64 id, const struct vg_state *st)
 	return err;
 }
 
-/* Reads one entry of a pinned map; -errno. */
-static int map_read(const char *name, const void *key, void *val)
-{
-	int fd = vg_map_open(name), err;
-
-	if (fd < 0)
-		return fd;
-	err = bpf_map_lookup_elem(fd, key, val) ? -errno : 0;
-	close(fd);
-	return err;
-}
 
 int vg_guard_refresh(__u64 id, int netns_fd)
 {
@@ -488,6 +498,7 @@ int vg_guard_refresh(__u64 id, int netns_fd)
 		return err == -ENOENT ? 0 : err;
 	info.cgroup[sizeof(info.cgroup) - 1] = 0;
 	progs.level = vg_cgroup_level(info.cgroup);
+	progs.fwmark = policy.fwmark;
 	/* The tunnel's facts first: they are what the programs are waiting for. */
 	tunnels_fd = vg_map_open("vg_tunnels");
 	tundev_fd = vg_map_open("vg_tundev");

@@ -147,6 +147,9 @@ static bool steering_clashes(int policy_fd, __u64 id, const struct vg_policy *p)
 	__u64 key, next;
 	struct vg_policy q;
 
+	if (policy_fd < 0)
+		return false; /* no guard yet */
+
 	for (void *prev = NULL; !bpf_map_get_next_key(policy_fd, prev, &next); prev = &key) {
 		key = next;
 		if (key != id && !bpf_map_lookup_elem(policy_fd, &key, &q) &&

@@ -85,7 +85,10 @@ def build(runs, args):
     w["agent_footprint"] = dict(unit="kB RSS", none=None, nft=None, vpnguard=fp.pop("rss_kb"), **fp)
     return {
         "bpf_programs": prog_costs(runs),
+        "helpers": load_helpers(args.helpers),
         "kernel": args.kernel,
+        "clocksource": args.clocksource,
+        "mitigations": args.mitigations,
         "date": args.date,
         "machine": args.machine,
         "load_average_at_start": args.load,
@@ -117,6 +120,39 @@ def prog_costs(runs):
         if progs:
             out[workload] = dict(per=per, programs=progs)
     return out
+
+
+def load_helpers(path):
+    """tests/bench/helpers.c's figures: {"ns_per_call": {operation: ns}}, or None."""
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+# On refresh only (at most every VG_FACTS_TTL_NS per CPU), not on the per-call path.
+REFRESH_ONLY = ("ktime_get_boot_ns", "ktime_get_ns", "hash_lookup_tunnel_key", "devmap_hash_lookup",
+                "percpu_hash_lookup_counter", "get_current_pid_tgid")
+
+
+def helper_lines(h):
+    if not h:
+        return []
+    ns = h["ns_per_call"]
+    lines = ["One helper call or map access in isolation (BPF_PROG_TEST_RUN, "
+             f"{h['loops']} in a loop, the median of 9 trials):", "",
+             "| helper or map access | on the per-call path | ns per call |", "| --- | --- | ---: |"]
+    for name, v in ns.items():
+        lines.append(f"| `{name}` | {'no (refresh, denial)' if name in REFRESH_ONLY else 'yes'} | {v:.1f} |")
+    hot = {k: v for k, v in ns.items() if k not in REFRESH_ONLY}
+    worst = max(hot, key=hot.get) if hot else None
+    if worst:
+        lines += ["", f"- no helper call on the per-call path above 30 ns: the dearest is `{worst}`, "
+                  f"{hot[worst]:.1f} ns: {verdict(hot[worst] <= 30)}"]
+    return lines + [""]
 
 
 def prog_cost_lines(costs):
@@ -159,6 +195,17 @@ def delta(m, c, digits=0):
     return f"{m[c] - m['none']:+,.{digits}f}".replace(",", " ")
 
 
+def ratio_to_nft(m, higher_is_worse=True):
+    """vpnguard's overhead as a multiple of nft's, in the same run ("–" when nft costs nothing)."""
+    if any(m[c] is None for c in CONFIGS):
+        return "–"
+    sign = 1 if higher_is_worse else -1
+    nft_o, vg_o = sign * (m["nft"] - m["none"]), sign * (m["vpnguard"] - m["none"])
+    if nft_o <= 0:
+        return "– (nft ≤ 0)"
+    return f"{vg_o / nft_o:.2f}×"
+
+
 def verdict(ok):
     return "met" if ok else "**missed**"
 
@@ -178,16 +225,19 @@ def markdown(r):
     s = w["deny_storm"]
     lines = [
         f"`make bench` on {r['date']}: kernel {r['kernel']}, {r['machine']}, "
+        f"clocksource {r['clocksource']}, {r['mitigations']}, "
         f"load average {r['load_average_at_start']} at the start. "
         f"Medians of {r['rounds']} rounds (workloads 1–2 / 3 / 4 / 5); "
         "the ratio to none in brackets.",
         "",
-        "| workload | unit | none | nft | vpnguard | nft − none | vpnguard − none |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| workload | unit | none | nft | vpnguard | nft − none | vpnguard − none | ÷ nft's |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, unit, m, d in rows:
+        worse_up = unit not in ("Gbit/s",)
+        cmp = ratio_to_nft(m, worse_up) if name[0] in "123" else ""
         lines.append(f"| {name} | {unit} | " + " | ".join(cells(m, d)) +
-                     f" | {delta(m, 'nft', d)} | {delta(m, 'vpnguard', d)} |")
+                     f" | {delta(m, 'nft', d)} | {delta(m, 'vpnguard', d)} | {cmp} |")
     lines.append(f"| 6. agent RSS idle / under the storm | kB | – | – | "
                  f"{fmt(a['vpnguard'])} / {fmt(a['rss_storm_kb'])} | | |")
     lines.append(f"| 6. agent CPU idle / under the storm | % | – | – | "
@@ -204,6 +254,7 @@ def markdown(r):
         "",
     ]
     lines += prog_cost_lines(r.get("bpf_programs"))
+    lines += helper_lines(r.get("helpers"))
     u, c, b, lk = w["udp_sendto"], w["connect"], w["tcp_bulk"], w["leak_window"]
     if all(u[k] is not None for k in CONFIGS):
         nft_o, vg_o = u["nft"] - u["none"], u["vpnguard"] - u["none"]
@@ -241,6 +292,9 @@ def main():
     ap.add_argument("--machine", required=True)
     ap.add_argument("--load", required=True)
     ap.add_argument("--rounds", required=True)
+    ap.add_argument("--clocksource", default="?")
+    ap.add_argument("--mitigations", default="?")
+    ap.add_argument("--helpers", help="tests/bench/helpers.c's --json output")
     ap.add_argument("--date", default=datetime.datetime.now(datetime.timezone.utc)
                     .strftime("%Y-%m-%d %H:%M UTC"))
     args = ap.parse_args()

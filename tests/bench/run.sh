@@ -45,6 +45,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 VG=$repo/build/vpnguard-bpf
 VGBENCH=$repo/build/vgbench
+VGHELPERS=$repo/build/vghelpers
 ROUNDS=${BENCH_ROUNDS:-21}
 BULK_ROUNDS=${BENCH_BULK_ROUNDS:-7}
 STORM_ROUNDS=${BENCH_STORM_ROUNDS:-3}
@@ -409,8 +410,8 @@ require_root
 for t in ip nft wg wireguard-go iperf3 taskset python3 timeout flock bpftool; do
 	command -v "$t" >/dev/null || die "missing tool: $t (sh scripts/install-deps.sh)"
 done
-if [ ! -x "$VG" ] || [ ! -x "$VGBENCH" ] || [ ! -x "$TOPO_VGPROBE" ]; then
-	die "build first: make all build/vgbench"
+if [ ! -x "$VG" ] || [ ! -x "$VGBENCH" ] || [ ! -x "$VGHELPERS" ] || [ ! -x "$TOPO_VGPROBE" ]; then
+	die "build first: make all build/vgbench build/vghelpers"
 fi
 WORK=$(mktemp -d /tmp/vgbench.XXXXXX) || die "mktemp"
 SAMPLES=$WORK/samples.tsv
@@ -474,8 +475,15 @@ agent_stop
 detach_guard
 
 # ---------------------------------------------------------------------------
+say "one helper call or map access in isolation (build/vghelpers)"
+"$VGHELPERS" --json "$WORK/helpers.json" >/dev/null || die "vghelpers failed"
+
 machine="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $ncpu cores"
+vuln=/sys/devices/system/cpu/vulnerabilities
+mitigations="spectre_v2: $(cat $vuln/spectre_v2 2>/dev/null || echo ?); meltdown: $(cat $vuln/meltdown 2>/dev/null || echo ?)"
 python3 "$here/report.py" "$SAMPLES" "$here/results.json" "$here/results.md" \
 	--kernel "$(uname -r)" --machine "$machine" --load "$load_start" \
+	--clocksource "$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)" \
+	--mitigations "$mitigations" --helpers "$WORK/helpers.json" \
 	--rounds "$ROUNDS/$BULK_ROUNDS/$STORM_ROUNDS/$LEAK_ROUNDS" || die "report"
 cat "$here/results.md"

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * helpers.bpf.c - what one helper call or map access costs on this machine,
+ * each in isolation: a cgroup_skb program per operation, run by
+ * BPF_PROG_TEST_RUN (the kernel hands it an skb with a socket of its own)
+ * doing the operation LOOPS times in a loop;
+ * tests/bench/helpers.c subtracts the empty loop. The operations are the
+ * ones on vpnguard's per-call path (bpf/vpnguard.bpf.c), with maps of the
+ * same kinds, key sizes and value sizes.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "vpnguard.h"
+
+#define LOOPS 1000
+#define BPF_SK_STORAGE_GET_F_CREATE 1
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VG_MAX_GUARDS);
+	__type(key, __u64);
+	__type(value, struct vg_policy);
+} policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VG_MAX_GUARDS);
+	__type(key, struct vg_tunnel_key);
+	__type(value, struct vg_tunnel);
+} tunnels SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64[6]);
+} facts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, VG_MAX_GUARDS);
+	__type(key, __u32);
+	__type(value, struct vg_tundev);
+} tundev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, VG_MAX_GUARDS * VG_REASON_SLOTS);
+	__type(key, struct vg_counter_key);
+	__type(value, struct vg_counter);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} sk_store SEC(".maps");
+
+/* The keys the loader wrote, as the programs look them up. */
+const volatile __u64 policy_key = 0;
+const volatile __u32 tundev_key = 0;
+struct vg_tunnel_key tunnel_key = {};
+
+/* What a loop leaves behind, so that the compiler keeps every call. */
+__u64 sink;
+
+/* One program per operation: LOOPS of it, the loop not unrolled (as the verifier walks it). */
+#define BENCH(name, ...)                                                      \
+	SEC("cgroup_skb/egress")                                                \
+	int name(struct __sk_buff *skb)                                         \
+	{                                                                       \
+		/* Read once: the verifier refuses ctx loads clang has offset. */ \
+		struct bpf_sock *sk0 __attribute__((unused)) = skb->sk;         \
+		__u64 acc = 0;                                                  \
+									\
+		_Pragma("clang loop unroll(disable)")                           \
+		for (__u32 i = 0; i < LOOPS; i++) {                             \
+			__VA_ARGS__;                                            \
+		}                                                               \
+		sink = acc;                                                     \
+		return 1;                                                       \
+	}
+
+BENCH(empty, acc += i; asm volatile("" : "+r"(acc)))
+BENCH(hash_lookup_u64, {
+	__u64 k = policy_key;
+	acc += bpf_map_lookup_elem(&policy, &k) != 0;
+})
+BENCH(hash_lookup_tunnel_key, acc += bpf_map_lookup_elem(&tunnels, &tunnel_key) != 0)
+BENCH(percpu_array_lookup, {
+	__u32 z = 0;
+	acc += bpf_map_lookup_elem(&facts, &z) != 0;
+})
+BENCH(devmap_hash_lookup, {
+	__u32 k = tundev_key;
+	acc += bpf_map_lookup_elem(&tundev, &k) != 0;
+})
+BENCH(percpu_hash_lookup_counter, {
+	struct vg_counter_key k = { .cgroup_id = policy_key, .reason = VG_R_DNS };
+	acc += bpf_map_lookup_elem(&counters, &k) != 0;
+})
+BENCH(ktime_get_coarse_ns, acc += bpf_ktime_get_coarse_ns())
+BENCH(ktime_get_boot_ns, acc += bpf_ktime_get_boot_ns())
+BENCH(ktime_get_ns, acc += bpf_ktime_get_ns())
+BENCH(get_netns_cookie, acc += bpf_get_netns_cookie(skb))
+BENCH(sk_fullsock, {
+	struct bpf_sock *sk = sk0;
+	if (sk)
+		acc += bpf_sk_fullsock(sk) != 0;
+})
+BENCH(sk_storage_get, {
+	struct bpf_sock *sk = sk0;
+	if (sk && (sk = bpf_sk_fullsock(sk)))
+		acc += bpf_sk_storage_get(&sk_store, sk, 0, 0) != 0;
+})
+BENCH(sk_storage_get_create, {
+	struct bpf_sock *sk = sk0;
+	if (sk && (sk = bpf_sk_fullsock(sk)))
+		acc += bpf_sk_storage_get(&sk_store, sk, 0, BPF_SK_STORAGE_GET_F_CREATE) != 0;
+})
+BENCH(get_current_pid_tgid, acc += bpf_get_current_pid_tgid())
+BENCH(skb_cgroup_id, acc += bpf_skb_cgroup_id(skb))
+
+char LICENSE[] SEC("license") = "GPL";
