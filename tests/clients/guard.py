@@ -4,8 +4,9 @@
         g.status()                      # this guard's entry of `status --json`
         g.denied()                      # {reason: count}
 
-Only one agent may run per machine (its pidfile is /run/vpnguard/agent.pid) and
-every guard shares /sys/fs/bpf/vpnguard: hold the kernel_lock fixture around it.
+One agent per run directory (its pidfile is $VPNGUARD_RUN_DIR/agent.pid, default
+/run/vpnguard) and pins under $VPNGUARD_PIN_ROOT (default /sys/fs/bpf/vpnguard):
+tests/conftest.py gives each session its own; hold the kernel_lock fixture around it.
 Cleanup: SIGTERM to the agent by PID, `detach --cgroup CG`, and any pins of this
 guard (by its cgroup id) that detach left behind.
 """
@@ -17,14 +18,21 @@ import subprocess
 
 from vgproc import end_popen, pid_alive, wait_until
 
-AGENT_PIDFILE = "/run/vpnguard/agent.pid"
-PIN_ROOT = "/sys/fs/bpf/vpnguard"
+
+
+def pin_root():
+    """Where vpnguard-bpf pins: VPNGUARD_PIN_ROOT (tests/conftest.py gives each session its own)."""
+    return os.environ.get("VPNGUARD_PIN_ROOT", "/sys/fs/bpf/vpnguard")
+
+
+def agent_pidfile():
+    return os.path.join(os.environ.get("VPNGUARD_RUN_DIR", "/run/vpnguard"), "agent.pid")
 
 
 def foreign_agent():
-    """PID of a running agent that is not ours, or None."""
+    """PID of a running agent that is not ours (in our run directory), or None."""
     try:
-        with open(AGENT_PIDFILE) as f:
+        with open(agent_pidfile()) as f:
             pid = int(f.readline().strip() or 0)
     except (OSError, ValueError):
         return None
@@ -56,7 +64,7 @@ class Guard:
 
     def start(self):
         other = foreign_agent()
-        assert other is None, f"another vpnguard agent runs (pid {other}, {AGENT_PIDFILE})"
+        assert other is None, f"another vpnguard agent runs (pid {other}, {agent_pidfile()})"
         with open(self.err_path, "ab") as err:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
                                          stdout=err, stderr=err)
@@ -119,9 +127,9 @@ class Guard:
             rc = self.proc.returncode
             if rc is not None and rc < 0:  # killed: its pidfile is left behind; drop it if ours
                 try:
-                    with open(AGENT_PIDFILE) as f:
+                    with open(agent_pidfile()) as f:
                         if int(f.readline().strip() or 0) == self.proc.pid:
-                            os.unlink(AGENT_PIDFILE)
+                            os.unlink(agent_pidfile())
                 except (OSError, ValueError):
                     pass
             self.proc = None
@@ -130,7 +138,7 @@ class Guard:
                                text=True, timeout=60)
             if r.returncode != 0:
                 print(f"guard: detach --cgroup {self.cg} failed: {r.stderr.strip()}")
-            d = os.path.join(PIN_ROOT, str(self.gid))
+            d = os.path.join(pin_root(), str(self.gid))
             if os.path.isdir(d):  # never leave our pins behind (only ours: by guard id)
                 print(f"guard: removing leftover pins of guard {self.gid} by hand")
                 for n in os.listdir(d):

@@ -26,16 +26,18 @@ Cases, client x routing ("default": the tunnel is HOME's default route;
 The control (no guard, "default") shows the counters catch a leak: once the
 tunnel is dead the client's packets appear on the veth.
 
-Two choices keep (d) about the guard, not the client (both measured with no
-vpnguard at all, `-m reference`): the seeder speaks TCP only to qBittorrent
-(libtorrent 2.0 carries uTP on listen sockets bound to the tunnel device,
-closes them with it and did not reopen them on the recreated tunnel, so a uTP
-download never resumed; it falls back to TCP by itself), and uTP to
-Transmission (which never fell back to TCP here) with 12 uTP resends instead of
-libtorrent's 3, so its connection outlives the 6 s outage (with 3 it resumed
-only after about 45 s). offwg leaves out ICMP errors HOME's kernel sends the
-VPN server about its own datagrams while the client's wireguard-go is dead
-(counted as wgicmp; tests/lib/vgnft.py).
+Two choices keep (d) about the guard, not the client. qBittorrent's uTP rides
+libtorrent 2.0 listen sockets bound to the tunnel device; libtorrent closed them
+with the device and did not reopen them on the recreated tunnel, with or without
+vpnguard, and a uTP download over them never resumed. Transmission (which never
+fell back to TCP here) resumed only after about 45 s with no vpnguard at all
+(the outage made leak-free by routing): libtorrent's seeder had dropped the uTP
+connection after its 3 resends. So the seeder speaks TCP only to qBittorrent
+(which falls back to TCP by itself) and uTP with 12 resends to Transmission;
+`-m reference` runs that routing kill switch, no vpnguard, with these settings.
+offwg leaves out ICMP errors HOME's kernel sends the VPN server about its own
+datagrams while the client's wireguard-go is dead (counted as wgicmp,
+tests/lib/vgnft.py).
 
 Run: tests/clients/run.sh [-k 'qbittorrent and split'] (root; pytest-3). Every
 figure is printed as a "FIGURE <case>: <name> = <value>" line (-rA shows them
@@ -51,7 +53,7 @@ ROUTINGS = ("default", "split")
 
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize("topo", ROUTINGS, indirect=True)
-def test_guarded_client(client, topo, vg, kernel_lock, payload):
+def test_guarded_client(kernel_lock, vg, payload, client, topo):
     rep = Run(topo, client, payload, vg).go()
     bad = rep.failures()
     assert not bad, f"{rep.title}: " + "; ".join(f"({c}) {w}: {d}" for c, w, _, d in bad)

@@ -259,11 +259,16 @@ class Topology:
         self._handshake()
         self._save_env()
 
-    def _handshake(self):
+    def _handshake(self, timeout=30.0):
+        """wireguard-go handshakes on the first packet: send one (to a port the
+        counters leave out) until the handshake shows; generous on a loaded machine."""
         s = self.socket(self.home, socket.AF_INET, socket.SOCK_DGRAM)
+        out, last_send = "", 0.0
+        end = time.monotonic() + timeout
         try:
-            for i in range(100):
-                if i % 5 == 0:
+            while time.monotonic() < end:
+                if time.monotonic() - last_send >= 1.0:
+                    last_send = time.monotonic()
                     try:
                         s.sendto(b"hs", (self.vpn_server_ip, vgnft.HS_PORT))
                     except OSError:
@@ -274,7 +279,16 @@ class Topology:
                 time.sleep(0.1)
         finally:
             s.close()
-        raise TopoError(f"no WireGuard handshake on {self.wg_client}")
+        diag = [out.strip(), self._ip(self.home, "-br", "link", check=False).stdout,
+                self.run(["wg", "show", self.wg_server], netns=self.inet).stdout]
+        for n in (self.wg_client, self.wg_server):
+            try:
+                with open(os.path.join(self.dir, f"wireguard-go.{n}.log"), errors="replace") as f:
+                    diag.append(f"{n}: " + f.read()[-500:])
+            except OSError:
+                pass
+        raise TopoError(f"no WireGuard handshake on {self.wg_client} in {timeout:.0f} s:\n"
+                        + "\n".join(diag))
 
     def _read(self, name):
         with open(os.path.join(self.dir, name)) as f:
