@@ -15,22 +15,26 @@ UNITDIR  ?= $(PREFIX)/lib/systemd/system
 DOCDIR   ?= $(PREFIX)/share/doc/vpnguard-bpf
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ivmlinux -Ibpf
+# user/ by concern; headers are included by name, so each folder is on the include path.
+USER_DIRS  := cli core agent docker scan lib
 CFLAGS     ?= -O2 -g
-CFLAGS     += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Ibpf -I$(OUT) -Iuser
-# libcurl is loaded when first used (user/http.h), not linked: its headers only.
+CFLAGS     += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Ibpf -I$(OUT) $(addprefix -Iuser/,$(USER_DIRS))
+DEPFLAGS   := -MMD -MP
+# libcurl is loaded when first used (user/lib/http.h), not linked: its headers only.
 PKGS       := libbpf libmnl json-c inih libsystemd
 LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl -ljson-c -linih -lsystemd) -lelf -lz -lpthread
 
-# Pure logic: no syscalls beyond libc, unit-tested without root.
-PURE_SRCS  := user/args.c user/policy.c user/event_fmt.c user/config.c user/health.c user/redact.c
-SYS_SRCS   := user/paths.c user/cgroup.c user/netns.c user/steer.c user/steering.c user/attach.c user/txn.c user/tunnels.c user/loader.c user/detach.c user/pins.c user/log.c user/pidfile.c user/migrate.c user/events.c user/status.c user/agent.c \
-              user/guards.c user/http.c user/probe.c user/webhook.c
-# Docker: the engine's answers and the scan's rules are pure; the socket and /proc are not.
-PURE_SRCS  += user/docker_json.c user/proc_parse.c user/scan_logic.c
-SYS_SRCS   += user/docker.c user/scan.c user/follow.c
-USER_SRCS  := user/vpnguard.c $(PURE_SRCS) $(SYS_SRCS)
-USER_OBJS  := $(patsubst user/%.c,$(OUT)/%.o,$(USER_SRCS))
+# Pure logic: no syscalls beyond libc, unit-tested (and fuzzed) without root, clang or bpftool.
+PURE_SRCS  := user/cli/args.c user/cli/config.c user/core/policy.c user/lib/event_fmt.c \
+              user/agent/health.c user/lib/redact.c \
+              user/docker/docker_json.c user/scan/proc_parse.c user/scan/scan_logic.c
+USER_SRCS  := $(wildcard $(addsuffix /*.c,$(addprefix user/,$(USER_DIRS))))
+USER_OBJS  := $(patsubst %.c,$(OUT)/%.o,$(USER_SRCS))
+PURE_OBJS  := $(patsubst %.c,$(OUT)/%.o,$(PURE_SRCS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/%,$(wildcard tests/unit/test_*.c))
+
+# A recipe that fails leaves no half-written target (an empty skeleton would pass as up to date).
+.DELETE_ON_ERROR:
 
 .PHONY: all bpf deps test unit-test kernel-test demo bench clean install
 all: $(OUT)/vpnguard-bpf $(OUT)/vgprobe $(OUT)/vgdockerev
@@ -46,8 +50,14 @@ $(OUT)/vpnguard.bpf.o: bpf/vpnguard.bpf.c bpf/vpnguard.h vmlinux/vmlinux.h | $(O
 $(OUT)/vpnguard.skel.h: $(OUT)/vpnguard.bpf.o
 	$(BPFTOOL) gen skeleton $< name vpnguard_bpf > $@
 
-$(OUT)/%.o: user/%.c $(wildcard user/*.h) bpf/vpnguard.h $(OUT)/vpnguard.skel.h | $(OUT)
-	$(CC) $(CFLAGS) -c $< -o $@
+$(OUT)/user/%.o: user/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+# Only the loader opens the programs; nothing else waits for clang and bpftool.
+$(OUT)/user/core/loader.o: $(OUT)/vpnguard.skel.h
+
+-include $(USER_OBJS:.o=.d)
 
 $(OUT)/vpnguard-bpf: $(USER_OBJS)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
@@ -56,13 +66,13 @@ $(OUT)/vgprobe: tests/tools/vgprobe.c | $(OUT)
 	$(CC) -O2 -g -Wall -Wextra -Werror $< -o $@
 
 # The Docker tests' event reader: vpnguard-bpf's own client against a real engine.
-$(OUT)/vgdockerev: tests/tools/vgdockerev.c $(patsubst %,$(OUT)/%.o,docker docker_json http cgroup proc_parse event_fmt policy)
+$(OUT)/vgdockerev: tests/tools/vgdockerev.c $(patsubst %,$(OUT)/user/%.o,docker/docker docker/docker_json lib/http core/cgroup scan/proc_parse lib/event_fmt core/policy)
 	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c) -lpthread -o $@
 
 $(OUT)/vgbench: tests/bench/vgbench.c | $(OUT)
 	$(CC) -O2 -g -Wall -Wextra -Werror $< -o $@
 
-$(OUT)/test_%: tests/unit/test_%.c $(patsubst user/%.c,$(OUT)/%.o,$(PURE_SRCS))
+$(OUT)/test_%: tests/unit/test_%.c $(PURE_OBJS) | $(OUT)
 	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs cmocka json-c inih 2>/dev/null || echo -lcmocka -ljson-c -linih) -o $@
 
 deps:

@@ -739,7 +739,7 @@ int vg_sock_create(struct bpf_sock *sk)
 	/*
 	 * Never true (the loader sets the id), so the verifier drops it; but the
 	 * program now holds vg_guards and vg_abi, which no program reads: they
-	 * live as long as the attachments, pins or not (user/pins.c).
+	 * live as long as the attachments, pins or not (user/core/pins.c).
 	 */
 	if (guard_cgroup_id == 0 && (bpf_map_lookup_elem(&vg_guards, &id) ||
 				     bpf_map_lookup_elem(&vg_abi, &(__u32){ 0 })))

@@ -36,7 +36,7 @@ static inline char *fuzz_string(const uint8_t *data, size_t size)
 /*
  * Shown to a person: valid UTF-8, no C0 or C1 control, DEL, bidirectional
  * or line-separator format character. Written apart from the escaping it
- * checks, from the Unicode tables, not from user/event_fmt.c.
+ * checks, from the Unicode tables, not from user/lib/event_fmt.c.
  */
 static inline void fuzz_assert_inert(const char *s)
 {

@@ -8,7 +8,7 @@ FUZZ_CC      ?= clang
 FUZZ_OUT     := $(OUT)/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE \
-                -Ibpf -Iuser -Itests/fuzz
+                -Ibpf $(addprefix -Iuser/,$(USER_DIRS)) -Itests/fuzz
 FUZZ_LIBS    := $(shell pkg-config --libs json-c inih 2>/dev/null || echo -ljson-c -linih)
 FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(patsubst %,$(FUZZ_OUT)/fuzz_%,$(FUZZ_NAMES))
@@ -20,8 +20,9 @@ fuzz-build: $(FUZZ_BINS)
 $(FUZZ_OUT):
 	mkdir -p $@
 
-$(FUZZ_OUT)/%.o: user/%.c $(wildcard user/*.h) bpf/vpnguard.h | $(FUZZ_OUT)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ_OUT)/%.o: user/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(DEPFLAGS) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
 
 $(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJS) | $(FUZZ_OUT)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer $< $(FUZZ_OBJS) $(FUZZ_LIBS) -o $@
@@ -31,3 +32,5 @@ fuzz: $(FUZZ_BINS)
 
 fuzz-smoke: $(FUZZ_BINS)
 	sh tests/fuzz/run.sh 3 $(FUZZ_BINS)
+
+-include $(FUZZ_OBJS:.o=.d)

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * vgdockerev - prints container events of a Docker engine through
- * vpnguard-bpf's own client (user/docker.c), so the tests check it against a
+ * vpnguard-bpf's own client (user/docker/docker.c), so the tests check it against a
  * real engine: one line "ACTION NAME ID" per start/die, until COUNT lines.
  *
  *   vgdockerev SOCKET SINCE_NS COUNT      (SINCE_NS: wall clock, 0 = from now)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Unit tests of vg_parse_args (user/args.c): the command line of design
+ * Unit tests of vg_parse_args (user/cli/args.c): the command line of design
  * section 7. Every bad usage must come back as -EINVAL with a message (the
  * caller turns it into exit code 2); nothing here touches the system.
  */

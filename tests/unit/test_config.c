@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Unit tests of the config file (user/config.c, libinih): good files give the
+ * Unit tests of the config file (user/cli/config.c, libinih): good files give the
  * same options as the command line; a bad file is refused with its name, the
  * line and the reason, and leaves nothing behind.
  */

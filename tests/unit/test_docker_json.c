@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Unit tests of user/docker_json.c: the Docker Engine API answers as the
+ * Unit tests of user/docker/docker_json.c: the Docker Engine API answers as the
  * engine writes them (inspect, errors, the event stream cut anywhere), and
  * the rules for hosts and names. No engine, no root.
  */

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Unit tests of user/event_fmt.c: struct vg_event to its JSON log record
+ * Unit tests of user/lib/event_fmt.c: struct vg_event to its JSON log record
  * (design section 7: time, event, reason, hook, cgroup, pid, comm, proto,
  * dst, dport, ...), wall-clock time formatting, and the human line.
  */

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Unit tests of user/health.c: reading IP-echo and gluetun answers (good,
+ * Unit tests of user/agent/health.c: reading IP-echo and gluetun answers (good,
  * malformed, hostile), and the open/close decisions of design section 4's
  * state machine as the agent drives it.
  */

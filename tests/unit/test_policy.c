@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Unit tests of user/policy.c: addresses, CIDRs and gateways into the
+ * Unit tests of user/core/policy.c: addresses, CIDRs and gateways into the
  * network-byte-order values of bpf/vpnguard.h (IPv4 held as ::ffff:a.b.c.d),
  * vg_policy_build, and the name tables.
  */

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Unit tests of the namespace-escape scan: reading /proc text
- * (user/proc_parse.c) and judging a process table (user/scan_logic.c), on
+ * (user/scan/proc_parse.c) and judging a process table (user/scan/scan_logic.c), on
  * made-up tables shaped like what this machine showed with Docker.
  */
 #include <errno.h>

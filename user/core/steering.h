@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Which mark and table a guard steers with, and keeping its rules and routes
- * (user/steer.c) in step with its policy: made by attach, made again by the
+ * (user/core/steer.c) in step with its policy: made by attach, made again by the
  * agent, retired when a new policy leaves them, removed by detach.
  */
 #ifndef VG_STEERING_H

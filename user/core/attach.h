@@ -32,7 +32,7 @@ extern const enum bpf_attach_type vg_cgroup_hooks[VG_N_CGROUP_HOOKS];
  * The guard's program attached to target (a cgroup fd, or for
  * VG_BPF_TCX_EGRESS an ifindex in the calling thread's namespace) for type:
  * its fd, -ENOENT when there is none. Programs of another map layout are not
- * counted: they go with their own pins (user/migrate.c).
+ * counted: they go with their own pins (user/core/migrate.c).
  */
 int vg_attached_prog(int target, enum bpf_attach_type type, __u64 id);
 

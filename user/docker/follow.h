@@ -2,7 +2,7 @@
 /*
  * The agent's Docker follower: a thread that streams the engine's container
  * starts and deaths, queues them, and wakes the agent through an eventfd;
- * the agent decides what they mean (user/agent.c). It streams from the time
+ * the agent decides what they mean (user/agent/agent.c). It streams from the time
  * the agent's set was resolved, so a restart in between is not missed. When
  * the stream ends or fails it queues the cause and reconnects after a pause
  * (1 s, doubling up to 30 s while nothing comes), from the last event seen.
