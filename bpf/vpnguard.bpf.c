@@ -137,7 +137,7 @@ struct {
 } vg_sk_verdict SEC(".maps");
 
 /*
- * The guard-wide facts of rules 6 and 7, per CPU (vpnguard.h, "Facts read
+ * The guard-wide facts of rules 7 and 8, per CPU (vpnguard.h, "Facts read
  * again"): the guard was open, and in tunnel mode the tunnel the policy names
  * ({netns_cookie, tunnel}) had ifindex, until until_ns on the coarse clock.
  * Only this CPU writes it, but a program can interrupt another one's write
@@ -170,40 +170,6 @@ struct attempt {
 	__u64 netns_cookie;
 };
 
-static __always_inline bool addr_is_v4(const struct vg_addr *a)
-{
-	return a->w[0] == 0 && a->w[1] == 0 && a->w[2] == bpf_htonl(0xffff);
-}
-
-static __always_inline void addr_from_v4(struct vg_addr *a, __u32 v4)
-{
-	a->w[0] = 0;
-	a->w[1] = 0;
-	a->w[2] = bpf_htonl(0xffff);
-	a->w[3] = v4;
-}
-
-static __always_inline bool addr_eq(const struct vg_addr *a, const struct vg_addr *b)
-{
-	return a->w[0] == b->w[0] && a->w[1] == b->w[1] && a->w[2] == b->w[2] &&
-	       a->w[3] == b->w[3];
-}
-
-static __always_inline bool addr_is_loopback(const struct vg_addr *a)
-{
-	if (addr_is_v4(a))
-		return (a->w[3] & bpf_htonl(0xff000000)) == bpf_htonl(0x7f000000);
-	return a->w[0] == 0 && a->w[1] == 0 && a->w[2] == 0 && a->w[3] == bpf_htonl(1);
-}
-
-static __always_inline bool cidr_contains(const struct vg_cidr *c, const struct vg_addr *a)
-{
-	return (a->w[0] & c->mask.w[0]) == c->net.w[0] &&
-	       (a->w[1] & c->mask.w[1]) == c->net.w[1] &&
-	       (a->w[2] & c->mask.w[2]) == c->net.w[2] &&
-	       (a->w[3] & c->mask.w[3]) == c->net.w[3];
-}
-
 static __always_inline bool port_is_dns(__u8 proto, __u16 dport)
 {
 	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
@@ -224,7 +190,7 @@ static bool in_allowed(const struct vg_policy *p, const struct vg_addr *a)
 	for (__u32 i = 0; i < VG_MAX_ALLOW; i++) {
 		if (i >= p->n_allow)
 			break;
-		if (cidr_contains(&p->allow[i], a))
+		if (vg_cidr_contains(&p->allow[i], a))
 			return true;
 	}
 	return false;
@@ -235,7 +201,7 @@ static bool is_resolver(const struct vg_policy *p, const struct vg_addr *a)
 	for (__u32 i = 0; i < VG_MAX_DNS; i++) {
 		if (i >= p->n_dns)
 			break;
-		if (addr_eq(&p->dns[i], a))
+		if (vg_addr_eq(&p->dns[i], a))
 			return true;
 	}
 	return false;
@@ -246,7 +212,7 @@ static bool is_gateway(const struct vg_policy *p, const struct vg_addr *a, __u16
 	for (__u32 i = 0; i < VG_MAX_GW; i++) {
 		if (i >= p->n_gw)
 			break;
-		if (addr_eq(&p->gw[i].addr, a) && (!p->gw[i].port || p->gw[i].port == dport))
+		if (vg_addr_eq(&p->gw[i].addr, a) && (!p->gw[i].port || p->gw[i].port == dport))
 			return true;
 	}
 	return false;
@@ -254,9 +220,8 @@ static bool is_gateway(const struct vg_policy *p, const struct vg_addr *a, __u16
 
 static __always_inline struct vg_tunnel *tunnel_of(const struct vg_policy *p)
 {
-	struct vg_tunnel_key key = { .netns_cookie = p->netns_cookie };
+	struct vg_tunnel_key key = vg_tunnel_key_of(p);
 
-	__builtin_memcpy(key.ifname, p->tunnel, VG_IFNAMSIZ);
 	return bpf_map_lookup_elem(&vg_tunnels, &key);
 }
 
@@ -265,7 +230,7 @@ static __always_inline bool is_tunnel_addr(const struct vg_tunnel *t, const stru
 	for (__u32 i = 0; i < VG_MAX_TUN_ADDRS; i++) {
 		if (i >= t->n_addrs)
 			break;
-		if (addr_eq(&t->addrs[i], a))
+		if (vg_addr_eq(&t->addrs[i], a))
 			return true;
 	}
 	return false;
@@ -351,7 +316,7 @@ static __noinline int deny(const struct attempt *at, __u32 reason)
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->hook = at->hook;
 	e->reason = reason;
-	e->family = addr_is_v4(&at->dst) ? AF_INET : AF_INET6;
+	e->family = vg_addr_is_v4(&at->dst) ? AF_INET : AF_INET6;
 	e->proto = at->proto;
 	e->dport = at->dport;
 	e->pad = 0;
@@ -363,7 +328,7 @@ static __noinline int deny(const struct attempt *at, __u32 reason)
 }
 
 /*
- * Rules 6 and 7 from the maps: the guard's state with its lease, and in
+ * Rules 7 and 8 from the maps: the guard's state with its lease, and in
  * tunnel mode the tunnel's ifindex (*ifindex, else 0). An open guard is kept
  * in f from coarse, the coarse clock read before the boot clock: for
  * VG_FACTS_TTL_NS, and never within VG_TICK_MAX_NS of the lease deadline, the
@@ -432,8 +397,8 @@ static __always_inline __u32 judge(const struct attempt *at, struct verdict *v)
 
 	v->tun_ifindex = 0;
 	if (!p)
-		return addr_is_loopback(&at->dst) ? 0 : VG_R_NO_POLICY;
-	if (addr_is_loopback(&at->dst))
+		return vg_addr_is_loopback(&at->dst) ? 0 : VG_R_NO_POLICY;
+	if (vg_addr_is_loopback(&at->dst))
 		return 0;
 	if (p->netns_cookie && at->netns_cookie != p->netns_cookie)
 		return VG_R_NETNS;
@@ -441,7 +406,7 @@ static __always_inline __u32 judge(const struct attempt *at, struct verdict *v)
 		return VG_R_DNS;
 	if (in_allowed(p, &at->dst))
 		return port_is_discovery(at->proto, at->dport) ? VG_R_DISCOVERY : 0;
-	if (!addr_is_v4(&at->dst))
+	if (!vg_addr_is_v4(&at->dst))
 		return VG_R_IPV6;
 	f = bpf_map_lookup_elem(&vg_facts, &zero);
 	coarse = bpf_ktime_get_coarse_ns();
@@ -520,7 +485,7 @@ int vg_connect4(struct bpf_sock_addr *ctx)
 {
 	struct attempt at = { .hook = VG_HOOK_CONNECT4 };
 
-	addr_from_v4(&at.dst, ctx->user_ip4);
+	vg_addr_from_v4(&at.dst, ctx->user_ip4);
 	return on_connect(ctx, &at);
 }
 
@@ -546,7 +511,7 @@ int vg_sendmsg4(struct bpf_sock_addr *ctx)
 {
 	struct attempt at = { .hook = VG_HOOK_SENDMSG4 };
 
-	addr_from_v4(&at.dst, ctx->user_ip4);
+	vg_addr_from_v4(&at.dst, ctx->user_ip4);
 	return on_sendmsg(ctx, &at);
 }
 
@@ -627,7 +592,7 @@ static __always_inline bool names_tunnel(const struct vg_tunnel *tun, __u32 tun_
 		return false;
 	if (ifindex)
 		return ifindex == tun_ifindex;
-	addr_from_v4(&a, addr4);
+	vg_addr_from_v4(&a, addr4);
 	return addr4 && is_tunnel_addr(tun, &a);
 }
 
@@ -782,9 +747,9 @@ static __always_inline int parse_packet(struct __sk_buff *skb, bool in_place, st
 
 		if (load_net(skb, in_place, 0, &ip, sizeof(ip)))
 			return -1;
-		addr_from_v4(&at->dst, ip.daddr);
+		vg_addr_from_v4(&at->dst, ip.daddr);
 		if (src)
-			addr_from_v4(src, ip.saddr);
+			vg_addr_from_v4(src, ip.saddr);
 		at->proto = ip.protocol;
 		if (ip.frag_off & bpf_htons(IP_OFFSET_MASK))
 			return 0; /* later fragments carry no ports */
@@ -881,7 +846,7 @@ int vg_tc_egress(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	if (bpf_skb_ancestor_cgroup_id(skb, guard_cgroup_level) != id ||
-	    addr_is_loopback(&at.dst) || in_allowed(p, &at.dst))
+	    vg_addr_is_loopback(&at.dst) || in_allowed(p, &at.dst))
 		return TCX_NEXT;
 	deny(&at, VG_R_OFF_TUNNEL);
 	return TC_ACT_SHOT;

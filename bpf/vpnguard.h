@@ -88,6 +88,8 @@
 #ifndef VPNGUARD_H
 #define VPNGUARD_H
 
+#include "vg_addr.h"
+
 #define VG_MAX_ALLOW 16
 #define VG_MAX_DNS 8
 #define VG_MAX_GW 8
@@ -151,16 +153,6 @@ enum vg_hook {
 	VG_HOOK_MAX,
 };
 
-/* An IPv6 address; IPv4 is held as ::ffff:a.b.c.d. */
-struct vg_addr {
-	__u32 w[4];
-};
-
-struct vg_cidr {
-	struct vg_addr net; /* already masked */
-	struct vg_addr mask;
-};
-
 struct vg_gateway {
 	struct vg_addr addr;
 	__u16 port; /* 0: any port */
@@ -213,6 +205,15 @@ struct vg_tunnel_key {
 	__u64 netns_cookie;
 	char ifname[VG_IFNAMSIZ];
 };
+
+/* The tunnel a tunnel-mode policy names: its device name in the namespace it was attached for. */
+static inline struct vg_tunnel_key vg_tunnel_key_of(const struct vg_policy *p)
+{
+	struct vg_tunnel_key key = { .netns_cookie = p->netns_cookie };
+
+	__builtin_memcpy(key.ifname, p->tunnel, VG_IFNAMSIZ);
+	return key;
+}
 
 struct vg_tunnel {
 	__u32 ifindex;  /* 0: down or gone */

@@ -2,7 +2,7 @@
 /*
  * vg_parse_args on any command line (words split at NUL bytes). What it
  * accepts, the loader must be able to build: every word was judged while
- * parsing (issue 11 item 14), so vg_policy_build and vg_health_cfg_build
+ * parsing, so vg_policy_build and vg_health_cfg_build
  * cannot refuse it later.
  */
 #include <stddef.h>

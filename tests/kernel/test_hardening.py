@@ -1,4 +1,4 @@
-"""A hostile operator against attach, detach and the agent (issue 11), on the real kernel.
+"""A hostile operator against attach, detach and the agent, on the real kernel.
 
 Every exit 0 of attach must mean enforced: all seven programs on the cgroup,
 a policy, and a rogue resolver refused as the far side sees it. Enforcement

@@ -1,4 +1,4 @@
-"""An upgrade over the first release's pins, under live traffic (issue 11 item 13).
+"""An upgrade over the first release's pins, under live traffic.
 
 The previous release (PREVIOUS, the last commit of main before the map layout
 changed) is built from git (git archive: the test needs main's history, as a

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Unit tests of the --allow coverage rule (user/core/policy.c, issue 11 item 4):
+ * Unit tests of the --allow coverage rule (user/core/policy.c):
  * an allow set whose union holds every public IPv4 address, or every public
  * IPv6 address (2000::/3), lets the guard's traffic leave outside the tunnel
  * when the tunnel is gone. Such sets are refused, whatever prefixes make them.

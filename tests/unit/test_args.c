@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Unit tests of vg_parse_args (user/cli/args.c): the command line of design
- * section 7. Every bad usage must come back as -EINVAL with a message (the
+ * Unit tests of vg_parse_args (user/cli/args.c): the command line of
+ * docs/design.md. Every bad usage must come back as -EINVAL with a message (the
  * caller turns it into exit code 2); nothing here touches the system.
  */
 #include <errno.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Unit tests of what vg_parse_args makes of each word (issue 11 item 14):
+ * Unit tests of what vg_parse_args makes of each word:
  * every address, CIDR and gateway is judged while parsing, so a bad one is a
  * usage error for anyone, before the caller asks for root; a value that is
  * an option's name is an error, not taken as a value nor as the option; a

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Unit tests of what the config file may be (user/cli/config.c, issue 11 item 5):
+ * Unit tests of what the config file may be (user/cli/config.c):
  * no continuation lines (libinih would join an indented line to the value
  * above it), no BOM or control bytes, and, as sshd asks of its files, a
  * regular file that only root can change. A FIFO or device is refused before

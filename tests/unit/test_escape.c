@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Unit tests of log-viewer injection (issue 11 item 11): a process's comm,
+ * Unit tests of log-viewer injection: a process's comm,
  * a cgroup path, a container name or anything else from the kernel, Docker
  * or the network may hold a newline, ESC or other control characters. Human
  * lines show them escaped (\n, \x1b) so they can neither forge a line nor

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Unit tests of user/lib/event_fmt.c: struct vg_event to its JSON log record
- * (design section 7: time, event, reason, hook, cgroup, pid, comm, proto,
+ * (docs/design.md: time, event, reason, hook, cgroup, pid, comm, proto,
  * dst, dport, ...), wall-clock time formatting, and the human line.
  */
 #include <arpa/inet.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Unit tests of vg_url_redact (user/lib/redact.c, issue 11 item 12): a webhook's
+ * Unit tests of vg_url_redact (user/lib/redact.c): a webhook's
  * or probe's URL in a message keeps its scheme, host and path (which URL
  * failed) and loses what may be a secret: the userinfo, every query value,
  * the fragment. No buffer size shows a piece of the secret.

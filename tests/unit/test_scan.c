@@ -77,7 +77,7 @@ static void test_stat(void **state)
 }
 
 /*
- * Issue 11 item 15: a text that ends at ')' has nothing after it; the reader
+ * A text that ends at ')' has nothing after it; the reader
  * went on past the terminating NUL. What follows the NUL here stands for
  * whatever memory lies there: the reader must not find field 22 in it.
  */

@@ -97,48 +97,48 @@ int vg_parse_gluetun_status(const char *body, size_t len, char *status, size_t s
 	return rc;
 }
 
-static bool addr_eq(const struct vg_addr *x, const struct vg_addr *y)
-{
-	return !memcmp(x, y, sizeof(*x));
-}
+static const char *const why_names[] = {
+	[VG_WHY_PROBE_PASSED] = "probe_passed",
+	[VG_WHY_REAL_IP] = "real_ip",
+	[VG_WHY_UNEXPECTED_IP] = "unexpected_ip",
+	[VG_WHY_GLUETUN_NOT_RUNNING] = "gluetun_not_running",
+	[VG_WHY_PROBE_FAILED] = "probe_failed",
+};
 
-static bool in_cidr(const struct vg_addr *a, const struct vg_cidr *c)
+const char *vg_why_name(enum vg_why why)
 {
-	for (int i = 0; i < 4; i++)
-		if ((a->w[i] & c->mask.w[i]) != c->net.w[i])
-			return false;
-	return true;
+	return why < sizeof(why_names) / sizeof(why_names[0]) ? why_names[why] : "unknown";
 }
 
 enum vg_verdict vg_health_judge(const struct vg_health_cfg *c, struct vg_health *h,
-				const struct vg_probe_result *r, const char **why, bool *leak)
+				const struct vg_probe_result *r, enum vg_why *why, bool *leak)
 {
 	bool expected = !c->n_expect;
 
 	*leak = false;
 	if (c->probe_url && r->ip_ok) {
 		for (int i = 0; i < c->n_real_ips; i++)
-			*leak |= addr_eq(&r->seen, &c->real_ips[i]);
+			*leak |= vg_addr_eq(&r->seen, &c->real_ips[i]);
 		for (int i = 0; i < c->n_expect; i++)
-			expected |= in_cidr(&r->seen, &c->expect[i]);
+			expected |= vg_cidr_contains(&c->expect[i], &r->seen);
 		if (*leak || !expected) {
-			*why = *leak ? "real_ip" : "unexpected_ip";
+			*why = *leak ? VG_WHY_REAL_IP : VG_WHY_UNEXPECTED_IP;
 			h->failed = 0;
 			goto close;
 		}
 	}
 	if (c->gluetun_url && r->gluetun_ok && strcmp(r->gluetun_status, "running")) {
-		*why = "gluetun_not_running";
+		*why = VG_WHY_GLUETUN_NOT_RUNNING;
 		h->failed = 0;
 		goto close;
 	}
 	if ((c->probe_url && !r->ip_ok) || (c->gluetun_url && !r->gluetun_ok)) {
-		*why = "probe_failed";
+		*why = VG_WHY_PROBE_FAILED;
 		if (++h->failed < c->failures)
 			return VG_KEEP;
 		goto close;
 	}
-	*why = "probe_passed";
+	*why = VG_WHY_PROBE_PASSED;
 	h->failed = 0;
 	if (h->open)
 		return VG_KEEP;

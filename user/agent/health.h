@@ -66,13 +66,19 @@ struct vg_health {
 	unsigned failed;            /* in a row */
 };
 
-/*
- * Judges one round. Returns what to do with the guard and sets *why to a
- * short word for the log: "probe_passed", "real_ip", "unexpected_ip",
- * "gluetun_not_running", "probe_failed". *leak is set when the tunnel was seen
- * leaving by the real address (the webhook's loudest message).
- */
+/* Why a round ended as it did; the log's "why" is vg_why_name's word. */
+enum vg_why {
+	VG_WHY_PROBE_PASSED,
+	VG_WHY_REAL_IP,             /* the tunnel was seen leaving by the real address: a leak */
+	VG_WHY_UNEXPECTED_IP,
+	VG_WHY_GLUETUN_NOT_RUNNING,
+	VG_WHY_PROBE_FAILED,
+};
+
+const char *vg_why_name(enum vg_why why);
+
+/* Judges one round: what to do with the guard, and why. *leak: why is VG_WHY_REAL_IP. */
 enum vg_verdict vg_health_judge(const struct vg_health_cfg *c, struct vg_health *h,
-				const struct vg_probe_result *r, const char **why, bool *leak);
+				const struct vg_probe_result *r, enum vg_why *why, bool *leak);
 
 #endif

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "event_fmt.h"
+#include "clock.h"
 #include "log.h"
 
 static int open_path(const char *path)
@@ -53,16 +54,14 @@ void vg_log_close(struct vg_log *l)
 	l->fd = -1;
 }
 
-struct json_object *vg_log_record(const char *event)
+struct json_object *vg_log_record(enum vg_record kind)
 {
 	struct json_object *rec = json_object_new_object();
-	struct timespec ts;
 	char when[64];
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	vg_format_time(ts.tv_sec * 1000000000LL + ts.tv_nsec, when, sizeof(when));
+	vg_format_time(vg_real_ns(), when, sizeof(when));
 	json_object_object_add(rec, "time", json_object_new_string(when));
-	json_object_object_add(rec, "event", json_object_new_string(event));
+	json_object_object_add(rec, "event", json_object_new_string(vg_record_name(kind)));
 	return rec;
 }
 
@@ -94,7 +93,7 @@ void vg_log_write(struct vg_log *l, struct json_object *rec)
 	int flags = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, err;
 
 	if (l->lost) {
-		struct json_object *gap = vg_log_record("log");
+		struct json_object *gap = vg_log_record(VG_REC_LOG);
 
 		json_object_object_add(gap, "lost", json_object_new_uint64(l->lost));
 		err = write_line(l->fd, json_object_to_json_string_ext(gap, flags));

@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <json-c/json.h>
+#include "event_fmt.h"
 
 struct vg_log {
 	int fd;
@@ -26,8 +27,8 @@ void vg_log_reopen(struct vg_log *l);
 
 void vg_log_close(struct vg_log *l);
 
-/* A record with the time and the event's name, for the caller to fill. */
-struct json_object *vg_log_record(const char *event);
+/* A record with the time and its kind, for the caller to fill. */
+struct json_object *vg_log_record(enum vg_record kind);
 
 /* Writes rec as one line. */
 void vg_log_write(struct vg_log *l, struct json_object *rec);

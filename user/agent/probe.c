@@ -1,26 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 #include "http.h"
 #include "probe.h"
 #include "redact.h"
+#include "worker.h"
 
 struct vg_prober {
 	const struct vg_health_cfg *cfg;
 	const char *tunnel;
-	int netns_fd, notify_fd, stop_fd;
-	atomic_bool stop;
-	pthread_t thread;
-	pthread_mutex_t lock;
+	int netns_fd, notify_fd;
+	struct vg_worker w;
 	bool fresh;
 	struct vg_probe_result last;
 };
@@ -29,7 +25,7 @@ static void probe_ip(struct vg_prober *p, struct vg_probe_result *r)
 {
 	struct vg_http_req req = {
 		.url = p->cfg->probe_url, .ifname = p->tunnel, .ca_file = p->cfg->probe_ca,
-		.timeout_ms = p->cfg->timeout_ms, .stop = &p->stop,
+		.timeout_ms = p->cfg->timeout_ms, .stop = &p->w.stop,
 	};
 	char body[512], err[128], shown[512];
 	size_t len = sizeof(body);
@@ -49,7 +45,7 @@ static void probe_gluetun(struct vg_prober *p, struct vg_probe_result *r)
 	char url[1024], body[512], err[128], shown[512];
 	size_t len = sizeof(body), n = strlen(p->cfg->gluetun_url);
 	struct vg_http_req req = {
-		.url = url, .timeout_ms = p->cfg->timeout_ms, .stop = &p->stop,
+		.url = url, .timeout_ms = p->cfg->timeout_ms, .stop = &p->w.stop,
 	};
 
 	snprintf(url, sizeof(url), "%.*s/v1/vpn/status", (int)(n && p->cfg->gluetun_url[n - 1] == '/' ? n - 1 : n),
@@ -68,7 +64,6 @@ static void probe_gluetun(struct vg_prober *p, struct vg_probe_result *r)
 static void *run(void *arg)
 {
 	struct vg_prober *p = arg;
-	struct pollfd pfd = { .fd = p->stop_fd, .events = POLLIN };
 	int setns_err = setns(p->netns_fd, CLONE_NEWNET) ? errno : 0;
 
 	do {
@@ -81,15 +76,15 @@ static void *run(void *arg)
 			probe_ip(p, &r);
 		if (!setns_err && p->cfg->gluetun_url)
 			probe_gluetun(p, &r);
-		if (atomic_load(&p->stop))
+		if (atomic_load(&p->w.stop))
 			break;
-		pthread_mutex_lock(&p->lock);
+		pthread_mutex_lock(&p->w.lock);
 		p->last = r;
 		p->fresh = true;
-		pthread_mutex_unlock(&p->lock);
+		pthread_mutex_unlock(&p->w.lock);
 		if (write(p->notify_fd, &one, sizeof(one)) < 0)
 			break;
-	} while (poll(&pfd, 1, (int)p->cfg->interval_ms) == 0);
+	} while (!vg_worker_sleep(&p->w, (int)p->cfg->interval_ms));
 	return NULL;
 }
 
@@ -97,31 +92,21 @@ struct vg_prober *vg_prober_start(const struct vg_health_cfg *cfg, const char *t
 				  int netns_fd, int notify_fd)
 {
 	struct vg_prober *p = calloc(1, sizeof(*p));
-	int err;
+	int err = p ? 0 : -ENOMEM;
 
-	if (!p)
-		return NULL;
-	p->cfg = cfg;
-	p->tunnel = tunnel;
-	p->notify_fd = notify_fd;
-	p->netns_fd = fcntl(netns_fd, F_DUPFD_CLOEXEC, 0);
-	p->stop_fd = eventfd(0, EFD_CLOEXEC);
-	pthread_mutex_init(&p->lock, NULL);
-	if (p->netns_fd < 0 || p->stop_fd < 0)
-		goto fail;
-	err = pthread_create(&p->thread, NULL, run, p);
+	if (p) {
+		p->cfg = cfg;
+		p->tunnel = tunnel;
+		p->notify_fd = notify_fd;
+		p->netns_fd = fcntl(netns_fd, F_DUPFD_CLOEXEC, 0);
+		err = p->netns_fd < 0 ? -errno : vg_worker_start(&p->w, run, p);
+	}
 	if (!err)
 		return p;
-	errno = err;
-fail:
-	err = errno;
-	if (p->netns_fd >= 0)
+	if (p && p->netns_fd >= 0)
 		close(p->netns_fd);
-	if (p->stop_fd >= 0)
-		close(p->stop_fd);
-	pthread_mutex_destroy(&p->lock);
 	free(p);
-	errno = err;
+	errno = -err;
 	return NULL;
 }
 
@@ -129,27 +114,20 @@ bool vg_prober_result(struct vg_prober *p, struct vg_probe_result *r)
 {
 	bool fresh;
 
-	pthread_mutex_lock(&p->lock);
+	pthread_mutex_lock(&p->w.lock);
 	fresh = p->fresh;
 	if (fresh)
 		*r = p->last;
 	p->fresh = false;
-	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->w.lock);
 	return fresh;
 }
 
 void vg_prober_stop(struct vg_prober *p)
 {
-	uint64_t one = 1;
-
 	if (!p)
 		return;
-	atomic_store(&p->stop, true);
-	if (write(p->stop_fd, &one, sizeof(one)) < 0)
-		pthread_cancel(p->thread);
-	pthread_join(p->thread, NULL);
-	close(p->stop_fd);
+	vg_worker_stop(&p->w, -1);
 	close(p->netns_fd);
-	pthread_mutex_destroy(&p->lock);
 	free(p);
 }

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "event_fmt.h"
+#include "clock.h"
 #include "http.h"
 #include "redact.h"
 #include "webhook.h"
+#include "worker.h"
 
 #define QUEUE_LEN 32
 #define TRIES 3
@@ -17,12 +17,10 @@
 struct vg_webhook {
 	char *url;                  /* a copy: the config that named it may be reloaded away */
 	char shown[512];            /* url for messages: its token, if it has one, redacted */
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
+	/* w.stop: no more waiting, send what is queued (one try each) and go */
+	struct vg_worker w;
 	char *queue[QUEUE_LEN];
 	int head, count;
-	bool stopping;              /* no more waiting: drain what is queued and go */
 	bool orphan;                /* stopped without a join: the thread frees it */
 	atomic_bool abort;          /* the drain took too long: drop the request in flight */
 };
@@ -34,32 +32,25 @@ static void webhook_free(struct vg_webhook *w)
 		w->head = (w->head + 1) % QUEUE_LEN;
 		w->count--;
 	}
-	pthread_cond_destroy(&w->wake);
-	pthread_mutex_destroy(&w->lock);
 	free(w->url);
 	free(w);
 }
 
-/* Waits ms (0: until woken); true when the agent is stopping. */
-static bool wait_locked(struct vg_webhook *w, unsigned ms)
+/*
+ * Waits ms (-1: until a message is queued), unlocked meanwhile; true when the
+ * agent is stopping. A message queued meanwhile does not cut a pause between tries.
+ */
+static bool wait_locked(struct vg_webhook *w, int ms)
 {
-	struct timespec until;
+	long long until = (long long)(vg_mono_ns() / 1000000) + ms, left = ms;
 
-	if (!ms) {
-		while (!w->count && !w->stopping)
-			pthread_cond_wait(&w->wake, &w->lock);
-		return w->stopping;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
-	while (!w->stopping && pthread_cond_timedwait(&w->wake, &w->lock, &until) != ETIMEDOUT)
-		;
-	return w->stopping;
+	do {
+		pthread_mutex_unlock(&w->w.lock);
+		vg_worker_sleep(&w->w, (int)left);
+		pthread_mutex_lock(&w->w.lock);
+		left = ms < 0 ? -1 : until - (long long)(vg_mono_ns() / 1000000);
+	} while (!atomic_load(&w->w.stop) && (ms < 0 ? !w->count : left > 0));
+	return atomic_load(&w->w.stop);
 }
 
 static void *run(void *arg)
@@ -68,9 +59,9 @@ static void *run(void *arg)
 	struct vg_http_req req = { .url = w->url, .timeout_ms = TIMEOUT_MS, .stop = &w->abort };
 	char err[160], err_shown[640];
 
-	pthread_mutex_lock(&w->lock);
+	pthread_mutex_lock(&w->w.lock);
 	for (;;) {
-		if (!w->count && wait_locked(w, 0) && !w->count)
+		if (!w->count && wait_locked(w, -1) && !w->count)
 			break;
 		char *body = w->queue[w->head];
 
@@ -79,31 +70,32 @@ static void *run(void *arg)
 		for (int t = 1; t <= TRIES; t++) {
 			int rc;
 
-			pthread_mutex_unlock(&w->lock);
+			pthread_mutex_unlock(&w->w.lock);
 			req.post_json = body;
 			rc = vg_http_request(&req, NULL, NULL, err, sizeof(err));
 			/* The receiver's answer (a certificate's names, say) is the network's text. */
 			if (rc && rc != -ECANCELED)
 				fprintf(stderr, "vpnguard-bpf: webhook %s: try %d of %d: %s\n", w->shown, t, TRIES,
 					vg_text_escape(err, err_shown, sizeof(err_shown)));
-			pthread_mutex_lock(&w->lock);
-			if (!rc || rc == -ECANCELED || t == TRIES || wait_locked(w, 1000u << (t - 1)))
+			pthread_mutex_lock(&w->w.lock);
+			if (!rc || rc == -ECANCELED || t == TRIES || wait_locked(w, 1000 << (t - 1)))
 				break;
 		}
 		free(body);
 	}
 	bool orphan = w->orphan;
 
-	pthread_mutex_unlock(&w->lock);
-	if (orphan)
+	pthread_mutex_unlock(&w->w.lock);
+	if (orphan) {
+		vg_worker_release(&w->w);
 		webhook_free(w);
+	}
 	return NULL;
 }
 
 struct vg_webhook *vg_webhook_start(const char *url)
 {
 	struct vg_webhook *w = calloc(1, sizeof(*w));
-	pthread_condattr_t ca;
 	int err;
 
 	if (!w || !(w->url = strdup(url))) {
@@ -111,16 +103,11 @@ struct vg_webhook *vg_webhook_start(const char *url)
 		return NULL;
 	}
 	vg_url_redact(url, w->shown, sizeof(w->shown));
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&w->wake, &ca);
-	pthread_condattr_destroy(&ca);
-	err = pthread_create(&w->thread, NULL, run, w);
+	err = vg_worker_start(&w->w, run, w);
 	if (!err)
 		return w;
 	webhook_free(w);
-	errno = err;
+	errno = -err;
 	return NULL;
 }
 
@@ -137,7 +124,7 @@ void vg_webhook_send(struct vg_webhook *w, const char *json)
 		free(copy);
 		return;
 	}
-	pthread_mutex_lock(&w->lock);
+	pthread_mutex_lock(&w->w.lock);
 	if (w->count == QUEUE_LEN) {
 		free(w->queue[w->head]);
 		w->head = (w->head + 1) % QUEUE_LEN;
@@ -145,35 +132,26 @@ void vg_webhook_send(struct vg_webhook *w, const char *json)
 		fprintf(stderr, "vpnguard-bpf: webhook %s: queue full, oldest message dropped\n", w->shown);
 	}
 	w->queue[(w->head + w->count++) % QUEUE_LEN] = copy;
-	pthread_cond_signal(&w->wake);
-	pthread_mutex_unlock(&w->lock);
+	vg_worker_wake(&w->w);
+	pthread_mutex_unlock(&w->w.lock);
 }
 
 void vg_webhook_stop(struct vg_webhook *w, bool drain)
 {
-	struct timespec until;
-
 	if (!w)
 		return;
 	if (!drain) {
 		/* A reload: never wait for a receiver that hangs; the thread cleans up after itself. */
 		atomic_store(&w->abort, true);
-		pthread_mutex_lock(&w->lock);
-		w->stopping = w->orphan = true;
-		pthread_cond_signal(&w->wake);
-		pthread_mutex_unlock(&w->lock);
-		pthread_detach(w->thread);
+		pthread_mutex_lock(&w->w.lock);
+		w->orphan = true;
+		pthread_mutex_unlock(&w->w.lock);
+		vg_worker_abandon(&w->w);
 		return;
 	}
-	pthread_mutex_lock(&w->lock);
-	w->stopping = true;
-	pthread_cond_signal(&w->wake);
-	pthread_mutex_unlock(&w->lock);
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 2;
-	if (pthread_timedjoin_np(w->thread, NULL, &until)) {
+	if (vg_worker_stop(&w->w, 2000)) {
 		atomic_store(&w->abort, true);
-		pthread_join(w->thread, NULL);
+		vg_worker_stop(&w->w, -1);
 	}
 	webhook_free(w);
 }

@@ -40,7 +40,7 @@ struct vg_options {
 	bool no_agent;
 	bool json;
 	bool follow;
-	/* Health (issue: the agent keeps the maps true). Durations in ms, 0: not given. */
+	/* Health: what the agent probes and how long a lease lasts. Durations in ms, 0: not given. */
 	const char *probe_url;
 	const char *probe_ca;
 	const char *gluetun_url;

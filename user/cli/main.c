@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* vpnguard-bpf: command line. The contract is design section 7. */
+/* vpnguard-bpf: command line. The contract is docs/design.md, "The command line". */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>

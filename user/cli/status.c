@@ -13,12 +13,14 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "event_fmt.h"
+#include "clock.h"
 #include "loader.h"
 #include "policy.h"
 #include "attach.h"
 #include "netns.h"
 #include "status.h"
 #include "steering.h"
+#include "maps.h"
 
 struct maps {
 	int policy, state, guards, tunnels, counters, tundev;
@@ -117,7 +119,6 @@ static struct json_object *guard_json(const struct maps *m, __u64 id, const stru
 	struct vg_guard_info info = { 0 };
 	struct vg_state st = { .state = VG_STATE_CLOSED };
 	char buf[INET6_ADDRSTRLEN + 16], addr[INET6_ADDRSTRLEN];
-	struct timespec now;
 
 	bpf_map_lookup_elem(m->guards, &id, &info);
 	info.cgroup[sizeof(info.cgroup) - 1] = info.netns[sizeof(info.netns) - 1] = 0;
@@ -126,11 +127,10 @@ static struct json_object *guard_json(const struct maps *m, __u64 id, const stru
 	json_object_object_add(g, "cgroup_present", json_object_new_boolean(cgroup_present(&info, id)));
 	json_object_object_add(g, "mode", json_object_new_string(vg_mode_name(p->mode)));
 	if (p->mode == VG_MODE_TUNNEL) {
-		struct vg_tunnel_key key = { .netns_cookie = p->netns_cookie };
+		struct vg_tunnel_key key = vg_tunnel_key_of(p);
 		struct vg_tundev dev;
 		struct vg_tunnel t;
 
-		memcpy(key.ifname, p->tunnel, sizeof(key.ifname));
 		/* As the programs see it: up, and its device still there (vg_tundev is the kernel's word). */
 		bool present = !bpf_map_lookup_elem(m->tunnels, &key, &t) && t.ifindex &&
 			       !bpf_map_lookup_elem(m->tundev, &t.slot, &dev) && dev.ifindex == t.ifindex;
@@ -168,8 +168,7 @@ static struct json_object *guard_json(const struct maps *m, __u64 id, const stru
 	json_object_object_add(g, "dns", addr_list(p->dns, p->n_dns));
 
 	bpf_map_lookup_elem(m->state, &id, &st);
-	clock_gettime(CLOCK_BOOTTIME, &now);
-	__u64 now_ns = now.tv_sec * 1000000000ULL + now.tv_nsec;
+	__u64 now_ns = vg_boot_ns();
 	bool expired = st.lease_deadline_ns && now_ns > st.lease_deadline_ns;
 	json_object_object_add(g, "state", json_object_new_string(
 		st.state == VG_STATE_OPEN && !expired ? "open" : "closed"));
@@ -257,11 +256,11 @@ static void print_guard(struct json_object *g)
 int vg_cmd_status(bool json)
 {
 	struct maps m = {
-		vg_map_open("vg_policy"), vg_map_open("vg_state"), vg_map_open("vg_guards"),
-		vg_map_open("vg_tunnels"), vg_map_open("vg_counters"), vg_map_open("vg_tundev"),
+		vg_map_open(VG_MAP_POLICY), vg_map_open(VG_MAP_STATE), vg_map_open(VG_MAP_GUARDS),
+		vg_map_open(VG_MAP_TUNNELS), vg_map_open(VG_MAP_COUNTERS), vg_map_open(VG_MAP_TUNDEV),
 	};
 	struct json_object *root = json_object_new_object(), *guards = json_object_new_array();
-	__u64 key, next;
+	__u64 key;
 
 	json_object_object_add(root, "pin_root", json_object_new_string(VG_PIN_ROOT));
 	json_object_object_add(root, "guards", guards);
@@ -278,11 +277,9 @@ int vg_cmd_status(bool json)
 		json_object_put(root);
 		return 1;
 	}
-	for (void *prev = NULL; m.policy >= 0 && !bpf_map_get_next_key(m.policy, prev, &next);
-	     prev = &key) {
+	vg_map_for_each_key(m.policy, key) {
 		struct vg_policy p;
 
-		key = next;
 		if (!bpf_map_lookup_elem(m.policy, &key, &p))
 			json_object_array_add(guards, guard_json(&m, key, &p));
 	}

@@ -15,12 +15,8 @@
 #include "netns.h"
 #include "steering.h"
 #include "tunnels.h"
-
-static int report(int err, const char *what, const char *obj)
-{
-	fprintf(stderr, "vpnguard-bpf: %s %s: %s\n", what, obj, strerror(-err));
-	return err;
-}
+#include "report.h"
+#include "maps.h"
 
 /* Unpins what the guard's directory holds (for people: enforcement is the kernel's attachments). */
 static int remove_guard_dir(__u64 id)
@@ -32,17 +28,17 @@ static int remove_guard_dir(__u64 id)
 
 	snprintf(dir, sizeof(dir), "%s/%" PRIu64, vg_pin_root(), (uint64_t)id);
 	if (!(d = opendir(dir)))
-		return errno == ENOENT ? 0 : report(-errno, "open", dir);
+		return errno == ENOENT ? 0 : vg_report(-errno, "open %s", dir);
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (unlink(path) && !err)
-			err = report(-errno, "unpin", path);
+			err = vg_report(-errno, "unpin %s", path);
 	}
 	closedir(d);
 	if (rmdir(dir) && !err)
-		err = report(-errno, "remove", dir);
+		err = vg_report(-errno, "remove %s", dir);
 	return err;
 }
 
@@ -63,7 +59,7 @@ static int detach_programs(__u64 id, const struct vg_guard_info *info, const str
 			int r = vg_detach_guard(fd, vg_cgroup_hooks[i], id);
 
 			if (r && !err)
-				err = report(r, "detach program from cgroup", path);
+				err = vg_report(r, "detach program from cgroup %s", path);
 		}
 		if (fd >= 0)
 			close(fd);
@@ -77,8 +73,8 @@ static int detach_programs(__u64 id, const struct vg_guard_info *info, const str
 
 static void delete_guard_entries(__u64 id)
 {
-	static const char *const by_id[] = { "vg_policy", "vg_state", "vg_guards" };
-	static const char *const by_reason[] = { "vg_counters", "vg_ratelimit" };
+	static const enum vg_map by_id[] = { VG_MAP_POLICY, VG_MAP_STATE, VG_MAP_GUARDS };
+	static const enum vg_map by_reason[] = { VG_MAP_COUNTERS, VG_MAP_RATELIMIT };
 
 	for (size_t i = 0; i < sizeof(by_id) / sizeof(by_id[0]); i++) {
 		int fd = vg_map_open(by_id[i]);
@@ -104,16 +100,14 @@ static void delete_guard_entries(__u64 id)
 
 static int count_guards(void)
 {
-	int fd = vg_map_open("vg_policy");
-	__u64 key, next;
+	int fd = vg_map_open(VG_MAP_POLICY);
+	__u64 key;
 	int n = 0;
 
 	if (fd < 0)
 		return 0;
-	for (void *prev = NULL; !bpf_map_get_next_key(fd, prev, &next); prev = &key) {
-		key = next;
+	vg_map_for_each_key(fd, key)
 		n++;
-	}
 	close(fd);
 	return n;
 }
@@ -132,7 +126,7 @@ void vg_remove_root_if_empty(void)
 /* Everything of one guard: its programs leave the cgroup and the interfaces, then steering, maps, pins. */
 static int remove_guard(__u64 id)
 {
-	int pfd = vg_map_open("vg_policy"), gfd = vg_map_open("vg_guards"), err = 0;
+	int pfd = vg_map_open(VG_MAP_POLICY), gfd = vg_map_open(VG_MAP_GUARDS), err = 0;
 	struct vg_guard_info info;
 	struct vg_policy p;
 
@@ -161,7 +155,7 @@ int vg_detach(const __u64 *ids, int n)
 		struct dirent *de;
 
 		if (!d)
-			return report(-errno, "open", vg_pin_root());
+			return vg_report(-errno, "open %s", vg_pin_root());
 		/* Only numeric directories are guards; anything else is not ours to remove. */
 		while ((de = readdir(d))) {
 			char *end;
@@ -173,7 +167,7 @@ int vg_detach(const __u64 *ids, int n)
 		}
 		closedir(d);
 		/* Guards whose directories are already gone (removed by hand). */
-		int fd = vg_map_open("vg_policy");
+		int fd = vg_map_open(VG_MAP_POLICY);
 		__u64 key;
 
 		while (fd >= 0 && !bpf_map_get_next_key(fd, NULL, &key))
@@ -197,7 +191,7 @@ int vg_guard_find(const char *arg, __u64 *id)
 	char mnt[PATH_MAX] = "", want[PATH_MAX];
 	const char *rel = arg;
 	struct vg_guard_info info;
-	__u64 key, next;
+	__u64 key;
 	size_t n;
 	int fd, err = -ENOENT;
 
@@ -212,14 +206,14 @@ int vg_guard_find(const char *arg, __u64 *id)
 	snprintf(want, sizeof(want), "/%s", rel + (rel[0] == '/'));
 	for (n = strlen(want); n > 1 && want[n - 1] == '/'; n--)
 		want[n - 1] = 0;
-	if ((fd = vg_map_open("vg_guards")) < 0)
+	if ((fd = vg_map_open(VG_MAP_GUARDS)) < 0)
 		return fd;
-	for (void *prev = NULL; err && !bpf_map_get_next_key(fd, prev, &next); prev = &key) {
-		key = next;
+	vg_map_for_each_key(fd, key) {
 		if (!bpf_map_lookup_elem(fd, &key, &info) &&
 		    !strncmp(info.cgroup, want, sizeof(info.cgroup))) {
 			*id = key;
 			err = 0;
+			break;
 		}
 	}
 	close(fd);

@@ -11,6 +11,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "event_fmt.h"
+#include "clock.h"
 #include "events.h"
 #include "pidfile.h"
 #include "loader.h"
@@ -25,11 +26,7 @@ struct vg_event_reader {
 
 long long vg_boot_to_real_ns(void)
 {
-	struct timespec real, boot;
-
-	clock_gettime(CLOCK_REALTIME, &real);
-	clock_gettime(CLOCK_BOOTTIME, &boot);
-	return (real.tv_sec - boot.tv_sec) * 1000000000LL + (real.tv_nsec - boot.tv_nsec);
+	return vg_real_ns() - (int64_t)vg_boot_ns();
 }
 
 static int on_sample(void *ctx, void *data, size_t size)
@@ -54,7 +51,7 @@ static int on_sample(void *ctx, void *data, size_t size)
 struct vg_event_reader *vg_event_reader_open(vg_record_fn fn, void *ctx)
 {
 	struct vg_event_reader *r = calloc(1, sizeof(*r));
-	int fd = vg_map_open("vg_events");
+	int fd = vg_map_open(VG_MAP_EVENTS);
 
 	if (!r || fd < 0) {
 		free(r);
@@ -66,7 +63,7 @@ struct vg_event_reader *vg_event_reader_open(vg_record_fn fn, void *ctx)
 	r->fn = fn;
 	r->ctx = ctx;
 	r->boot_to_real = vg_boot_to_real_ns();
-	r->guards_fd = vg_map_open("vg_guards");
+	r->guards_fd = vg_map_open(VG_MAP_GUARDS);
 	r->rb = ring_buffer__new(fd, on_sample, r, NULL);
 	close(fd); /* the ring buffer keeps its own mapping */
 	if (!r->rb) {

@@ -6,22 +6,16 @@
 #include <time.h>
 #include <unistd.h>
 #include "docker.h"
+#include "clock.h"
 #include "guards.h"
 #include "netns.h"
 #include "policy.h"
+#include "report.h"
 #include "steering.h"
-
-__u64 vg_boot_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_BOOTTIME, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
 
 static int bad(const char *guard, const char *msg)
 {
-	fprintf(stderr, "vpnguard-bpf: %s%s%s\n", guard ? guard : "", guard ? ": " : "", msg);
+	vg_report(0, "%s%s%s", guard ? guard : "", guard ? ": " : "", msg);
 	return -EINVAL;
 }
 
@@ -78,8 +72,7 @@ static int resolve_cgroups(const struct vg_guard_set *s, struct vg_guard_spec *g
 
 	g->cgroups = calloc(g->o->n_cgroups + g->o->n_containers, sizeof(*g->cgroups));
 	if (!g->cgroups && g->o->n_cgroups + g->o->n_containers) {
-		fprintf(stderr, "vpnguard-bpf: %s: %s\n", at ? at : "attach", strerror(ENOMEM));
-		return -ENOMEM;
+		return vg_report(-ENOMEM, "%s", at ? at : "attach");
 	}
 	for (int i = 0; i < g->o->n_cgroups; i++, g->n_cgroups++) {
 		if (vg_cgroup_resolve(g->o->cgroups[i], &g->cgroups[i], err, sizeof(err)))
@@ -125,9 +118,8 @@ static int open_tunnel(struct vg_attach_req *req, const struct vg_guard_spec *g,
 	if (!rc)
 		rc = vg_tunnel_facts(req->netns_fd, o->tunnel, &facts, NULL);
 	if (rc) {
-		fprintf(stderr, "vpnguard-bpf: %s%s--tunnel %s: %s in %s\n", at ? at : "", at ? ": " : "",
-			o->tunnel, rc == -ENODEV ? "no such interface" : strerror(-rc),
-			netns ? netns : "this network namespace");
+		vg_report(0, "%s%s--tunnel %s: %s in %s", at ? at : "", at ? ": " : "", o->tunnel,
+			  rc == -ENODEV ? "no such interface" : strerror(-rc), netns ? netns : "this network namespace");
 		return rc == -ENODEV ? -EINVAL : rc;
 	}
 	return 0;
@@ -175,12 +167,10 @@ static int prepare_one(struct vg_guard_set *s, struct vg_guard_spec *g, bool by_
 int vg_guard_set_prepare(const struct vg_options *cli, bool by_agent, struct vg_guard_set *s)
 {
 	char err[PATH_MAX + 600];
-	struct timespec now;
 	int rc;
 
 	memset(s, 0, sizeof(*s));
-	clock_gettime(CLOCK_REALTIME, &now);
-	s->resolved_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+	s->resolved_ns = vg_real_ns();
 	for (int i = 0; i < VG_MAX_CONF_GUARDS + 1; i++)
 		s->reqs[i].netns_fd = -1;
 	s->log = cli->log;

@@ -56,6 +56,5 @@ const struct vg_options *vg_guard_set_docker(const struct vg_guard_set *s);
 bool vg_guard_set_has(const struct vg_guard_set *s, __u64 id);
 
 /* Boot-clock now, the clock of vg_state.lease_deadline_ns. */
-__u64 vg_boot_ns(void);
 
 #endif

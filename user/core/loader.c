@@ -22,6 +22,7 @@
 #include "tunnels.h"
 #include "txn.h"
 #include "vpnguard.skel.h"
+#include "report.h"
 
 _Static_assert(offsetof(struct vpnguard_bpf__rodata, guard_cgroup_id) == VG_RODATA_GUARD_ID_OFF &&
 	       offsetof(struct vpnguard_bpf__rodata, guard_abi) == VG_RODATA_ABI_OFF,
@@ -33,12 +34,6 @@ const char *const vg_map_names[] = {
 };
 const int vg_n_map_names = sizeof(vg_map_names) / sizeof(vg_map_names[0]);
 
-static int report(int err, const char *what, const char *obj)
-{
-	fprintf(stderr, "vpnguard-bpf: %s %s: %s\n", what, obj, strerror(-err));
-	return err;
-}
-
 int vg_bpffs_ensure(void)
 {
 	struct statfs fs;
@@ -46,28 +41,8 @@ int vg_bpffs_ensure(void)
 	if (!statfs("/sys/fs/bpf", &fs) && fs.f_type == BPF_FS_MAGIC)
 		return 0;
 	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
-		return report(-errno, "mount bpffs on", "/sys/fs/bpf");
+		return vg_report(-errno, "mount bpffs on /sys/fs/bpf");
 	return 0;
-}
-
-int vg_map_open(const char *name)
-{
-	char path[PATH_MAX];
-	int fd = bpf_obj_get(vg_pin_path(path, sizeof(path), name));
-
-	return fd < 0 ? -errno : fd;
-}
-
-/* Reads one entry of a pinned map; -errno. */
-static int map_read(const char *name, const void *key, void *val)
-{
-	int fd = vg_map_open(name), err;
-
-	if (fd < 0)
-		return fd;
-	err = bpf_map_lookup_elem(fd, key, val) ? -errno : 0;
-	close(fd);
-	return err;
 }
 
 /* libbpf's warnings are the real cause of a failed load; its debug chatter is on request. */
@@ -83,14 +58,14 @@ static int pins_abi(void)
 {
 	struct vg_abi abi = { 0 };
 	__u32 zero = 0;
-	int fd = vg_map_open("vg_abi");
+	int fd = vg_map_open(VG_MAP_ABI);
 
 	if (fd >= 0) {
 		bpf_map_lookup_elem(fd, &zero, &abi);
 		close(fd);
 		return abi.version ?: VG_ABI_VERSION; /* 0: made by an attach that has not written it yet */
 	}
-	fd = vg_map_open("vg_policy");
+	fd = vg_map_open(VG_MAP_POLICY);
 	if (fd < 0)
 		return 0;
 	close(fd);
@@ -138,7 +113,7 @@ static struct vpnguard_bpf *guard_load(__u64 id, __u32 level, __u32 fwmark)
 	libbpf_set_print(libbpf_print);
 	skel = vpnguard_bpf__open_opts(&opts);
 	if (!skel) {
-		report(-errno, "open BPF object", "vpnguard");
+		vg_report(-errno, "open BPF object vpnguard");
 		return NULL;
 	}
 	skel->rodata->guard_cgroup_id = id;
@@ -150,12 +125,12 @@ static struct vpnguard_bpf *guard_load(__u64 id, __u32 level, __u32 fwmark)
 	if (pin_fd >= 0)
 		close(pin_fd);
 	if (!err && (err = vpnguard_bpf__load(skel)))
-		report(err, "load BPF programs (VPNGUARD_DEBUG=1 shows the verifier log) of",
+		vg_report(err, "load BPF programs (VPNGUARD_DEBUG=1 shows the verifier log) of %s",
 		       "vpnguard.bpf.o");
 	else if (!err && pin_fd < 0 && (err = bpf_map__pin(skel->maps.vg_tundev, tundev)))
-		report(err, "pin map", tundev);
+		vg_report(err, "pin map %s", tundev);
 	else if (!err && bpf_map_update_elem(bpf_map__fd(skel->maps.vg_abi), &zero, &abi, BPF_ANY))
-		err = report(-errno, "write map", "vg_abi");
+		err = vg_report(-errno, "write map vg_abi");
 	if (err) {
 		vpnguard_bpf__destroy(skel);
 		return NULL;
@@ -208,17 +183,17 @@ static int attach_cgroup_progs(struct txn *t, struct vpnguard_bpf *skel, const s
 
 	cg_fd = open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg_fd < 0)
-		return report(-errno, "open cgroup", cg->path);
+		return vg_report(-errno, "open cgroup %s", cg->path);
 	for (int i = 0; i < VG_N_CGROUP_HOOKS && !err; i++) {
 		int fd = bpf_program__fd(progs[i]);
 
 		if ((err = txn_attach(t, -1, cg_fd, vg_cgroup_hooks[i], fd, cg->id))) {
-			report(err, "attach program to cgroup", cg->path);
+			vg_report(err, "attach program to cgroup %s", cg->path);
 			break;
 		}
 		guard_pin(path, sizeof(path), cg->id, bpf_program__name(progs[i]) + strlen("vg_"));
 		if ((err = txn_pin(t, fd, path)))
-			report(err, "pin program", path);
+			vg_report(err, "pin program %s", path);
 	}
 	close(cg_fd);
 	return err;
@@ -251,7 +226,7 @@ static int attach_tc_progs(struct txn *t, struct guard_progs *g, const struct vg
 	char path[PATH_MAX];
 
 	if (n < 0)
-		return report(n, "list interfaces of the tunnel's namespace for guard", p->tunnel);
+		return vg_report(n, "list interfaces of the tunnel's namespace for guard %s", p->tunnel);
 	for (int i = 0; i < n && !err; i++) {
 		struct attached_req have = { g->id, links[i].ifindex, -1 };
 		int fd;
@@ -267,7 +242,7 @@ static int attach_tc_progs(struct txn *t, struct guard_progs *g, const struct vg
 			return -ENOEXEC;
 		fd = bpf_program__fd(g->skel->progs.vg_tc_egress);
 		if ((err = txn_attach(t, netns_fd, links[i].ifindex, VG_BPF_TCX_EGRESS, fd, g->id)))
-			report(err, "attach tc egress program to interface", links[i].name);
+			vg_report(err, "attach tc egress program to interface %s", links[i].name);
 		guard_pin(path, sizeof(path), g->id, "tc_egress");
 		if (!err && !pinned && !(err = txn_pin(t, fd, path)))
 			pinned = true;
@@ -292,9 +267,9 @@ int vg_tc_detach_guard(int netns_fd, __u64 id)
 		int r = vg_netns_run(netns_fd, tc_detach_here, &req);
 
 		if (r && !err)
-			err = report(r, "detach tc egress program from", links[i].name);
+			err = vg_report(r, "detach tc egress program from %s", links[i].name);
 	}
-	return n < 0 ? report(n, "list interfaces of the namespace of guard", "tc") : err;
+	return n < 0 ? vg_report(n, "list interfaces to take the guard's tc programs off") : err;
 }
 
 /* A re-attach that leaves a namespace takes the guard's tc programs out of it. */
@@ -355,7 +330,7 @@ static int ensure_root(struct txn *t)
 		return err;
 	if (!mkdir(vg_pin_root(), 0700))
 		return txn_push(t, root_undo, NULL, NULL, NULL);
-	return errno == EEXIST ? 0 : report(-errno, "create", vg_pin_root());
+	return errno == EEXIST ? 0 : vg_report(-errno, "create %s", vg_pin_root());
 }
 
 static void dir_undo(void *arg)
@@ -376,7 +351,7 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 	struct vg_policy policy = req->policy, old;
 	struct vg_guard_info info = { 0 }, old_info = { 0 };
 	struct guard_progs progs = { cg->id, cg->level, 0, NULL };
-	int err = 0, cg_fd, policy_fd = vg_map_open("vg_policy");
+	int err = 0, cg_fd, policy_fd = vg_map_open(VG_MAP_POLICY);
 	struct vpnguard_bpf *skel;
 	struct vg_state old_state;
 	char dir[PATH_MAX];
@@ -389,7 +364,7 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 		memcpy(info.netns, req->netns_path, strlen(req->netns_path));
 	/* The mark first: the programs are made for it. */
 	had_old = policy_fd >= 0 && !bpf_map_lookup_elem(policy_fd, &id, &old);
-	if (had_old && map_read("vg_guards", &id, &old_info))
+	if (had_old && vg_map_read(VG_MAP_GUARDS, &id, &old_info))
 		memset(&old_info, 0, sizeof(old_info));
 	/* No namespace (its tunnel's is gone): nothing to steer; the guard denies every socket by rule 3. */
 	if (policy.mode == VG_MODE_TUNNEL && req->netns_fd < 0)
@@ -416,7 +391,7 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 		err = txn_map_update(t, bpf_map__fd(skel->maps.vg_guards), &id, sizeof(id),
 				     &info, sizeof(info));
 	if (err) {
-		report(err, "write maps for cgroup", cg->path);
+		vg_report(err, "write maps for cgroup %s", cg->path);
 		goto out;
 	}
 	if (policy.mode == VG_MODE_TUNNEL && req->netns_fd >= 0 &&
@@ -432,7 +407,7 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 		if ((err = txn_push(t, dir_undo, NULL, NULL, strdup(dir))))
 			goto out;
 	} else if (errno != EEXIST) {
-		err = report(-errno, "create", dir);
+		err = vg_report(-errno, "create %s", dir);
 		goto out;
 	}
 	/* Programs of this build already in place stay: their per-socket state with them. */
@@ -471,7 +446,7 @@ int vg_attach(const struct vg_attach_req *reqs, int n)
 
 int vg_state_write(__u64 id, const struct vg_state *st)
 {
-	int fd = vg_map_open("vg_state");
+	int fd = vg_map_open(VG_MAP_STATE);
 	int err;
 
 	if (fd < 0)
@@ -491,17 +466,17 @@ int vg_guard_refresh(__u64 id, int netns_fd)
 	struct txn t = { 0 };
 	int tunnels_fd, tundev_fd, err;
 
-	err = map_read("vg_policy", &id, &policy);
+	err = vg_map_read(VG_MAP_POLICY, &id, &policy);
 	if (!err && policy.mode == VG_MODE_TUNNEL)
-		err = map_read("vg_guards", &id, &info);
+		err = vg_map_read(VG_MAP_GUARDS, &id, &info);
 	if (err || policy.mode != VG_MODE_TUNNEL)
 		return err == -ENOENT ? 0 : err;
 	info.cgroup[sizeof(info.cgroup) - 1] = 0;
 	progs.level = vg_cgroup_level(info.cgroup);
 	progs.fwmark = policy.fwmark;
 	/* The tunnel's facts first: they are what the programs are waiting for. */
-	tunnels_fd = vg_map_open("vg_tunnels");
-	tundev_fd = vg_map_open("vg_tundev");
+	tunnels_fd = vg_map_open(VG_MAP_TUNNELS);
+	tundev_fd = vg_map_open(VG_MAP_TUNDEV);
 	err = tunnels_fd < 0 ? tunnels_fd : tundev_fd < 0 ? tundev_fd : 0;
 	if (!err)
 		err = vg_tunnel_maps_write(NULL, tunnels_fd, tundev_fd, &policy, netns_fd);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <linux/types.h>
 #include "vpnguard.h"
+#include "maps.h"
 #include "cgroup.h"
 #include "paths.h"
 
@@ -54,9 +55,6 @@ int vg_guard_find(const char *arg, __u64 *id);
 
 /* Unpins the maps and removes the pin root once no guard is left. */
 void vg_remove_root_if_empty(void);
-
-/* Opens a pinned map by name (vg_policy, ...); -ENOENT when nothing is attached. */
-int vg_map_open(const char *name);
 
 /*
  * Makes the tunnel facts, steering and tc programs of one guard match what

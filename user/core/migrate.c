@@ -13,6 +13,7 @@
 #include "loader.h"
 #include "migrate.h"
 #include "netns.h"
+#include "maps.h"
 
 /* The guard record of layout 1: vg_guard_info without build. */
 struct abi1_guard_info {
@@ -56,13 +57,14 @@ static int read_old(const char *root, struct old_guard *g, int max)
 	int sfd = open_old(root, "vg_state", sizeof(struct vg_state));
 	int gfd = open_old(root, "vg_guards", sizeof(struct abi1_guard_info));
 	char mnt[PATH_MAX], path[PATH_MAX * 2], err[PATH_MAX + 256];
-	__u64 key, next;
+	__u64 key;
 	int n = 0, r = pfd < 0 ? pfd : sfd < 0 ? sfd : gfd < 0 ? gfd : vg_cgroup2_mount(mnt, sizeof(mnt));
 
-	for (void *prev = NULL; !r && n < max && !bpf_map_get_next_key(pfd, prev, &next); prev = &key) {
+	vg_map_for_each_key(pfd, key) {
 		struct old_guard *o = &g[n];
 
-		key = next;
+		if (r || n == max)
+			break;
 		memset(o, 0, sizeof(*o));
 		o->id = key;
 		if (bpf_map_lookup_elem(pfd, &key, &o->policy) || bpf_map_lookup_elem(gfd, &key, &o->info))
@@ -132,7 +134,7 @@ static int old_map(const struct old_maps *m, const char *name)
 /* Layout 1's counts go on in the new vg_counters (same reasons, same CPUs). */
 static void copy_counters(const struct old_maps *m, const struct old_guard *g, int n)
 {
-	int ofd = old_map(m, "vg_counters"), nfd = vg_map_open("vg_counters");
+	int ofd = old_map(m, "vg_counters"), nfd = vg_map_open(VG_MAP_COUNTERS);
 	int ncpu = libbpf_num_possible_cpus();
 	__u64 *vals = ncpu > 0 ? calloc(ncpu, sizeof(*vals)) : NULL;
 

@@ -101,8 +101,7 @@ static int facts_here(void *arg)
 			continue;
 		memset(a, 0, sizeof(*a));
 		if (i->ifa_addr->sa_family == AF_INET) {
-			a->w[2] = htonl(0xffff);
-			a->w[3] = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
+			vg_addr_from_v4(a, ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
 		} else if (i->ifa_addr->sa_family == AF_INET6) {
 			memcpy(a->w, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, sizeof(a->w));
 		} else {

@@ -7,19 +7,13 @@
 #include <string.h>
 #include "policy.h"
 
-bool vg_addr_is_v4(const struct vg_addr *a)
-{
-	return a->w[0] == 0 && a->w[1] == 0 && a->w[2] == htonl(0xffff);
-}
-
 int vg_parse_addr(const char *s, struct vg_addr *a)
 {
 	struct in_addr v4;
 
 	memset(a, 0, sizeof(*a));
 	if (inet_pton(AF_INET, s, &v4) == 1) {
-		a->w[2] = htonl(0xffff);
-		a->w[3] = v4.s_addr;
+		vg_addr_from_v4(a, v4.s_addr);
 		return 0;
 	}
 	if (inet_pton(AF_INET6, s, a->w) == 1)

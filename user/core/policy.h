@@ -39,7 +39,6 @@ struct vg_prefix4 {
 /* The IPv4 subnets of p->allow (IPv6 ones are never steered); returns how many. */
 int vg_policy_allow4(const struct vg_policy *p, struct vg_prefix4 *out, int max);
 
-bool vg_addr_is_v4(const struct vg_addr *a);
 /* Formats without brackets; buf needs INET6_ADDRSTRLEN bytes. */
 const char *vg_addr_str(const struct vg_addr *a, char *buf, size_t len);
 /* Prefix length of a mask, counted as the family of the network shows it. */

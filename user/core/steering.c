@@ -10,12 +10,8 @@
 #include "policy.h"
 #include "steer.h"
 #include "steering.h"
-
-static int report(int err, const char *what, const char *obj)
-{
-	fprintf(stderr, "vpnguard-bpf: %s %s: %s\n", what, obj, strerror(-err));
-	return err;
-}
+#include "report.h"
+#include "maps.h"
 
 /*
  * A guard whose steering an attach made or changed: what a rollback puts
@@ -43,7 +39,7 @@ int vg_steering_apply(int netns_fd, const struct vg_policy *p, bool *made)
 		return 0;
 	err = vg_tunnel_facts(netns_fd, p->tunnel, &facts, NULL);
 	if (err && err != -ENODEV)
-		return report(err, "read tunnel interface", p->tunnel);
+		return vg_report(err, "read tunnel interface %s", p->tunnel);
 	s.tun_ifindex = err ? 0 : facts.ifindex;
 	s.n_allow = vg_policy_allow4(p, s.allow, VG_MAX_ALLOW);
 	err = vg_steer_apply(netns_fd, &s, made);
@@ -144,14 +140,12 @@ int vg_steering_txn(struct txn *t, int netns_fd, const struct vg_policy *p,
 /* Does another guard in p's namespace use p's mark or table? */
 static bool steering_clashes(int policy_fd, __u64 id, const struct vg_policy *p)
 {
-	__u64 key, next;
 	struct vg_policy q;
+	__u64 key;
 
 	if (policy_fd < 0)
 		return false; /* no guard yet */
-
-	for (void *prev = NULL; !bpf_map_get_next_key(policy_fd, prev, &next); prev = &key) {
-		key = next;
+	vg_map_for_each_key(policy_fd, key) {
 		if (key != id && !bpf_map_lookup_elem(policy_fd, &key, &q) &&
 		    q.mode == VG_MODE_TUNNEL && q.netns_cookie == p->netns_cookie &&
 		    (q.fwmark == p->fwmark || q.route_table == p->route_table))
@@ -183,7 +177,7 @@ static int check_given(int policy_fd, __u64 id, int netns_fd, const struct vg_po
 	    old->fwmark == p->fwmark && old->route_table == p->route_table)
 		return 0;
 	if ((err = vg_steer_taken(netns_fd, p->fwmark, p->route_table, &taken)))
-		return report(err, "list routing rules of the namespace of", p->tunnel);
+		return vg_report(err, "list routing rules of the namespace of %s", p->tunnel);
 	if (taken)
 		fprintf(stderr, "vpnguard-bpf: --fwmark 0x%x / --route-table %u: a routing rule in "
 			"the namespace of %s already uses the same mark or table\n", p->fwmark,
@@ -193,12 +187,12 @@ static int check_given(int policy_fd, __u64 id, int netns_fd, const struct vg_po
 
 int vg_steering_check(__u64 id, int netns_fd, const struct vg_policy *p)
 {
-	int fd = vg_map_open("vg_policy"), err;
+	int fd = vg_map_open(VG_MAP_POLICY), err;
 	struct vg_policy old;
 	bool had = false;
 
 	if (fd < 0 && fd != -ENOENT)
-		return report(fd, "open pinned map", "vg_policy");
+		return vg_report(fd, "open pinned map vg_policy");
 	if (fd >= 0)
 		had = !bpf_map_lookup_elem(fd, &id, &old);
 	err = check_given(fd, id, netns_fd, had ? &old : NULL, p);
@@ -229,17 +223,17 @@ int vg_steering_choose(int policy_fd, __u64 id, int netns_fd, const struct vg_po
 		if (steering_clashes(policy_fd, id, p))
 			continue;
 		if ((err = vg_steer_taken(netns_fd, p->fwmark, p->route_table, &taken)))
-			return report(err, "list routing rules of the namespace of", p->tunnel);
+			return vg_report(err, "list routing rules of the namespace of %s", p->tunnel);
 		if (!taken)
 			return 0;
 	}
-	return report(-ENOSPC, "find a free fwmark and routing table for", p->tunnel);
+	return vg_report(-ENOSPC, "find a free fwmark and routing table for %s", p->tunnel);
 }
 
 /* Takes a guard's rules and routes out of its namespace, while that namespace exists. */
 void vg_steering_remove(__u64 id)
 {
-	int pfd = vg_map_open("vg_policy"), gfd = vg_map_open("vg_guards"), nfd, err;
+	int pfd = vg_map_open(VG_MAP_POLICY), gfd = vg_map_open(VG_MAP_GUARDS), nfd, err;
 	struct vg_guard_info info;
 	struct vg_policy p;
 

@@ -8,16 +8,17 @@
 #include "loader.h"
 #include "netns.h"
 #include "tunnels.h"
+#include "report.h"
+#include "maps.h"
 
 /* A vg_tundev slot no vg_tunnels entry holds; 0 when all are taken. */
 static __u32 free_tundev_slot(int tunnels_fd)
 {
 	bool used[VG_MAX_GUARDS + 1] = { false };
-	struct vg_tunnel_key key, next;
+	struct vg_tunnel_key key;
 	struct vg_tunnel t;
 
-	for (void *prev = NULL; !bpf_map_get_next_key(tunnels_fd, prev, &next); prev = &key) {
-		key = next;
+	vg_map_for_each_key(tunnels_fd, key) {
 		if (!bpf_map_lookup_elem(tunnels_fd, &key, &t) && t.slot <= VG_MAX_GUARDS)
 			used[t.slot] = true;
 	}
@@ -41,12 +42,6 @@ static int tundev_write_here(void *arg)
 	return bpf_map_update_elem(req->map_fd, &req->slot, &req->dev, BPF_ANY) ? -errno : 0;
 }
 
-static int report(int err, const char *what, const char *tunnel)
-{
-	fprintf(stderr, "vpnguard-bpf: %s %s: %s\n", what, tunnel, strerror(-err));
-	return err;
-}
-
 /*
  * The device first: once vg_tunnels names an ifindex, vg_tundev holds it
  * (the programs want both to agree).
@@ -54,13 +49,12 @@ static int report(int err, const char *what, const char *tunnel)
 int vg_tunnel_maps_write(struct txn *t, int tunnels_fd, int tundev_fd, const struct vg_policy *p,
 			 int netns_fd)
 {
-	struct vg_tunnel_key key = { .netns_cookie = p->netns_cookie };
+	struct vg_tunnel_key key = vg_tunnel_key_of(p);
 	struct tundev_req dev = { .map_fd = tundev_fd };
 	struct vg_tunnel facts, old;
 	bool had;
 	int err;
 
-	memcpy(key.ifname, p->tunnel, sizeof(key.ifname));
 	had = !bpf_map_lookup_elem(tunnels_fd, &key, &old);
 	err = vg_tunnel_facts(netns_fd, p->tunnel, &facts, &dev.dev.ifindex);
 	if (err == -ENODEV) {
@@ -74,48 +68,48 @@ int vg_tunnel_maps_write(struct txn *t, int tunnels_fd, int tundev_fd, const str
 			return 0;
 		old.ifindex = 0;
 		return bpf_map_update_elem(tunnels_fd, &key, &old, BPF_ANY) ?
-		       report(-errno, "write vg_tunnels entry for", p->tunnel) : 0;
+		       vg_report(-errno, "write vg_tunnels entry for %s", p->tunnel) : 0;
 	}
 	if (err)
-		return report(err, "read tunnel interface", p->tunnel);
+		return vg_report(err, "read tunnel interface %s", p->tunnel);
 	facts.slot = dev.slot = had ? old.slot : free_tundev_slot(tunnels_fd);
 	if (!facts.slot)
-		return report(-ENOSPC, "find a vg_tundev slot for", p->tunnel);
+		return vg_report(-ENOSPC, "find a vg_tundev slot for %s", p->tunnel);
 	if (t && bpf_map_lookup_elem(tundev_fd, &dev.slot, &(struct vg_tundev){ 0 }) &&
 	    (err = txn_map_new(t, tundev_fd, &dev.slot, sizeof(dev.slot))))
-		return report(err, "write vg_tundev entry for", p->tunnel);
+		return vg_report(err, "write vg_tundev entry for %s", p->tunnel);
 	err = vg_netns_run(netns_fd, tundev_write_here, &dev);
 	if (err == -ENODEV)
 		return 0; /* gone meanwhile: vg_tunnels keeps what it said, no_tunnel holds */
 	if (err)
-		return report(err, "write vg_tundev entry for", p->tunnel);
+		return vg_report(err, "write vg_tundev entry for %s", p->tunnel);
 	if (t)
 		err = txn_map_update(t, tunnels_fd, &key, sizeof(key), &facts, sizeof(facts));
 	else
 		err = bpf_map_update_elem(tunnels_fd, &key, &facts, BPF_ANY) ? -errno : 0;
-	return err ? report(err, "write vg_tunnels entry for", p->tunnel) : 0;
+	return err ? vg_report(err, "write vg_tunnels entry for %s", p->tunnel) : 0;
 }
 
 void vg_tunnel_maps_prune(void)
 {
-	int tfd = vg_map_open("vg_tunnels"), pfd = vg_map_open("vg_policy"), dfd = vg_map_open("vg_tundev");
-	struct vg_tunnel_key key, next, stale[VG_MAX_GUARDS];
+	int tfd = vg_map_open(VG_MAP_TUNNELS), pfd = vg_map_open(VG_MAP_POLICY), dfd = vg_map_open(VG_MAP_TUNDEV);
+	struct vg_tunnel_key key, stale[VG_MAX_GUARDS];
 	int n_stale = 0;
 
 	if (tfd < 0 || pfd < 0)
 		goto out;
-	for (void *prev = NULL; !bpf_map_get_next_key(tfd, prev, &next); prev = &key) {
-		__u64 id, nid;
+	vg_map_for_each_key(tfd, key) {
 		bool used = false;
+		__u64 id;
 
-		key = next;
-		for (void *pp = NULL; !used && !bpf_map_get_next_key(pfd, pp, &nid); pp = &id) {
+		vg_map_for_each_key(pfd, id) {
 			struct vg_policy p;
 
-			id = nid;
 			used = !bpf_map_lookup_elem(pfd, &id, &p) &&
 			       p.netns_cookie == key.netns_cookie &&
 			       !strncmp(p.tunnel, key.ifname, VG_IFNAMSIZ);
+			if (used)
+				break;
 		}
 		if (!used && n_stale < VG_MAX_GUARDS)
 			stale[n_stale++] = key;

@@ -1,15 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 #include "follow.h"
+#include "worker.h"
 
 #define QUEUE_LEN 64
 #define PAUSE_FIRST_MS 1000
@@ -18,11 +15,9 @@
 struct vg_follower {
 	char sock[PATH_MAX];
 	int64_t since_ns;
-	int notify_fd, stop_fd;
-	atomic_bool stop;
+	int notify_fd;
+	struct vg_worker w;
 	bool heard;                 /* an event came since the last (re)connection */
-	pthread_t thread;
-	pthread_mutex_t lock;
 	struct vg_follow_item queue[QUEUE_LEN];
 	int head, len;
 	bool lost;
@@ -32,12 +27,12 @@ static void push(struct vg_follower *f, const struct vg_follow_item *it)
 {
 	uint64_t one = 1;
 
-	pthread_mutex_lock(&f->lock);
+	pthread_mutex_lock(&f->w.lock);
 	if (f->len == QUEUE_LEN)
 		f->lost = true;
 	else
 		f->queue[(f->head + f->len++) % QUEUE_LEN] = *it;
-	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_unlock(&f->w.lock);
 	/* The counter cannot overflow (the agent drains it at each wake): an error here is a bug, said. */
 	if (write(f->notify_fd, &one, sizeof(one)) < 0)
 		fprintf(stderr, "vpnguard-bpf: docker follower: wake the agent: %s\n", strerror(errno));
@@ -59,20 +54,19 @@ static int on_event(const struct vg_docker_event *ev, void *ctx)
 static void *run(void *arg)
 {
 	struct vg_follower *f = arg;
-	struct pollfd pfd = { .fd = f->stop_fd, .events = POLLIN };
 	int pause_ms = PAUSE_FIRST_MS;
 
 	for (;;) {
 		struct vg_follow_item it = { 0 };
 
 		f->heard = false;
-		vg_docker_events(f->sock, f->since_ns, on_event, f, &f->stop, it.error, sizeof(it.error));
-		if (atomic_load(&f->stop))
+		vg_docker_events(f->sock, f->since_ns, on_event, f, &f->w.stop, it.error, sizeof(it.error));
+		if (atomic_load(&f->w.stop))
 			break;
 		push(f, &it);
 		/* A stream that delivered something was healthy: reconnect soon; an engine that is gone: back off. */
 		pause_ms = f->heard ? PAUSE_FIRST_MS : pause_ms;
-		if (poll(&pfd, 1, pause_ms) != 0)
+		if (vg_worker_sleep(&f->w, pause_ms))
 			break;
 		pause_ms = pause_ms * 2 > PAUSE_MAX_MS ? PAUSE_MAX_MS : pause_ms * 2;
 	}
@@ -82,27 +76,18 @@ static void *run(void *arg)
 struct vg_follower *vg_follower_start(const char *sock, int64_t since_ns, int notify_fd)
 {
 	struct vg_follower *f = calloc(1, sizeof(*f));
-	int err;
+	int err = f ? 0 : -ENOMEM;
 
-	if (!f)
-		return NULL;
-	snprintf(f->sock, sizeof(f->sock), "%s", sock);
-	f->since_ns = since_ns;
-	f->notify_fd = notify_fd;
-	f->stop_fd = eventfd(0, EFD_CLOEXEC);
-	pthread_mutex_init(&f->lock, NULL);
-	if (f->stop_fd < 0)
-		goto fail;
-	err = pthread_create(&f->thread, NULL, run, f);
+	if (f) {
+		snprintf(f->sock, sizeof(f->sock), "%s", sock);
+		f->since_ns = since_ns;
+		f->notify_fd = notify_fd;
+		err = vg_worker_start(&f->w, run, f);
+	}
 	if (!err)
 		return f;
-	close(f->stop_fd);
-	errno = err;
-fail:
-	err = errno;
-	pthread_mutex_destroy(&f->lock);
 	free(f);
-	errno = err;
+	errno = -err;
 	return NULL;
 }
 
@@ -110,7 +95,7 @@ bool vg_follower_take(struct vg_follower *f, struct vg_follow_item *it)
 {
 	bool got = true;
 
-	pthread_mutex_lock(&f->lock);
+	pthread_mutex_lock(&f->w.lock);
 	if (f->len) {
 		*it = f->queue[f->head];
 		f->head = (f->head + 1) % QUEUE_LEN;
@@ -121,21 +106,14 @@ bool vg_follower_take(struct vg_follower *f, struct vg_follow_item *it)
 	} else {
 		got = false;
 	}
-	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_unlock(&f->w.lock);
 	return got;
 }
 
 void vg_follower_stop(struct vg_follower *f)
 {
-	uint64_t one = 1;
-
 	if (!f)
 		return;
-	atomic_store(&f->stop, true);
-	if (write(f->stop_fd, &one, sizeof(one)) < 0)
-		pthread_cancel(f->thread);
-	pthread_join(f->thread, NULL);
-	close(f->stop_fd);
-	pthread_mutex_destroy(&f->lock);
+	vg_worker_stop(&f->w, -1);
 	free(f);
 }

@@ -118,7 +118,7 @@ struct json_object *vg_event_to_json(const struct vg_event *e, int64_t boot_to_r
 	/* Added as the kernel's u64 it is: a record's time may be anything, and a signed overflow is UB. */
 	vg_format_time((int64_t)(e->time_ns + (uint64_t)boot_to_real_ns), buf, sizeof(buf));
 	json_object_object_add(o, "time", json_object_new_string(buf));
-	json_object_object_add(o, "event", json_object_new_string("blocked"));
+	json_object_object_add(o, "event", json_object_new_string(vg_record_name(VG_REC_BLOCKED)));
 	json_object_object_add(o, "reason", json_object_new_string(vg_reason_name(e->reason)));
 	json_object_object_add(o, "hook", json_object_new_string(vg_hook_name(e->hook)));
 	json_object_object_add(o, "cgroup", cgroup ? json_object_new_string(cgroup) : NULL);
@@ -212,4 +212,22 @@ void vg_text_printf(char *buf, size_t len, const char *fmt, ...)
 	vg_text_escape(n >= 0 ? raw : "", buf, len);
 	if (n >= 0)
 		free(raw);
+}
+
+static const char *const record_names[] = {
+	[VG_REC_BLOCKED] = "blocked",
+	[VG_REC_TUNNEL_UP] = "tunnel_up",
+	[VG_REC_TUNNEL_DOWN] = "tunnel_down",
+	[VG_REC_PROBE] = "probe",
+	[VG_REC_STATE] = "state",
+	[VG_REC_RELOAD] = "reload",
+	[VG_REC_DOCKER] = "docker",
+	[VG_REC_SCAN] = "scan",
+	[VG_REC_PINS] = "pins",
+	[VG_REC_LOG] = "log",
+};
+
+const char *vg_record_name(enum vg_record kind)
+{
+	return kind < sizeof(record_names) / sizeof(record_names[0]) ? record_names[kind] : "unknown";
 }

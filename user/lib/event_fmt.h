@@ -10,6 +10,26 @@
 #include "vpnguard.h"
 
 /*
+ * The kinds of record of the agent's JSON-lines log, as its "event" field
+ * names them (docs/design.md lists their fields). user/agent/log.c is the only
+ * writer; `vpnguard-bpf events` reads them back with vg_record_to_line.
+ */
+enum vg_record {
+	VG_REC_BLOCKED,             /* an attempt the kernel refused (vg_event_to_json) */
+	VG_REC_TUNNEL_UP,
+	VG_REC_TUNNEL_DOWN,
+	VG_REC_PROBE,               /* a round that changed nothing but is worth saying */
+	VG_REC_STATE,               /* a guard opened or closed */
+	VG_REC_RELOAD,
+	VG_REC_DOCKER,
+	VG_REC_SCAN,                /* an escape the scan found */
+	VG_REC_PINS,                /* pins vanished and were made again, or not */
+	VG_REC_LOG,                 /* records the log could not take */
+};
+
+const char *vg_record_name(enum vg_record kind);
+
+/*
  * The log record of a blocked attempt. boot_to_real_ns is added to the
  * kernel's boot-clock time to get wall-clock time; cgroup is the guard's path
  * (NULL when unknown).

@@ -12,8 +12,10 @@
 #include "event_fmt.h"
 #include "loader.h"
 #include "proc_parse.h"
+#include "report.h"
 #include "scan.h"
 #include "scan_logic.h"
+#include "maps.h"
 
 struct table {
 	struct vg_proc *procs;
@@ -26,20 +28,18 @@ struct table {
 /* The guards as recorded at attach; none pinned is no guard, not an error. */
 static int read_guards(struct table *t)
 {
-	int fd = vg_map_open("vg_guards");
-	__u64 key, next;
+	int fd = vg_map_open(VG_MAP_GUARDS);
+	__u64 key;
 
 	if (fd == -ENOENT)
 		return 0;
-	if (fd < 0) {
-		fprintf(stderr, "vpnguard-bpf: scan: open %s/vg_guards: %s\n", VG_PIN_ROOT, strerror(-fd));
-		return fd;
-	}
-	for (void *prev = NULL; t->n_guards < VG_MAX_GUARDS && !bpf_map_get_next_key(fd, prev, &next);
-	     prev = &key) {
+	if (fd < 0)
+		return vg_report(fd, "scan: open %s/vg_guards", vg_pin_root());
+	vg_map_for_each_key(fd, key) {
 		struct vg_guard_info *info = &t->infos[t->n_guards];
 
-		key = next;
+		if (t->n_guards == VG_MAX_GUARDS)
+			break;
 		if (bpf_map_lookup_elem(fd, &key, info))
 			continue;
 		info->cgroup[sizeof(info->cgroup) - 1] = 0;

@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <time.h>
+#include "clock.h"
+
+static int64_t ns_of(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+uint64_t vg_boot_ns(void)
+{
+	return (uint64_t)ns_of(CLOCK_BOOTTIME);
+}
+
+uint64_t vg_mono_ns(void)
+{
+	return (uint64_t)ns_of(CLOCK_MONOTONIC);
+}
+
+int64_t vg_real_ns(void)
+{
+	return ns_of(CLOCK_REALTIME);
+}
