@@ -44,7 +44,7 @@ bpf: $(OUT)/vpnguard.bpf.o
 $(OUT):
 	mkdir -p $@
 
-$(OUT)/vpnguard.bpf.o: bpf/vpnguard.bpf.c bpf/vpnguard.h vmlinux/vmlinux.h | $(OUT)
+$(OUT)/vpnguard.bpf.o: bpf/vpnguard.bpf.c $(wildcard bpf/*.h) vmlinux/vmlinux.h | $(OUT)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(OUT)/vpnguard.skel.h: $(OUT)/vpnguard.bpf.o
@@ -115,7 +115,7 @@ clean:
 include tests/fuzz/fuzz.mk
 
 # The helper micro-benchmarks of `make bench` (tests/bench/helpers.*).
-$(OUT)/helpers.bpf.o: tests/bench/helpers.bpf.c bpf/vpnguard.h vmlinux/vmlinux.h | $(OUT)
+$(OUT)/helpers.bpf.o: tests/bench/helpers.bpf.c bpf/vpnguard.h bpf/vg_addr.h vmlinux/vmlinux.h | $(OUT)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(OUT)/helpers.skel.h: $(OUT)/helpers.bpf.o

@@ -118,7 +118,7 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli, struct 
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGPIPE);
-	/* Blocked before any thread starts, so the probes and the webhook inherit it; sd-event wants them blocked. */
+	/* Blocked before any thread starts, so the threads inherit it (and sd-event wants them blocked). */
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	if ((err = sd_event_new(&a.loop)) < 0) {
 		vg_report(err, "agent: event loop");

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "paths.h"
 #include "pidfile.h"
+#include "report.h"
 
 int vg_pidfile_take(const char *log_path)
 {
@@ -17,27 +18,24 @@ int vg_pidfile_take(const char *log_path)
 	int fd, err;
 
 	if (mkdir(vg_run_dir(), 0700) && errno != EEXIST) {
-		err = -errno;
-		fprintf(stderr, "vpnguard-bpf: create %s: %s\n", vg_run_dir(), strerror(errno));
+		err = vg_report(-errno, "create %s", vg_run_dir());
 		return err;
 	}
 	fd = open(vg_agent_pidfile(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
-		err = -errno;
-		fprintf(stderr, "vpnguard-bpf: open %s: %s\n", vg_agent_pidfile(), strerror(errno));
+		err = vg_report(-errno, "open %s", vg_agent_pidfile());
 		return err;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
 		err = errno == EWOULDBLOCK ? -EALREADY : -errno;
 		if (err != -EALREADY)
-			fprintf(stderr, "vpnguard-bpf: lock %s: %s\n", vg_agent_pidfile(), strerror(errno));
+			vg_report(-errno, "lock %s", vg_agent_pidfile());
 		close(fd);
 		return err;
 	}
 	if (ftruncate(fd, 0) || dprintf(fd, "%d\n%s\n", getpid(),
 					realpath(log_path, real) ? real : log_path) < 0) {
-		err = -errno;
-		fprintf(stderr, "vpnguard-bpf: write %s: %s\n", vg_agent_pidfile(), strerror(errno));
+		err = vg_report(-errno, "write %s", vg_agent_pidfile());
 		close(fd);
 		return err;
 	}

@@ -79,7 +79,7 @@ static void check_pins(struct agent *a)
 	}
 }
 
-/* Renews the leases of guards with no probe, checks the pins, scans once VG_SCAN_INTERVAL_S has (about) passed. */
+/* Leases of guards with no probe, the pins, and the scan once VG_SCAN_INTERVAL_S has (about) passed. */
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct agent *a = userdata;

@@ -13,7 +13,7 @@
 #include "netns.h"
 #include "report.h"
 
-/* seen_us: when the netlink message was seen (sd-event's wake time), so the log shows how long the map took. */
+/* seen_us: when netlink woke the loop, so the log shows how long the map took. */
 static void log_tunnel(struct agent *a, __u64 id, const struct vg_policy *p, int ifindex, __u64 seen_us)
 {
 	struct json_object *rec = vg_log_record(ifindex ? VG_REC_TUNNEL_UP : VG_REC_TUNNEL_DOWN);

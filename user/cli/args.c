@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -68,9 +69,18 @@ static const char *const cmd_names[] = {
 	[VG_CMD_SCAN] = "scan",
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
+const char *vg_cmd_name(enum vg_cmd cmd)
 {
-	snprintf(err, errlen, fmt, a, b);
+	return cmd < sizeof(cmd_names) / sizeof(cmd_names[0]) && cmd_names[cmd] ? cmd_names[cmd] : "vpnguard-bpf";
+}
+
+static int __attribute__((format(printf, 3, 4))) fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 	return -EINVAL;
 }
 
@@ -135,7 +145,7 @@ static int take_number(unsigned *dst, const char *flag, const char *v, char *err
 	bool is_duration = strcmp(flag, "--probe-failures");
 
 	if (*dst)
-		return fail(err, errlen, "%s given twice%s", flag, "");
+		return fail(err, errlen, "%s given twice", flag);
 	if (is_duration ? vg_parse_duration(v, dst) : parse_count(v, dst))
 		return fail(err, errlen, is_duration ?
 			    "%s %s: not a duration (e.g. 30s, 500ms, 2m; at most 1 day)" :
@@ -151,7 +161,7 @@ static int take_id(__u32 *dst, const char *flag, const char *v, char *err, size_
 	const char *p = v;
 
 	if (*dst)
-		return fail(err, errlen, "%s given twice%s", flag, "");
+		return fail(err, errlen, "%s given twice", flag);
 	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && p[2]) {
 		base = 16;
 		p += 2;
@@ -222,11 +232,11 @@ static int take(struct vg_options *o, const char *flag, const char *v, char *err
 		if (strcmp(flag, singles[i].flag))
 			continue;
 		if (*single)
-			return fail(err, errlen, "%s given twice%s", flag, "");
+			return fail(err, errlen, "%s given twice", flag);
 		*single = v;
 		return 0;
 	}
-	return fail(err, errlen, "unknown option '%s'%s", flag, "");
+	return fail(err, errlen, "unknown option '%s'", flag);
 }
 
 static void set_switch(struct vg_options *o, const char *flag)
@@ -258,46 +268,46 @@ int vg_attach_options_check(const struct vg_options *o, char *err, size_t errlen
 	bool probes = o->probe_url || o->gluetun_url;
 
 	if (!o->n_cgroups && !o->n_containers)
-		return fail(err, errlen, "attach: --cgroup (or --container) is required%s%s", "", "");
+		return fail(err, errlen, "attach: --cgroup (or --container) is required");
 	/* A container is one more cgroup to guard. */
 	if (o->n_cgroups + o->n_containers > VG_MAX_CGROUP_ARGS) {
 		char maxs[16];
 
 		snprintf(maxs, sizeof(maxs), "%d", VG_MAX_CGROUP_ARGS);
-		return fail(err, errlen, "attach: --cgroup and --container: at most %s together%s", maxs, "");
+		return fail(err, errlen, "attach: --cgroup and --container: at most %s together", maxs);
 	}
 	if (!o->tunnel == !o->n_gateways)
-		return fail(err, errlen, "attach: give either --tunnel or --gateway%s%s", "", "");
+		return fail(err, errlen, "attach: give either --tunnel or --gateway");
 	if (o->netns && !o->tunnel)
-		return fail(err, errlen, "attach: --netns goes with --tunnel%s%s", "", "");
+		return fail(err, errlen, "attach: --netns goes with --tunnel");
 	if ((o->fwmark || o->route_table) && !o->tunnel)
-		return fail(err, errlen, "attach: %s steers into the tunnel: it goes with --tunnel%s",
-			    o->fwmark ? "--fwmark" : "--route-table", "");
+		return fail(err, errlen, "attach: %s steers into the tunnel: it goes with --tunnel",
+			    o->fwmark ? "--fwmark" : "--route-table");
 	if (o->tunnel_container && !o->tunnel)
-		return fail(err, errlen, "attach: --tunnel-container goes with --tunnel%s%s", "", "");
+		return fail(err, errlen, "attach: --tunnel-container goes with --tunnel");
 	if (o->tunnel_container && o->netns)
 		return fail(err, errlen, "attach: --tunnel-container and --netns both name the tunnel's "
-			    "namespace: give one%s%s", "", "");
+			    "namespace: give one");
 	/* The kernel's own rule for interface names (dev_valid_name). */
 	if (o->tunnel && (!*o->tunnel || strlen(o->tunnel) >= VG_IFNAMSIZ ||
 			  strpbrk(o->tunnel, "/: \t\n\v\f\r") || !strcmp(o->tunnel, ".") ||
 			  !strcmp(o->tunnel, "..")))
-		return fail(err, errlen, "--tunnel %s: not an interface name%s", o->tunnel, "");
+		return fail(err, errlen, "--tunnel %s: not an interface name", o->tunnel);
 	if (o->no_agent && vg_options_need_agent(o))
-		return fail(err, errlen, "attach: %s needs the agent: drop --no-agent%s",
-			    o->probe_url ? "--probe-url" : o->gluetun_url ? "--gluetun-url" : "--webhook", "");
+		return fail(err, errlen, "attach: %s needs the agent: drop --no-agent",
+			    o->probe_url ? "--probe-url" : o->gluetun_url ? "--gluetun-url" : "--webhook");
 	if (o->probe_url && !o->tunnel)
-		return fail(err, errlen, "attach: --probe-url goes through the tunnel: it needs --tunnel%s%s", "", "");
+		return fail(err, errlen, "attach: --probe-url goes through the tunnel: it needs --tunnel");
 	if (!o->probe_url && (o->n_real_ips || o->n_expect_ips || o->probe_ca))
-		return fail(err, errlen, "attach: %s judges what --probe-url sees: give --probe-url%s",
-			    o->n_real_ips ? "--real-ip" : o->n_expect_ips ? "--expect-ip" : "--probe-ca", "");
+		return fail(err, errlen, "attach: %s judges what --probe-url sees: give --probe-url",
+			    o->n_real_ips ? "--real-ip" : o->n_expect_ips ? "--expect-ip" : "--probe-ca");
 	if (!probes && (o->probe_timeout_ms || o->probe_failures))
-		return fail(err, errlen, "attach: %s needs --probe-url or --gluetun-url%s",
-			    o->probe_timeout_ms ? "--probe-timeout" : "--probe-failures", "");
+		return fail(err, errlen, "attach: %s needs --probe-url or --gluetun-url",
+			    o->probe_timeout_ms ? "--probe-timeout" : "--probe-failures");
 	if (o->no_agent && o->probe_interval_ms)
-		return fail(err, errlen, "attach: --probe-interval needs the agent: drop --no-agent%s%s", "", "");
+		return fail(err, errlen, "attach: --probe-interval needs the agent: drop --no-agent");
 	if (o->probe_timeout_ms && o->probe_interval_ms && o->probe_timeout_ms > o->probe_interval_ms)
-		return fail(err, errlen, "attach: --probe-timeout is longer than --probe-interval%s%s", "", "");
+		return fail(err, errlen, "attach: --probe-timeout is longer than --probe-interval");
 	/* Each word was judged when set; what is left is the allow set as a whole. */
 	struct vg_policy p;
 
@@ -319,7 +329,7 @@ int vg_option_set(struct vg_options *o, enum vg_cmd cmd, const char *flag, const
 		return 0;
 	}
 	if (!value || !value[0])
-		return fail(err, errlen, "%s needs a value%s", f->name, "");
+		return fail(err, errlen, "%s needs a value", f->name);
 	return take(o, f->name, value, err, errlen);
 }
 
@@ -327,7 +337,7 @@ int vg_parse_args(int argc, char **argv, struct vg_options *o, char *err, size_t
 {
 	memset(o, 0, sizeof(*o));
 	if (argc < 2)
-		return fail(err, errlen, "no command given%s%s", "", "");
+		return fail(err, errlen, "no command given");
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		o->cmd = VG_CMD_HELP;
 		return 0;
@@ -340,7 +350,7 @@ int vg_parse_args(int argc, char **argv, struct vg_options *o, char *err, size_t
 		if (cmd_names[c] && !strcmp(argv[1], cmd_names[c]))
 			o->cmd = (enum vg_cmd)c;
 	if (o->cmd == VG_CMD_NONE)
-		return fail(err, errlen, "unknown command '%s'%s", argv[1], "");
+		return fail(err, errlen, "unknown command '%s'", argv[1]);
 
 	for (int i = 2; i < argc; i++) {
 		const char *value = NULL;
@@ -365,6 +375,6 @@ int vg_parse_args(int argc, char **argv, struct vg_options *o, char *err, size_t
 	/* Nothing about a guard: the guards come from the config file. */
 	if (!o->n_cgroups && !vg_options_have_guard(o))
 		return o->no_agent && o->webhook ?
-		       fail(err, errlen, "attach: --webhook needs the agent: drop --no-agent%s%s", "", "") : 0;
+		       fail(err, errlen, "attach: --webhook needs the agent: drop --no-agent") : 0;
 	return vg_attach_options_check(o, err, errlen);
 }

@@ -76,6 +76,9 @@ int vg_parse_args(int argc, char **argv, struct vg_options *o, char *err, size_t
 int vg_option_set(struct vg_options *o, enum vg_cmd cmd, const char *flag, const char *value,
 		  char *err, size_t errlen);
 
+/* The subcommand's word on the command line. */
+const char *vg_cmd_name(enum vg_cmd cmd);
+
 /* The rules between an attach's options, once all are set. */
 int vg_attach_options_check(const struct vg_options *o, char *err, size_t errlen);
 

@@ -34,7 +34,4 @@ char *vg_agent_log_path(void);
 /* The running agent's pid; 0 when none runs. */
 pid_t vg_agent_pid(void);
 
-/* The events command. */
-int vg_cmd_events(bool follow, bool json);
-
 #endif

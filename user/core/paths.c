@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "paths.h"
+#include "report.h"
 
 static const char *from_env(const char *name, const char *fallback)
 {
@@ -48,7 +49,7 @@ int vg_lock_take(void)
 	snprintf(path, sizeof(path), "%s/lock", vg_run_dir());
 	if (mkdir(vg_run_dir(), 0700) && errno != EEXIST) {
 		err = -errno;
-		fprintf(stderr, "vpnguard-bpf: create %s: %s\n", vg_run_dir(), strerror(errno));
+		vg_report(-errno, "create %s", vg_run_dir());
 		return err;
 	}
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -61,7 +62,7 @@ int vg_lock_take(void)
 			return fd;
 	}
 	err = -errno;
-	fprintf(stderr, "vpnguard-bpf: lock %s: %s\n", path, strerror(errno));
+	vg_report(-errno, "lock %s", path);
 	if (fd >= 0)
 		close(fd);
 	return err;

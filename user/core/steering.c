@@ -44,9 +44,8 @@ int vg_steering_apply(int netns_fd, const struct vg_policy *p, bool *made)
 	s.n_allow = vg_policy_allow4(p, s.allow, VG_MAX_ALLOW);
 	err = vg_steer_apply(netns_fd, &s, made);
 	if (err)
-		fprintf(stderr, "vpnguard-bpf: route fwmark 0x%x into %s (rules at priority %u-%u, "
-			"table %u): %s\n", p->fwmark, p->tunnel, VG_RULE_PREF_ALLOW, VG_RULE_PREF_MARK,
-			p->route_table, strerror(-err));
+		vg_report(err, "route fwmark 0x%x into %s (rules at priority %u-%u, table %u)", p->fwmark,
+			  p->tunnel, VG_RULE_PREF_ALLOW, VG_RULE_PREF_MARK, p->route_table);
 	return err;
 }
 
@@ -242,8 +241,8 @@ void vg_steering_remove(__u64 id)
 		nfd = vg_guard_netns_open(&info, p.netns_cookie);
 		/* A namespace that is gone took its rules with it. */
 		if (nfd >= 0 && (err = vg_steer_remove(nfd, p.fwmark, p.route_table)))
-			fprintf(stderr, "vpnguard-bpf: remove the routing rules of fwmark 0x%x (table %u): %s\n",
-				p.fwmark, p.route_table, strerror(-err));
+			vg_report(err, "remove the routing rules of fwmark 0x%x (table %u)", p.fwmark,
+				  p.route_table);
 		if (nfd >= 0)
 			close(nfd);
 	}

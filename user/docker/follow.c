@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "follow.h"
 #include "worker.h"
+#include "report.h"
 
 #define QUEUE_LEN 64
 #define PAUSE_FIRST_MS 1000
@@ -35,7 +36,7 @@ static void push(struct vg_follower *f, const struct vg_follow_item *it)
 	pthread_mutex_unlock(&f->w.lock);
 	/* The counter cannot overflow (the agent drains it at each wake): an error here is a bug, said. */
 	if (write(f->notify_fd, &one, sizeof(one)) < 0)
-		fprintf(stderr, "vpnguard-bpf: docker follower: wake the agent: %s\n", strerror(errno));
+		vg_report(-errno, "docker follower: wake the agent");
 }
 
 static int on_event(const struct vg_docker_event *ev, void *ctx)

@@ -102,7 +102,7 @@ static int read_procs(struct table *t)
 	int err = 0;
 
 	if (!d) {
-		fprintf(stderr, "vpnguard-bpf: scan: /proc: %s\n", strerror(errno));
+		vg_report(-errno, "scan: /proc");
 		return -errno;
 	}
 	while ((de = readdir(d))) {
@@ -138,7 +138,7 @@ static int read_procs(struct table *t)
 	}
 	closedir(d);
 	if (err)
-		fprintf(stderr, "vpnguard-bpf: scan: process table: %s\n", strerror(-err));
+		vg_report(err, "scan: process table");
 	return err;
 }
 
@@ -165,7 +165,7 @@ int vg_scan(struct json_object **out)
 		goto out;
 	if (stat("/proc/self/ns/pid", &self)) {
 		r = -errno;
-		fprintf(stderr, "vpnguard-bpf: scan: /proc/self/ns/pid: %s\n", strerror(errno));
+		vg_report(-errno, "scan: /proc/self/ns/pid");
 		goto out;
 	}
 	in = (struct vg_scan_input){ t->procs, t->n, t->guards, t->n_guards, self.st_ino };
@@ -193,37 +193,4 @@ out:
 	free(found);
 	free_table(t);
 	return r;
-}
-
-int vg_cmd_scan(bool json)
-{
-	struct json_object *res = NULL, *findings, *guards;
-	size_t n, n_guards;
-	int n_procs;
-
-	if (vg_scan(&res))
-		return 1;
-	json_object_object_get_ex(res, "findings", &findings);
-	n = json_object_array_length(findings);
-	if (json) {
-		puts(json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-	} else {
-		json_object_object_get_ex(res, "guards", &guards);
-		n_guards = json_object_array_length(guards);
-		n_procs = json_object_get_int(json_object_object_get(res, "processes"));
-		printf("scanned %zu guard%s, %d process%s in them\n", n_guards, n_guards == 1 ? "" : "s",
-		       n_procs, n_procs == 1 ? "" : "es");
-		for (size_t i = 0; i < n; i++) {
-			char line[PATH_MAX + 1024];
-
-			vg_finding_to_line(json_object_array_get_idx(findings, i), line, sizeof(line));
-			puts(line);
-		}
-		if (n)
-			printf("%zu finding%s\n", n, n == 1 ? "" : "s");
-		else
-			printf("nothing found\n");
-	}
-	json_object_put(res);
-	return n ? VG_SCAN_EXIT_FOUND : 0;
 }

@@ -15,7 +15,4 @@
  */
 int vg_scan(struct json_object **out);
 
-/* The scan command: 0 nothing found, 1 could not scan, VG_SCAN_EXIT_FOUND. */
-int vg_cmd_scan(bool json);
-
 #endif

@@ -18,9 +18,10 @@
 #include "policy.h"
 #include "attach.h"
 #include "netns.h"
-#include "status.h"
+#include "commands.h"
 #include "steering.h"
 #include "maps.h"
+#include "report.h"
 
 struct maps {
 	int policy, state, guards, tunnels, counters, tundev;
@@ -272,7 +273,7 @@ int vg_cmd_status(bool json)
 		return 1;
 	}
 	if (m.policy < 0 && m.policy != -ENOENT) {
-		fprintf(stderr, "vpnguard-bpf: open %s/vg_policy: %s\n", VG_PIN_ROOT, strerror(-m.policy));
+		vg_report(m.policy, "open %s/vg_policy", VG_PIN_ROOT);
 		close_maps(&m);
 		json_object_put(root);
 		return 1;

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The programs' constants, read-only data and maps (their layout: vpnguard.h), and what a hook judges. */
+#ifndef VG_MAPS_BPF_H
+#define VG_MAPS_BPF_H
+
+/* uapi values vmlinux.h cannot carry (they are macros). */
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define SOCK_RAW 3
+#define SOL_SOCKET 1
+#define SOL_IP 0
+#define SOL_IPV6 41
+#define SO_BINDTODEVICE 25
+#define SO_MARK 36
+#define SO_BINDTOIFINDEX 62
+#define IP_MULTICAST_IF 32
+#define IP_ADD_MEMBERSHIP 35
+#define IP_ADD_SOURCE_MEMBERSHIP 39
+#define MCAST_JOIN_GROUP 42
+#define MCAST_JOIN_SOURCE_GROUP 46
+#define IP_UNICAST_IF 50
+#define IPV6_MULTICAST_IF 17
+#define IPV6_ADD_MEMBERSHIP 20
+#define IPV6_JOIN_ANYCAST 27
+#define IPV6_UNICAST_IF 76
+#define LOOPBACK_IFINDEX 1
+#define IP_OFFSET_MASK 0x1fff
+#define PAGE_SIZE_MIN 4096
+#define TCX_NEXT -1
+#define TC_ACT_SHOT 2
+#define BPF_SK_STORAGE_GET_F_CREATE 1
+/* Keeps the compiler from moving stores across it; this CPU sees them in order. */
+#define barrier() asm volatile("" ::: "memory")
+
+/* Set by the loader before load: which guard this copy of the programs serves. */
+const volatile __u64 guard_cgroup_id = 0;
+const volatile __u32 guard_cgroup_level = 0;
+/* Never read here: it tells the loader which map layout an attached program was made for. */
+const volatile __u32 guard_abi = VG_ABI_VERSION;
+/* The guard's policy.fwmark, so that marking a socket needs no lookup; a new mark means new programs. */
+const volatile __u32 guard_fwmark = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VG_MAX_GUARDS);
+	__type(key, __u64);
+	__type(value, struct vg_policy);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VG_MAX_GUARDS);
+	__type(key, __u64);
+	__type(value, struct vg_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VG_MAX_GUARDS);
+	__type(key, __u64);
+	__type(value, struct vg_guard_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_guards SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VG_MAX_GUARDS);
+	__type(key, struct vg_tunnel_key);
+	__type(value, struct vg_tunnel);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_tunnels SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, VG_MAX_GUARDS);
+	__type(key, __u32);
+	__type(value, struct vg_tundev);
+	/*
+	 * Pinned by the loader, not by name: the kernel marks device maps
+	 * read-only to programs, a flag libbpf's reuse check then misses.
+	 */
+} vg_tundev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, VG_MAX_GUARDS * VG_REASON_SLOTS);
+	__type(key, struct vg_counter_key);
+	__type(value, struct vg_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VG_MAX_GUARDS * VG_REASON_SLOTS);
+	__type(key, struct vg_counter_key);
+	__type(value, struct vg_rate);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_ratelimit SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vg_abi);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_abi SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vg_events SEC(".maps");
+
+/*
+ * What sendmsg() last allowed on an unconnected UDP socket: the IPv4
+ * destination it judged and the tunnel the datagram must leave by (0: not a
+ * tunnel verdict). The egress program then need not judge that datagram a
+ * second time (egress_judged_at_sendmsg). Not pinned: every guard's copy of
+ * the programs has its own, so nested guards never read each other's verdicts.
+ */
+struct vg_sk_verdict {
+	__u32 daddr;
+	__u32 ifindex;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct vg_sk_verdict);
+} vg_sk_verdict SEC(".maps");
+
+/*
+ * The guard-wide facts of rules 7 and 8, per CPU (vpnguard.h, "Facts read
+ * again"): the guard was open, and in tunnel mode the tunnel the policy names
+ * ({netns_cookie, tunnel}) had ifindex, until until_ns on the coarse clock.
+ * Only this CPU writes it, but a program can interrupt another one's write
+ * (softirq, preemption): writing marks it incomplete, so that the interrupting
+ * program neither reads it nor writes it. Not pinned: one per copy of the
+ * programs, that is per guard.
+ */
+struct vg_facts {
+	__u64 until_ns;
+	__u64 netns_cookie;
+	__u64 tunnel[VG_IFNAMSIZ / 8];
+	__u32 ifindex;  /* 0: read in gateway mode */
+	__u32 writing;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vg_facts);
+} vg_facts SEC(".maps");
+
+/* What a hook knows about the attempt it judges. */
+struct attempt {
+	struct vg_addr dst;
+	__u16 dport;
+	__u8 proto;
+	__u8 hook;
+	__u32 ifindex;
+	__u64 netns_cookie;
+};
+
+#endif

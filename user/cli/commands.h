@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The subcommands, one file each (<name>_cmd.c); each returns the process's exit status. */
+#ifndef VG_COMMANDS_H
+#define VG_COMMANDS_H
+
+#include <stdbool.h>
+#include "args.h"
+
+/* The exit statuses of docs/design.md; scan's VG_SCAN_EXIT_FOUND (3) is the one more. */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+int vg_cmd_attach(const struct vg_options *o);
+int vg_cmd_detach(const struct vg_options *o);
+/* Every guard and its counters, from the pinned maps. */
+int vg_cmd_status(bool json);
+int vg_cmd_events(bool follow, bool json);
+/* 0 nothing found, 1 could not scan, VG_SCAN_EXIT_FOUND. */
+int vg_cmd_scan(bool json);
+
+#endif
