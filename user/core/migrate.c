@@ -152,25 +152,19 @@ static void copy_counters(const struct old_maps *m, const struct old_guard *g, i
 }
 
 /* What layout 1 left in a guard's directory: its tc links (its cgroup links were replaced). */
-static void unpin_old_links(__u64 id)
+static bool old_tc_link(const char *name)
 {
-	char dir[PATH_MAX], path[PATH_MAX * 2];
-	struct dirent *de;
-	DIR *d;
-
-	snprintf(dir, sizeof(dir), "%s/%" PRIu64, vg_pin_root(), (uint64_t)id);
-	if (!(d = opendir(dir)))
-		return;
-	while ((de = readdir(d)))
-		if (!strncmp(de->d_name, "tc_", 3) && strcmp(de->d_name, "tc_egress")) {
-			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-			unlink(path);
-		}
-	closedir(d);
+	return !strncmp(name, "tc_", 3) && strcmp(name, "tc_egress");
 }
 
-/* A guard that was not taken over (its cgroup is gone): its pins go. */
-static void remove_old_dir(__u64 id)
+/* A guard that was not taken over (its cgroup is gone): all its pins. */
+static bool any_pin(const char *name)
+{
+	return name[0] != '.';
+}
+
+/* Unpins what which() names in the guard's directory; the directory too when it is left empty. */
+static void unpin_old(__u64 id, bool (*which)(const char *name))
 {
 	char dir[PATH_MAX], path[PATH_MAX * 2];
 	struct dirent *de;
@@ -180,7 +174,7 @@ static void remove_old_dir(__u64 id)
 	if (!(d = opendir(dir)))
 		return;
 	while ((de = readdir(d)))
-		if (de->d_name[0] != '.') {
+		if (which(de->d_name)) {
 			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 			unlink(path);
 		}
@@ -247,9 +241,9 @@ int vg_migrate_abi1(void)
 	copy_counters(&maps, g, n);
 	for (int i = 0; i < n; i++) {
 		if (g[i].live)
-			unpin_old_links(g[i].id);
+			unpin_old(g[i].id, old_tc_link);
 		else
-			remove_old_dir(g[i].id);
+			unpin_old(g[i].id, any_pin);
 	}
 	fprintf(stderr, "vpnguard-bpf: took over %d guard(s) from the pins of the first release "
 		"(map layout 1)\n", k);

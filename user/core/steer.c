@@ -106,13 +106,19 @@ struct rule_list {
 	int n, max;
 };
 
-static int rule_attr_cb(const struct nlattr *attr, void *data)
+/* The u32 attributes of a message (every one this file reads), by type, up to max. */
+struct u32_attrs {
+	const struct nlattr **tb;
+	int max;
+};
+
+static int u32_attr_cb(const struct nlattr *attr, void *data)
 {
-	const struct nlattr **tb = data;
+	const struct u32_attrs *a = data;
 	int type = mnl_attr_get_type(attr);
 
-	if (type <= FRA_MAX && mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
-		tb[type] = attr;
+	if (type <= a->max && mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
+		a->tb[type] = attr;
 	return MNL_CB_OK;
 }
 
@@ -125,7 +131,7 @@ static int rule_dump_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (l->n >= l->max)
 		return MNL_CB_OK;
-	mnl_attr_parse(nlh, sizeof(*frh), rule_attr_cb, tb);
+	mnl_attr_parse(nlh, sizeof(*frh), u32_attr_cb, &(struct u32_attrs){ tb, FRA_MAX });
 	r = &l->rules[l->n++];
 	r->prio = tb[FRA_PRIORITY] ? mnl_attr_get_u32(tb[FRA_PRIORITY]) : 0;
 	r->fwmark = tb[FRA_FWMARK] ? mnl_attr_get_u32(tb[FRA_FWMARK]) : 0;
@@ -159,16 +165,6 @@ struct gateway_req {
 	bool of_default;
 };
 
-static int route_attr_cb(const struct nlattr *attr, void *data)
-{
-	const struct nlattr **tb = data;
-	int type = mnl_attr_get_type(attr);
-
-	if (type <= RTA_MAX && mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
-		tb[type] = attr;
-	return MNL_CB_OK;
-}
-
 static int gateway_dump_cb(const struct nlmsghdr *nlh, void *data)
 {
 	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
@@ -176,7 +172,7 @@ static int gateway_dump_cb(const struct nlmsghdr *nlh, void *data)
 	struct gateway_req *req = data;
 	__u32 table;
 
-	mnl_attr_parse(nlh, sizeof(*rtm), route_attr_cb, tb);
+	mnl_attr_parse(nlh, sizeof(*rtm), u32_attr_cb, &(struct u32_attrs){ tb, RTA_MAX });
 	table = tb[RTA_TABLE] ? mnl_attr_get_u32(tb[RTA_TABLE]) : rtm->rtm_table;
 	if (table != RT_TABLE_MAIN || !tb[RTA_OIF] || !tb[RTA_GATEWAY] ||
 	    mnl_attr_get_u32(tb[RTA_OIF]) != req->oif || (req->gw && (req->of_default || rtm->rtm_dst_len)))
