@@ -9,7 +9,7 @@
 #include <systemd/sd-daemon.h>
 #include "agent_state.h"
 #include "pidfile.h"
-#include "report.h"
+#include "error.h"
 
 void agent_log(struct agent *a, struct json_object *rec)
 {
@@ -95,12 +95,12 @@ static int add_sources(struct agent *a)
 
 	for (size_t i = 0; i < sizeof(term) / sizeof(term[0]); i++)
 		if ((err = sd_event_add_signal(a->loop, NULL, term[i], on_term, a)) < 0)
-			return vg_report(err, "agent: watch signal %s", sigabbrev_np(term[i]));
+			return vg_error(err, "agent: watch signal %s", sigabbrev_np(term[i]));
 	if ((err = sd_event_add_signal(a->loop, NULL, SIGHUP, on_hup, a)) < 0)
-		return vg_report(err, "agent: watch signal HUP");
+		return vg_error(err, "agent: watch signal HUP");
 	err = sd_event_add_io(a->loop, NULL, vg_event_reader_fd(a->reader), EPOLLIN, on_ringbuf, a);
 	if (err < 0)
-		return vg_report(err, "agent: watch the events ring buffer");
+		return vg_error(err, "agent: watch the events ring buffer");
 	if ((err = probing_add_source(a)) || (err = tick_add_source(a)) ||
 	    (err = reload_add_source(a)) || (err = containers_add_source(a)))
 		return err;
@@ -121,12 +121,12 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli, struct 
 	/* Blocked before any thread starts, so the threads inherit it (and sd-event wants them blocked). */
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	if ((err = sd_event_new(&a.loop)) < 0) {
-		vg_report(err, "agent: event loop");
+		vg_error(err, "agent: event loop");
 		goto out;
 	}
 	a.reader = vg_event_reader_open(log_kernel_event, &a);
 	if (!a.reader) {
-		err = vg_report(-errno ?: -EIO, "agent: events ring buffer");
+		err = vg_error(-errno ?: -EIO, "agent: events ring buffer");
 		goto out;
 	}
 	if ((err = add_sources(&a)) || (err = alert_restart(&a)) || (err = watches_rebuild(&a)) ||
@@ -138,7 +138,7 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli, struct 
 	sd_notifyf(0, "READY=1\nMAINPID=%d\nSTATUS=guarding %d guard(s)", getpid(), set->n);
 	err = sd_event_loop(a.loop);
 	if (err < 0)
-		vg_report(err, "agent: event loop");
+		vg_error(err, "agent: event loop");
 out:
 	sd_notify(0, "STOPPING=1");
 	vg_follower_stop(a.follower);

@@ -5,7 +5,7 @@
 #include "agent_state.h"
 #include "event_fmt.h"
 #include "redact.h"
-#include "report.h"
+#include "error.h"
 
 /*
  * The webhook's body: the log record plus the fields common receivers read
@@ -43,6 +43,6 @@ int alert_restart(struct agent *a)
 	vg_webhook_stop(a->webhook, false);
 	a->webhook = a->set->webhook ? vg_webhook_start(a->set->webhook) : NULL;
 	if (a->set->webhook && !a->webhook)
-		return vg_report(-errno, "agent: webhook %s", vg_url_redact(a->set->webhook, url, sizeof(url)));
+		return vg_error(-errno, "agent: webhook %s", vg_url_redact(a->set->webhook, url, sizeof(url)));
 	return 0;
 }

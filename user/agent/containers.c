@@ -8,7 +8,7 @@
 #include "agent_state.h"
 #include "clock.h"
 #include "docker.h"
-#include "report.h"
+#include "error.h"
 
 #define TAKE_MAX 8
 
@@ -102,9 +102,9 @@ int containers_add_source(struct agent *a)
 
 	a->docker_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (a->docker_efd < 0)
-		return vg_report(-errno, "agent: eventfd for the engine's events");
+		return vg_error(-errno, "agent: eventfd for the engine's events");
 	err = sd_event_add_io(a->loop, NULL, a->docker_efd, EPOLLIN, on_events, a);
-	return err < 0 ? vg_report(err, "agent: watch the engine's events") : 0;
+	return err < 0 ? vg_error(err, "agent: watch the engine's events") : 0;
 }
 
 void containers_follow(struct agent *a)
@@ -119,6 +119,6 @@ void containers_follow(struct agent *a)
 		return;
 	a->follower = vg_follower_start(sock, a->set->resolved_ns, a->docker_efd);
 	if (!a->follower)
-		vg_report(-errno, "agent: follow Docker events on %s (container restarts will not be followed)",
+		vg_error(-errno, "agent: follow Docker events on %s (container restarts will not be followed)",
 			  sock);
 }

@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include "paths.h"
 #include "pidfile.h"
-#include "report.h"
+#include "error.h"
 
 int vg_pidfile_take(const char *log_path)
 {
@@ -18,24 +18,24 @@ int vg_pidfile_take(const char *log_path)
 	int fd, err;
 
 	if (mkdir(vg_run_dir(), 0700) && errno != EEXIST) {
-		err = vg_report(-errno, "create %s", vg_run_dir());
+		err = vg_error(-errno, "create %s", vg_run_dir());
 		return err;
 	}
 	fd = open(vg_agent_pidfile(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
-		err = vg_report(-errno, "open %s", vg_agent_pidfile());
+		err = vg_error(-errno, "open %s", vg_agent_pidfile());
 		return err;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
 		err = errno == EWOULDBLOCK ? -EALREADY : -errno;
 		if (err != -EALREADY)
-			vg_report(-errno, "lock %s", vg_agent_pidfile());
+			vg_error(-errno, "lock %s", vg_agent_pidfile());
 		close(fd);
 		return err;
 	}
 	if (ftruncate(fd, 0) || dprintf(fd, "%d\n%s\n", getpid(),
 					realpath(log_path, real) ? real : log_path) < 0) {
-		err = vg_report(-errno, "write %s", vg_agent_pidfile());
+		err = vg_error(-errno, "write %s", vg_agent_pidfile());
 		close(fd);
 		return err;
 	}

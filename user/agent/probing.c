@@ -9,7 +9,7 @@
 #include "clock.h"
 #include "loader.h"
 #include "policy.h"
-#include "report.h"
+#include "error.h"
 
 static void set_guard_state(struct agent *a, int g, __u32 state)
 {
@@ -21,7 +21,7 @@ static void set_guard_state(struct agent *a, int g, __u32 state)
 		st.lease_deadline_ns = vg_boot_ns() + (__u64)spec->health.lease_ms * 1000000ULL;
 	for (int i = 0; i < spec->n_cgroups; i++)
 		if ((err = vg_state_write(spec->cgroups[i].id, &st)))
-			vg_report(err, "agent: write state of %s", spec->cgroups[i].path);
+			vg_error(err, "agent: write state of %s", spec->cgroups[i].path);
 }
 
 static void judge_round(struct agent *a, int g, const struct vg_probe_result *r)
@@ -88,9 +88,9 @@ int probing_add_source(struct agent *a)
 
 	a->probe_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (a->probe_efd < 0)
-		return vg_report(-errno, "agent: eventfd for the probes");
+		return vg_error(-errno, "agent: eventfd for the probes");
 	err = sd_event_add_io(a->loop, NULL, a->probe_efd, EPOLLIN, on_results, a);
-	return err < 0 ? vg_report(err, "agent: watch the probes") : 0;
+	return err < 0 ? vg_error(err, "agent: watch the probes") : 0;
 }
 
 void probing_renew_unprobed(struct agent *a)
@@ -132,7 +132,7 @@ int probing_start(struct agent *a)
 		a->groups[g].prober = vg_prober_start(&spec->health, spec->o->tunnel,
 						      a->set->reqs[g].netns_fd, a->probe_efd);
 		if (!a->groups[g].prober)
-			return vg_report(-errno, "agent: start probes of %s", spec->name);
+			return vg_error(-errno, "agent: start probes of %s", spec->name);
 	}
 	probing_renew_unprobed(a);
 	return tick_set_period(a, tick_ms);

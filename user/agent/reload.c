@@ -7,7 +7,7 @@
 #include "agent_state.h"
 #include "loader.h"
 #include "pidfile.h"
-#include "report.h"
+#include "error.h"
 
 /*
  * A reload after a container start that was refused is tried again this
@@ -52,7 +52,7 @@ int reload_set(struct agent *a, const char *why)
 	int lock, err;
 
 	sd_notify(0, "RELOADING=1");
-	vg_report_forget();
+	vg_error_forget();
 	/* One attach, detach or reload at a time: the set is checked and applied under the lock. */
 	lock = vg_lock_take();
 	err = lock < 0 ? lock : next ? vg_guard_set_prepare(a->cli, true, next) : -ENOMEM;
@@ -63,7 +63,7 @@ int reload_set(struct agent *a, const char *why)
 			       json_object_new_string(a->set->config_path) : NULL);
 	json_object_object_add(rec, "result", json_object_new_string(err ? "refused" : "applied"));
 	if (err) {
-		const char *cause = vg_report_last();
+		const char *cause = vg_error_last();
 
 		json_object_object_add(rec, "error", json_object_new_string(
 			cause[0] ? cause : strerror(-err)));
@@ -96,7 +96,7 @@ int reload_add_source(struct agent *a)
 
 	if (err >= 0)
 		err = sd_event_source_set_enabled(a->retry, SD_EVENT_OFF);
-	return err < 0 ? vg_report(err, "agent: the reload retry timer") : 0;
+	return err < 0 ? vg_error(err, "agent: the reload retry timer") : 0;
 }
 
 int reload_watched(struct agent *a, const char *why)

@@ -8,7 +8,7 @@
 #include "clock.h"
 #include "paths.h"
 #include "pins.h"
-#include "report.h"
+#include "error.h"
 #include "scan.h"
 #include "scan_logic.h"
 
@@ -103,7 +103,7 @@ int tick_add_source(struct agent *a)
 
 	if (err >= 0)
 		err = sd_event_source_set_enabled(a->tick, SD_EVENT_OFF);
-	return err < 0 ? vg_report(err, "agent: the periodic timer") : 0;
+	return err < 0 ? vg_error(err, "agent: the periodic timer") : 0;
 }
 
 int tick_set_period(struct agent *a, unsigned ms)
@@ -115,6 +115,6 @@ int tick_set_period(struct agent *a, unsigned ms)
 	if ((err = sd_event_now(a->loop, CLOCK_BOOTTIME, &now)) < 0 ||
 	    (err = sd_event_source_set_time(a->tick, now + a->tick_us)) < 0 ||
 	    (err = sd_event_source_set_enabled(a->tick, SD_EVENT_ON)) < 0)
-		return vg_report(err, "agent: arm the periodic timer (%u ms)", ms);
+		return vg_error(err, "agent: arm the periodic timer (%u ms)", ms);
 	return 0;
 }

@@ -11,7 +11,7 @@
 #include "loader.h"
 #include "maps.h"
 #include "netns.h"
-#include "report.h"
+#include "error.h"
 
 /* seen_us: when netlink woke the loop, so the log shows how long the map took. */
 static void log_tunnel(struct agent *a, __u64 id, const struct vg_policy *p, int ifindex, __u64 seen_us)
@@ -54,7 +54,7 @@ static void refresh_watch(struct agent *a, struct watch *w, __u64 seen_us)
 		__u32 after = tunnel_ifindex(tfd, &p);
 
 		if (err)
-			vg_report(err, "agent: refresh guard %" PRIu64, (uint64_t)key);
+			vg_error(err, "agent: refresh guard %" PRIu64, (uint64_t)key);
 		if (before != after)
 			log_tunnel(a, key, &p, after, seen_us);
 	}
@@ -127,7 +127,7 @@ static int watch_add(struct agent *a, const struct vg_guard_info *info, const st
 
 	w->netns_fd = vg_netns_open(ns);
 	if (w->netns_fd < 0 || vg_netns_cookie(w->netns_fd, &w->cookie) || w->cookie != p->netns_cookie) {
-		vg_report(0, "agent: tunnel namespace %s of guard %s is gone", ns ?: "(own)", info->cgroup);
+		vg_error(0, "agent: tunnel namespace %s of guard %s is gone", ns ?: "(own)", info->cgroup);
 		if (w->netns_fd >= 0)
 			close(w->netns_fd);
 		return 1;
@@ -135,13 +135,13 @@ static int watch_add(struct agent *a, const struct vg_guard_info *info, const st
 	err = vg_netns_run(w->netns_fd, open_nl_here, &w->nl);
 	if (err) {
 		close(w->netns_fd);
-		return vg_report(err, "agent: netlink in namespace of %s", info->cgroup);
+		return vg_error(err, "agent: netlink in namespace of %s", info->cgroup);
 	}
 	err = sd_event_add_io(a->loop, &w->src, mnl_socket_get_fd(w->nl), EPOLLIN, on_netlink, a);
 	if (err < 0) {
 		mnl_socket_close(w->nl);
 		close(w->netns_fd);
-		return vg_report(err, "agent: watch netlink of the namespace of %s", info->cgroup);
+		return vg_error(err, "agent: watch netlink of the namespace of %s", info->cgroup);
 	}
 	a->n_watches++;
 	/* Whatever changed before the watch existed. */

@@ -10,7 +10,7 @@
 #include "commands.h"
 #include "events.h"
 #include "guards.h"
-#include "report.h"
+#include "error.h"
 
 static int need_btf(void)
 {
@@ -61,7 +61,7 @@ int vg_cmd_attach(const struct vg_options *o)
 		return rc;
 	set = malloc(sizeof(*set));
 	if (!set) {
-		vg_report(-ENOMEM, "attach");
+		vg_error(-ENOMEM, "attach");
 		return EXIT_RUNTIME;
 	}
 	lock = vg_lock_take();

@@ -11,7 +11,7 @@
 #include "event_fmt.h"
 #include "events.h"
 #include "loader.h"
-#include "report.h"
+#include "error.h"
 
 static volatile sig_atomic_t stop;
 
@@ -59,7 +59,7 @@ static int follow_log(const char *path, bool follow, bool json)
 	FILE *f = fopen(path, "re");
 
 	if (!f) {
-		vg_report(-errno, "open log %s", path);
+		vg_error(-errno, "open log %s", path);
 		return 1;
 	}
 	fstat(fileno(f), &st);
@@ -110,7 +110,7 @@ int vg_cmd_events(bool follow, bool json)
 			fprintf(stderr, "vpnguard-bpf: nothing attached (no %s/vg_events) and no agent running\n",
 				VG_PIN_ROOT);
 		else
-			vg_report(-errno, "open ring buffer %s/vg_events", VG_PIN_ROOT);
+			vg_error(-errno, "open ring buffer %s/vg_events", VG_PIN_ROOT);
 		return 1;
 	}
 	ret = vg_event_reader_drain(r);
@@ -118,7 +118,7 @@ int vg_cmd_events(bool follow, bool json)
 		ret = vg_event_reader_poll(r, 500);
 	vg_event_reader_close(r);
 	if (ret < 0 && ret != -EINTR) {
-		vg_report(ret, "read ring buffer");
+		vg_error(ret, "read ring buffer");
 		return 1;
 	}
 	return 0;

@@ -21,7 +21,7 @@
 #include "commands.h"
 #include "steering.h"
 #include "maps.h"
-#include "report.h"
+#include "error.h"
 
 struct maps {
 	int policy, state, guards, tunnels, counters, tundev;
@@ -273,7 +273,7 @@ int vg_cmd_status(bool json)
 		return 1;
 	}
 	if (m.policy < 0 && m.policy != -ENOENT) {
-		vg_report(m.policy, "open %s/vg_policy", VG_PIN_ROOT);
+		vg_error(m.policy, "open %s/vg_policy", VG_PIN_ROOT);
 		close_maps(&m);
 		json_object_put(root);
 		return 1;

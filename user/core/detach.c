@@ -15,7 +15,7 @@
 #include "netns.h"
 #include "steering.h"
 #include "tunnels.h"
-#include "report.h"
+#include "error.h"
 #include "maps.h"
 
 /* Unpins what the guard's directory holds (for people: enforcement is the kernel's attachments). */
@@ -28,17 +28,17 @@ static int remove_guard_dir(__u64 id)
 
 	snprintf(dir, sizeof(dir), "%s/%" PRIu64, vg_pin_root(), (uint64_t)id);
 	if (!(d = opendir(dir)))
-		return errno == ENOENT ? 0 : vg_report(-errno, "open %s", dir);
+		return errno == ENOENT ? 0 : vg_error(-errno, "open %s", dir);
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (unlink(path) && !err)
-			err = vg_report(-errno, "unpin %s", path);
+			err = vg_error(-errno, "unpin %s", path);
 	}
 	closedir(d);
 	if (rmdir(dir) && !err)
-		err = vg_report(-errno, "remove %s", dir);
+		err = vg_error(-errno, "remove %s", dir);
 	return err;
 }
 
@@ -59,7 +59,7 @@ static int detach_programs(__u64 id, const struct vg_guard_info *info, const str
 			int r = vg_detach_guard(fd, vg_cgroup_hooks[i], id);
 
 			if (r && !err)
-				err = vg_report(r, "detach program from cgroup %s", path);
+				err = vg_error(r, "detach program from cgroup %s", path);
 		}
 		if (fd >= 0)
 			close(fd);
@@ -155,7 +155,7 @@ int vg_detach(const __u64 *ids, int n)
 		struct dirent *de;
 
 		if (!d)
-			return vg_report(-errno, "open %s", vg_pin_root());
+			return vg_error(-errno, "open %s", vg_pin_root());
 		/* Only numeric directories are guards; anything else is not ours to remove. */
 		while ((de = readdir(d))) {
 			char *end;

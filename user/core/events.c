@@ -15,7 +15,7 @@
 #include "events.h"
 #include "pidfile.h"
 #include "loader.h"
-#include "report.h"
+#include "error.h"
 
 struct vg_event_reader {
 	struct ring_buffer *rb;

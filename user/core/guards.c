@@ -10,12 +10,12 @@
 #include "guards.h"
 #include "netns.h"
 #include "policy.h"
-#include "report.h"
+#include "error.h"
 #include "steering.h"
 
 static int bad(const char *guard, const char *msg)
 {
-	vg_report(0, "%s%s%s", guard ? guard : "", guard ? ": " : "", msg);
+	vg_error(0, "%s%s%s", guard ? guard : "", guard ? ": " : "", msg);
 	return -EINVAL;
 }
 
@@ -72,7 +72,7 @@ static int resolve_cgroups(const struct vg_guard_set *s, struct vg_guard_spec *g
 
 	g->cgroups = calloc(g->o->n_cgroups + g->o->n_containers, sizeof(*g->cgroups));
 	if (!g->cgroups && g->o->n_cgroups + g->o->n_containers) {
-		return vg_report(-ENOMEM, "%s", at ? at : "attach");
+		return vg_error(-ENOMEM, "%s", at ? at : "attach");
 	}
 	for (int i = 0; i < g->o->n_cgroups; i++, g->n_cgroups++) {
 		if (vg_cgroup_resolve(g->o->cgroups[i], &g->cgroups[i], err, sizeof(err)))
@@ -118,7 +118,7 @@ static int open_tunnel(struct vg_attach_req *req, const struct vg_guard_spec *g,
 	if (!rc)
 		rc = vg_tunnel_facts(req->netns_fd, o->tunnel, &facts, NULL);
 	if (rc) {
-		vg_report(0, "%s%s--tunnel %s: %s in %s", at ? at : "", at ? ": " : "", o->tunnel,
+		vg_error(0, "%s%s--tunnel %s: %s in %s", at ? at : "", at ? ": " : "", o->tunnel,
 			  rc == -ENODEV ? "no such interface" : strerror(-rc), netns ? netns : "this network namespace");
 		return rc == -ENODEV ? -EINVAL : rc;
 	}

@@ -22,7 +22,7 @@
 #include "tunnels.h"
 #include "txn.h"
 #include "vpnguard.skel.h"
-#include "report.h"
+#include "error.h"
 
 _Static_assert(offsetof(struct vpnguard_bpf__rodata, guard_cgroup_id) == VG_RODATA_GUARD_ID_OFF &&
 	       offsetof(struct vpnguard_bpf__rodata, guard_abi) == VG_RODATA_ABI_OFF,
@@ -41,7 +41,7 @@ int vg_bpffs_ensure(void)
 	if (!statfs("/sys/fs/bpf", &fs) && fs.f_type == BPF_FS_MAGIC)
 		return 0;
 	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
-		return vg_report(-errno, "mount bpffs on /sys/fs/bpf");
+		return vg_error(-errno, "mount bpffs on /sys/fs/bpf");
 	return 0;
 }
 
@@ -113,7 +113,7 @@ static struct vpnguard_bpf *guard_load(__u64 id, __u32 level, __u32 fwmark)
 	libbpf_set_print(libbpf_print);
 	skel = vpnguard_bpf__open_opts(&opts);
 	if (!skel) {
-		vg_report(-errno, "open BPF object vpnguard");
+		vg_error(-errno, "open BPF object vpnguard");
 		return NULL;
 	}
 	skel->rodata->guard_cgroup_id = id;
@@ -125,12 +125,12 @@ static struct vpnguard_bpf *guard_load(__u64 id, __u32 level, __u32 fwmark)
 	if (pin_fd >= 0)
 		close(pin_fd);
 	if (!err && (err = vpnguard_bpf__load(skel)))
-		vg_report(err, "load BPF programs (VPNGUARD_DEBUG=1 shows the verifier log) of %s",
+		vg_error(err, "load BPF programs (VPNGUARD_DEBUG=1 shows the verifier log) of %s",
 		       "vpnguard.bpf.o");
 	else if (!err && pin_fd < 0 && (err = bpf_map__pin(skel->maps.vg_tundev, tundev)))
-		vg_report(err, "pin map %s", tundev);
+		vg_error(err, "pin map %s", tundev);
 	else if (!err && bpf_map_update_elem(bpf_map__fd(skel->maps.vg_abi), &zero, &abi, BPF_ANY))
-		err = vg_report(-errno, "write map vg_abi");
+		err = vg_error(-errno, "write map vg_abi");
 	if (err) {
 		vpnguard_bpf__destroy(skel);
 		return NULL;
@@ -183,17 +183,17 @@ static int attach_cgroup_progs(struct txn *t, struct vpnguard_bpf *skel, const s
 
 	cg_fd = open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg_fd < 0)
-		return vg_report(-errno, "open cgroup %s", cg->path);
+		return vg_error(-errno, "open cgroup %s", cg->path);
 	for (int i = 0; i < VG_N_CGROUP_HOOKS && !err; i++) {
 		int fd = bpf_program__fd(progs[i]);
 
 		if ((err = txn_attach(t, -1, cg_fd, vg_cgroup_hooks[i], fd, cg->id))) {
-			vg_report(err, "attach program to cgroup %s", cg->path);
+			vg_error(err, "attach program to cgroup %s", cg->path);
 			break;
 		}
 		guard_pin(path, sizeof(path), cg->id, bpf_program__name(progs[i]) + strlen("vg_"));
 		if ((err = txn_pin(t, fd, path)))
-			vg_report(err, "pin program %s", path);
+			vg_error(err, "pin program %s", path);
 	}
 	close(cg_fd);
 	return err;
@@ -226,7 +226,7 @@ static int attach_tc_progs(struct txn *t, struct guard_progs *g, const struct vg
 	char path[PATH_MAX];
 
 	if (n < 0)
-		return vg_report(n, "list interfaces of the tunnel's namespace for guard %s", p->tunnel);
+		return vg_error(n, "list interfaces of the tunnel's namespace for guard %s", p->tunnel);
 	for (int i = 0; i < n && !err; i++) {
 		struct attached_req have = { g->id, links[i].ifindex, -1 };
 		int fd;
@@ -242,7 +242,7 @@ static int attach_tc_progs(struct txn *t, struct guard_progs *g, const struct vg
 			return -ENOEXEC;
 		fd = bpf_program__fd(g->skel->progs.vg_tc_egress);
 		if ((err = txn_attach(t, netns_fd, links[i].ifindex, VG_BPF_TCX_EGRESS, fd, g->id)))
-			vg_report(err, "attach tc egress program to interface %s", links[i].name);
+			vg_error(err, "attach tc egress program to interface %s", links[i].name);
 		guard_pin(path, sizeof(path), g->id, "tc_egress");
 		if (!err && !pinned && !(err = txn_pin(t, fd, path)))
 			pinned = true;
@@ -267,9 +267,9 @@ int vg_tc_detach_guard(int netns_fd, __u64 id)
 		int r = vg_netns_run(netns_fd, tc_detach_here, &req);
 
 		if (r && !err)
-			err = vg_report(r, "detach tc egress program from %s", links[i].name);
+			err = vg_error(r, "detach tc egress program from %s", links[i].name);
 	}
-	return n < 0 ? vg_report(n, "list interfaces to take the guard's tc programs off") : err;
+	return n < 0 ? vg_error(n, "list interfaces to take the guard's tc programs off") : err;
 }
 
 /* A re-attach that leaves a namespace takes the guard's tc programs out of it. */
@@ -330,7 +330,7 @@ static int ensure_root(struct txn *t)
 		return err;
 	if (!mkdir(vg_pin_root(), 0700))
 		return txn_push(t, root_undo, NULL, NULL, NULL);
-	return errno == EEXIST ? 0 : vg_report(-errno, "create %s", vg_pin_root());
+	return errno == EEXIST ? 0 : vg_error(-errno, "create %s", vg_pin_root());
 }
 
 static void dir_undo(void *arg)
@@ -391,7 +391,7 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 		err = txn_map_update(t, bpf_map__fd(skel->maps.vg_guards), &id, sizeof(id),
 				     &info, sizeof(info));
 	if (err) {
-		vg_report(err, "write maps for cgroup %s", cg->path);
+		vg_error(err, "write maps for cgroup %s", cg->path);
 		goto out;
 	}
 	if (policy.mode == VG_MODE_TUNNEL && req->netns_fd >= 0 &&
@@ -407,7 +407,7 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 		if ((err = txn_push(t, dir_undo, NULL, NULL, strdup(dir))))
 			goto out;
 	} else if (errno != EEXIST) {
-		err = vg_report(-errno, "create %s", dir);
+		err = vg_error(-errno, "create %s", dir);
 		goto out;
 	}
 	/* Programs of this build already in place stay: their per-socket state with them. */

@@ -14,7 +14,7 @@
 #include "migrate.h"
 #include "netns.h"
 #include "maps.h"
-#include "report.h"
+#include "error.h"
 
 /* The guard record of layout 1: vg_guard_info without build. */
 struct abi1_guard_info {
@@ -121,7 +121,7 @@ static void repin_old_maps(const struct old_maps *m)
 
 	for (int i = 0; i < m->n; i++)
 		if (bpf_obj_pin(m->fd[i], vg_pin_path(path, sizeof(path), m->name[i])))
-			vg_report(-errno, "put back pin %s", path);
+			vg_error(-errno, "put back pin %s", path);
 }
 
 static int old_map(const struct old_maps *m, const char *name)
@@ -228,7 +228,7 @@ int vg_migrate_abi1(void)
 	 * old link's pin is replaced by it: for that moment a packet must pass both.
 	 */
 	if ((err = unpin_old_maps(&maps)))
-		vg_report(err, "unpin the maps of layout 1 in %s", vg_pin_root());
+		vg_error(err, "unpin the maps of layout 1 in %s", vg_pin_root());
 	if (!err && (err = vg_attach_requests(reqs, k))) {
 		vg_remove_root_if_empty();
 		repin_old_maps(&maps);

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "paths.h"
-#include "report.h"
+#include "error.h"
 
 static const char *from_env(const char *name, const char *fallback)
 {
@@ -49,7 +49,7 @@ int vg_lock_take(void)
 	snprintf(path, sizeof(path), "%s/lock", vg_run_dir());
 	if (mkdir(vg_run_dir(), 0700) && errno != EEXIST) {
 		err = -errno;
-		vg_report(-errno, "create %s", vg_run_dir());
+		vg_error(-errno, "create %s", vg_run_dir());
 		return err;
 	}
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -62,7 +62,7 @@ int vg_lock_take(void)
 			return fd;
 	}
 	err = -errno;
-	vg_report(-errno, "lock %s", path);
+	vg_error(-errno, "lock %s", path);
 	if (fd >= 0)
 		close(fd);
 	return err;

@@ -10,7 +10,7 @@
 #include "policy.h"
 #include "steer.h"
 #include "steering.h"
-#include "report.h"
+#include "error.h"
 #include "maps.h"
 
 /*
@@ -39,12 +39,12 @@ int vg_steering_apply(int netns_fd, const struct vg_policy *p, bool *made)
 		return 0;
 	err = vg_tunnel_facts(netns_fd, p->tunnel, &facts, NULL);
 	if (err && err != -ENODEV)
-		return vg_report(err, "read tunnel interface %s", p->tunnel);
+		return vg_error(err, "read tunnel interface %s", p->tunnel);
 	s.tun_ifindex = err ? 0 : facts.ifindex;
 	s.n_allow = vg_policy_allow4(p, s.allow, VG_MAX_ALLOW);
 	err = vg_steer_apply(netns_fd, &s, made);
 	if (err)
-		vg_report(err, "route fwmark 0x%x into %s (rules at priority %u-%u, table %u)", p->fwmark,
+		vg_error(err, "route fwmark 0x%x into %s (rules at priority %u-%u, table %u)", p->fwmark,
 			  p->tunnel, VG_RULE_PREF_ALLOW, VG_RULE_PREF_MARK, p->route_table);
 	return err;
 }
@@ -176,7 +176,7 @@ static int check_given(int policy_fd, __u64 id, int netns_fd, const struct vg_po
 	    old->fwmark == p->fwmark && old->route_table == p->route_table)
 		return 0;
 	if ((err = vg_steer_taken(netns_fd, p->fwmark, p->route_table, &taken)))
-		return vg_report(err, "list routing rules of the namespace of %s", p->tunnel);
+		return vg_error(err, "list routing rules of the namespace of %s", p->tunnel);
 	if (taken)
 		fprintf(stderr, "vpnguard-bpf: --fwmark 0x%x / --route-table %u: a routing rule in "
 			"the namespace of %s already uses the same mark or table\n", p->fwmark,
@@ -191,7 +191,7 @@ int vg_steering_check(__u64 id, int netns_fd, const struct vg_policy *p)
 	bool had = false;
 
 	if (fd < 0 && fd != -ENOENT)
-		return vg_report(fd, "open pinned map vg_policy");
+		return vg_error(fd, "open pinned map vg_policy");
 	if (fd >= 0)
 		had = !bpf_map_lookup_elem(fd, &id, &old);
 	err = check_given(fd, id, netns_fd, had ? &old : NULL, p);
@@ -222,11 +222,11 @@ int vg_steering_choose(int policy_fd, __u64 id, int netns_fd, const struct vg_po
 		if (steering_clashes(policy_fd, id, p))
 			continue;
 		if ((err = vg_steer_taken(netns_fd, p->fwmark, p->route_table, &taken)))
-			return vg_report(err, "list routing rules of the namespace of %s", p->tunnel);
+			return vg_error(err, "list routing rules of the namespace of %s", p->tunnel);
 		if (!taken)
 			return 0;
 	}
-	return vg_report(-ENOSPC, "find a free fwmark and routing table for %s", p->tunnel);
+	return vg_error(-ENOSPC, "find a free fwmark and routing table for %s", p->tunnel);
 }
 
 /* Takes a guard's rules and routes out of its namespace, while that namespace exists. */
@@ -241,7 +241,7 @@ void vg_steering_remove(__u64 id)
 		nfd = vg_guard_netns_open(&info, p.netns_cookie);
 		/* A namespace that is gone took its rules with it. */
 		if (nfd >= 0 && (err = vg_steer_remove(nfd, p.fwmark, p.route_table)))
-			vg_report(err, "remove the routing rules of fwmark 0x%x (table %u)", p.fwmark,
+			vg_error(err, "remove the routing rules of fwmark 0x%x (table %u)", p.fwmark,
 				  p.route_table);
 		if (nfd >= 0)
 			close(nfd);

@@ -8,7 +8,7 @@
 #include "loader.h"
 #include "netns.h"
 #include "tunnels.h"
-#include "report.h"
+#include "error.h"
 #include "maps.h"
 
 /* A vg_tundev slot no vg_tunnels entry holds; 0 when all are taken. */
@@ -68,26 +68,26 @@ int vg_tunnel_maps_write(struct txn *t, int tunnels_fd, int tundev_fd, const str
 			return 0;
 		old.ifindex = 0;
 		return bpf_map_update_elem(tunnels_fd, &key, &old, BPF_ANY) ?
-		       vg_report(-errno, "write vg_tunnels entry for %s", p->tunnel) : 0;
+		       vg_error(-errno, "write vg_tunnels entry for %s", p->tunnel) : 0;
 	}
 	if (err)
-		return vg_report(err, "read tunnel interface %s", p->tunnel);
+		return vg_error(err, "read tunnel interface %s", p->tunnel);
 	facts.slot = dev.slot = had ? old.slot : free_tundev_slot(tunnels_fd);
 	if (!facts.slot)
-		return vg_report(-ENOSPC, "find a vg_tundev slot for %s", p->tunnel);
+		return vg_error(-ENOSPC, "find a vg_tundev slot for %s", p->tunnel);
 	if (t && bpf_map_lookup_elem(tundev_fd, &dev.slot, &(struct vg_tundev){ 0 }) &&
 	    (err = txn_map_new(t, tundev_fd, &dev.slot, sizeof(dev.slot))))
-		return vg_report(err, "write vg_tundev entry for %s", p->tunnel);
+		return vg_error(err, "write vg_tundev entry for %s", p->tunnel);
 	err = vg_netns_run(netns_fd, tundev_write_here, &dev);
 	if (err == -ENODEV)
 		return 0; /* gone meanwhile: vg_tunnels keeps what it said, no_tunnel holds */
 	if (err)
-		return vg_report(err, "write vg_tundev entry for %s", p->tunnel);
+		return vg_error(err, "write vg_tundev entry for %s", p->tunnel);
 	if (t)
 		err = txn_map_update(t, tunnels_fd, &key, sizeof(key), &facts, sizeof(facts));
 	else
 		err = bpf_map_update_elem(tunnels_fd, &key, &facts, BPF_ANY) ? -errno : 0;
-	return err ? vg_report(err, "write vg_tunnels entry for %s", p->tunnel) : 0;
+	return err ? vg_error(err, "write vg_tunnels entry for %s", p->tunnel) : 0;
 }
 
 void vg_tunnel_maps_prune(void)

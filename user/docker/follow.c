@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include "follow.h"
 #include "worker.h"
-#include "report.h"
+#include "error.h"
 
 #define QUEUE_LEN 64
 #define PAUSE_FIRST_MS 1000
@@ -36,7 +36,7 @@ static void push(struct vg_follower *f, const struct vg_follow_item *it)
 	pthread_mutex_unlock(&f->w.lock);
 	/* The counter cannot overflow (the agent drains it at each wake): an error here is a bug, said. */
 	if (write(f->notify_fd, &one, sizeof(one)) < 0)
-		vg_report(-errno, "docker follower: wake the agent");
+		vg_error(-errno, "docker follower: wake the agent");
 }
 
 static int on_event(const struct vg_docker_event *ev, void *ctx)

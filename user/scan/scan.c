@@ -12,7 +12,7 @@
 #include "event_fmt.h"
 #include "loader.h"
 #include "proc_parse.h"
-#include "report.h"
+#include "error.h"
 #include "scan.h"
 #include "scan_logic.h"
 #include "maps.h"
@@ -34,7 +34,7 @@ static int read_guards(struct table *t)
 	if (fd == -ENOENT)
 		return 0;
 	if (fd < 0)
-		return vg_report(fd, "scan: open %s/vg_guards", vg_pin_root());
+		return vg_error(fd, "scan: open %s/vg_guards", vg_pin_root());
 	vg_map_for_each_key(fd, key) {
 		struct vg_guard_info *info = &t->infos[t->n_guards];
 
@@ -102,7 +102,7 @@ static int read_procs(struct table *t)
 	int err = 0;
 
 	if (!d) {
-		vg_report(-errno, "scan: /proc");
+		vg_error(-errno, "scan: /proc");
 		return -errno;
 	}
 	while ((de = readdir(d))) {
@@ -138,7 +138,7 @@ static int read_procs(struct table *t)
 	}
 	closedir(d);
 	if (err)
-		vg_report(err, "scan: process table");
+		vg_error(err, "scan: process table");
 	return err;
 }
 
@@ -165,7 +165,7 @@ int vg_scan(struct json_object **out)
 		goto out;
 	if (stat("/proc/self/ns/pid", &self)) {
 		r = -errno;
-		vg_report(-errno, "scan: /proc/self/ns/pid");
+		vg_error(-errno, "scan: /proc/self/ns/pid");
 		goto out;
 	}
 	in = (struct vg_scan_input){ t->procs, t->n, t->guards, t->n_guards, self.st_ino };

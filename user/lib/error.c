@@ -2,11 +2,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include "report.h"
+#include "error.h"
 
 static _Thread_local char last[512];
 
-int vg_report(int err, const char *fmt, ...)
+int vg_error(int err, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -20,12 +20,12 @@ int vg_report(int err, const char *fmt, ...)
 	return err;
 }
 
-const char *vg_report_last(void)
+const char *vg_error_last(void)
 {
 	return last;
 }
 
-void vg_report_forget(void)
+void vg_error_forget(void)
 {
 	last[0] = 0;
 }

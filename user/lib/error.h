@@ -4,20 +4,20 @@
  * error is reported once, where the user's words are known, naming the object
  * and the cause (systemd's log_error_errno shape):
  *
- *     return vg_report(err, "attach %s to cgroup %s", prog, path);
+ *     return vg_error(err, "attach %s to cgroup %s", prog, path);
  *
  * prints "vpnguard-bpf: attach vg_egress to cgroup /sys/...: Operation not
- * permitted" and returns err. The agent also keeps the last report of its own
+ * permitted" and returns err. The agent also keeps the last error of its own
  * thread, so a refused reload can put the cause in its log record.
  */
-#ifndef VG_REPORT_H
-#define VG_REPORT_H
+#ifndef VG_ERROR_H
+#define VG_ERROR_H
 
 /* err < 0: the message with strerror(-err); err == 0: the message alone. Returns err. */
-int vg_report(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int vg_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* What the calling thread reported last ("" when nothing since vg_report_forget). */
-const char *vg_report_last(void);
-void vg_report_forget(void);
+/* What the calling thread reported last ("" when nothing since vg_error_forget). */
+const char *vg_error_last(void);
+void vg_error_forget(void);
 
 #endif
