@@ -27,7 +27,8 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl 
 # Pure logic: no syscalls beyond libc, unit-tested (and fuzzed) without root, clang or bpftool.
 PURE_SRCS  := user/cli/args.c user/cli/config.c user/core/policy.c user/lib/event_fmt.c \
               user/agent/health.c user/lib/redact.c \
-              user/docker/docker_json.c user/scan/proc_parse.c user/scan/scan_logic.c
+              user/docker/docker_json.c user/scan/proc_parse.c user/scan/scan_logic.c \
+              user/lib/leak_report.c user/lib/leak_report_text.c
 USER_SRCS  := $(wildcard $(addsuffix /*.c,$(addprefix user/,$(USER_DIRS))))
 USER_OBJS  := $(patsubst %.c,$(OUT)/%.o,$(USER_SRCS))
 PURE_OBJS  := $(patsubst %.c,$(OUT)/%.o,$(PURE_SRCS))

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
 #include "agent_state.h"
+#include "clock.h"
 #include "pidfile.h"
 #include "error.h"
 
@@ -19,6 +20,7 @@ void agent_log(struct agent *a, struct json_object *rec)
 static int log_kernel_event(struct json_object *rec, void *ctx)
 {
 	agent_log(ctx, rec);
+	history_blocked(ctx, rec);
 	return 0;
 }
 
@@ -129,8 +131,13 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli, struct 
 		err = vg_error(-errno ?: -EIO, "agent: events ring buffer");
 		goto out;
 	}
+	a.started_ns = vg_real_ns();
+	if ((err = history_init(&a)) < 0) {
+		vg_error(err, "agent: history");
+		goto out;
+	}
 	if ((err = add_sources(&a)) || (err = alert_restart(&a)) || (err = watches_rebuild(&a)) ||
-	    (err = probing_start(&a)))
+	    (err = probing_start(&a)) || (err = web_apply(&a)))
 		goto out;
 	tick_scan_now(&a);
 	containers_follow(&a);
@@ -141,6 +148,7 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli, struct 
 		vg_error(err, "agent: event loop");
 out:
 	sd_notify(0, "STOPPING=1");
+	web_stop(&a);
 	vg_follower_stop(a.follower);
 	probing_stop(&a);
 	vg_webhook_stop(a.webhook, true);
@@ -154,6 +162,7 @@ out:
 		if (*fd >= 0)
 			close(*fd);
 	json_object_put(a.findings);
+	history_free(&a);
 	c->log = a.log;
 	vg_agent_unclaim(c);
 	vg_guard_set_free(a.set);

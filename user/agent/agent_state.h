@@ -45,6 +45,12 @@ struct group {
 	enum vg_why last_why;
 };
 
+/* History: the state changes kept per guard (a day's worth for any guard that flaps less). */
+#define HISTORY_CHANGES 64
+#define HISTORY_BLOCKED 128         /* the last blocked attempts, of every guard */
+#define HISTORY_SHOWN 20            /* of them, per guard in /api/v1/status */
+struct history;
+
 struct agent {
 	sd_event *loop;
 	struct vg_log log;
@@ -61,6 +67,11 @@ struct agent {
 	const struct vg_options *cli;
 	struct group groups[MAX_GROUPS];
 	struct vg_webhook *webhook;
+	struct history *hist;           /* VG_MAX_GUARDS of them */
+	struct json_object *blocked[HISTORY_BLOCKED];
+	int blocked_next;
+	int64_t started_ns;
+	struct vg_web *web;
 };
 
 /* Writes rec to the log (and frees nothing: the caller puts it). */
@@ -99,6 +110,21 @@ void reload_arm(struct agent *a);
 int containers_add_source(struct agent *a);
 /* Starts following the engine when the set names containers and no follower runs yet. */
 void containers_follow(struct agent *a);
+
+/* history.c */
+int history_init(struct agent *a);
+void history_free(struct agent *a);
+/* A state the guard is in from now (the agent's view: a probe's verdict, or an unprobed guard's lease). */
+void history_state(struct agent *a, const struct vg_guard_spec *spec, bool open, const char *why);
+void history_probe(struct agent *a, const struct vg_guard_spec *spec, const struct vg_probe_result *r,
+		   enum vg_why why);
+void history_blocked(struct agent *a, struct json_object *rec);
+/* guard (an object of vg_status_json) with what the agent knows of it. */
+void history_add_json(struct agent *a, struct json_object *guard);
+
+/* web.c: the HTTP endpoint (--http), when the set asks for one; 0 or -errno. */
+int web_apply(struct agent *a);
+void web_stop(struct agent *a);
 
 /* alert.c */
 void alert_send(struct agent *a, struct json_object *rec, const char *what);

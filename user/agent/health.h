@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "args.h"
 #include "vpnguard.h"
 
@@ -48,6 +49,8 @@ struct vg_probe_result {
 	bool gluetun_ok;            /* gluetun answered with a status */
 	char gluetun_status[32];
 	char error[160];            /* why the round failed, for the log */
+	double duration_s;          /* the round's requests, from the first to the last answer */
+	int64_t done_ns;            /* wall clock, when the round ended */
 };
 
 /*

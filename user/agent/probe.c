@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "clock.h"
 #include "http.h"
 #include "probe.h"
 #include "redact.h"
@@ -68,7 +69,7 @@ static void *run(void *arg)
 
 	do {
 		struct vg_probe_result r = { 0 };
-		uint64_t one = 1;
+		uint64_t one = 1, t0 = vg_mono_ns();
 
 		if (setns_err)
 			snprintf(r.error, sizeof(r.error), "enter the tunnel's namespace: %s", strerror(setns_err));
@@ -76,6 +77,8 @@ static void *run(void *arg)
 			probe_ip(p, &r);
 		if (!setns_err && p->cfg->gluetun_url)
 			probe_gluetun(p, &r);
+		r.duration_s = (double)(vg_mono_ns() - t0) / 1e9;
+		r.done_ns = vg_real_ns();
 		if (atomic_load(&p->w.stop))
 			break;
 		pthread_mutex_lock(&p->w.lock);

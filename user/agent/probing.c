@@ -42,9 +42,11 @@ static void judge_round(struct agent *a, int g, const struct vg_probe_result *r)
 	 * something else (a re-attach, bpftool) opened it meanwhile.
 	 */
 	set_guard_state(a, g, grp->h.open ? VG_STATE_OPEN : VG_STATE_CLOSED);
-	if (v == VG_KEEP && why == VG_WHY_PROBE_PASSED)
-		return;
+	history_probe(a, spec, r, why);
+	if (v != VG_KEEP)
+		history_state(a, spec, v == VG_OPEN, vg_why_name(why));
 
+	/* Every check is in the log, passed or not: the log alone proves what the Internet saw. */
 	struct json_object *rec = vg_log_record(v == VG_KEEP ? VG_REC_PROBE : VG_REC_STATE);
 
 	agent_add_guard(rec, spec);
@@ -57,6 +59,7 @@ static void judge_round(struct agent *a, int g, const struct vg_probe_result *r)
 		json_object_object_add(rec, "gluetun", json_object_new_string(r->gluetun_status));
 	if (r->error[0])
 		json_object_object_add(rec, "error", json_object_new_string(r->error));
+	json_object_object_add(rec, "duration_s", json_object_new_double(r->duration_s));
 	if (v == VG_KEEP && why == VG_WHY_PROBE_FAILED)
 		json_object_object_add(rec, "failed_in_a_row", json_object_new_int((int)grp->h.failed));
 	agent_log(a, rec);
@@ -124,6 +127,7 @@ int probing_start(struct agent *a)
 		const struct vg_guard_spec *spec = &a->set->specs[g];
 
 		a->groups[g].h.open = guard_is_open(spec);
+		history_state(a, spec, a->groups[g].h.open || !vg_health_probes(&spec->health), NULL);
 		if (!vg_health_probes(&spec->health)) {
 			if (spec->health.interval_ms < tick_ms)
 				tick_ms = spec->health.interval_ms;

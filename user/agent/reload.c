@@ -36,6 +36,7 @@ static int take_set(struct agent *a, struct vg_guard_set *next, struct json_obje
 	free(a->set);
 	a->set = next;
 	alert_restart(a);
+	web_apply(a);
 	return probing_start(a);
 }
 

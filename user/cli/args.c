@@ -22,6 +22,7 @@ const char vg_usage[] =
 	"  vpnguard-bpf status  [--json]\n"
 	"  vpnguard-bpf events  [--follow] [--json]\n"
 	"  vpnguard-bpf scan    [--json]\n"
+	"  vpnguard-bpf report  [--since DURATION] [--json] [--log FILE] [--config FILE] [--post]\n"
 	"  vpnguard-bpf --help | --version\n";
 
 struct flag {
@@ -39,10 +40,10 @@ static const struct flag flags[] = {
 	{ "--gateway", ON(VG_CMD_ATTACH), true },
 	{ "--allow", ON(VG_CMD_ATTACH), true },
 	{ "--dns", ON(VG_CMD_ATTACH), true },
-	{ "--log", ON(VG_CMD_ATTACH), true },
-	{ "--config", ON(VG_CMD_ATTACH), true },
+	{ "--log", ON(VG_CMD_ATTACH) | ON(VG_CMD_REPORT), true },
+	{ "--config", ON(VG_CMD_ATTACH) | ON(VG_CMD_REPORT), true },
 	{ "--no-agent", ON(VG_CMD_ATTACH), false },
-	{ "--json", ON(VG_CMD_STATUS) | ON(VG_CMD_EVENTS) | ON(VG_CMD_SCAN), false },
+	{ "--json", ON(VG_CMD_STATUS) | ON(VG_CMD_EVENTS) | ON(VG_CMD_SCAN) | ON(VG_CMD_REPORT), false },
 	{ "--follow", ON(VG_CMD_EVENTS), false },
 	{ "--probe-url", ON(VG_CMD_ATTACH), true },
 	{ "--probe-ca", ON(VG_CMD_ATTACH), true },
@@ -59,6 +60,8 @@ static const struct flag flags[] = {
 	{ "--docker-host", ON(VG_CMD_ATTACH), true },
 	{ "--fwmark", ON(VG_CMD_ATTACH), true },
 	{ "--route-table", ON(VG_CMD_ATTACH), true },
+	{ "--since", ON(VG_CMD_REPORT), true },
+	{ "--post", ON(VG_CMD_REPORT), false },
 };
 
 static const char *const cmd_names[] = {
@@ -67,6 +70,7 @@ static const char *const cmd_names[] = {
 	[VG_CMD_STATUS] = "status",
 	[VG_CMD_EVENTS] = "events",
 	[VG_CMD_SCAN] = "scan",
+	[VG_CMD_REPORT] = "report",
 };
 
 const char *vg_cmd_name(enum vg_cmd cmd)
@@ -108,26 +112,37 @@ static int digits(const char **p, unsigned long long max, unsigned long long *n)
 	return 0;
 }
 
-int vg_parse_duration(const char *s, unsigned *ms)
+/* days: "d" is a unit too (report --since only: the other options keep their words). */
+static int parse_duration(const char *s, unsigned long long max_ms, bool days, unsigned *ms)
 {
 	static const struct { const char *suffix; unsigned long long ms; } units[] = {
-		{ "ms", 1 }, { "s", 1000 }, { "", 1000 }, { "m", 60000 }, { "h", 3600000 },
+		{ "ms", 1 }, { "s", 1000 }, { "", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 },
 	};
 	unsigned long long n;
 	const char *p = s;
 
-	if (digits(&p, 86400000ULL, &n))
+	if (digits(&p, max_ms, &n))
 		return -EINVAL;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) - !days; i++) {
 		if (strcmp(p, units[i].suffix))
 			continue;
 		n *= units[i].ms;
-		if (n < 1 || n > 86400000ULL)
+		if (n < 1 || n > max_ms)
 			return -EINVAL;
 		*ms = (unsigned)n;
 		return 0;
 	}
 	return -EINVAL;
+}
+
+int vg_parse_duration(const char *s, unsigned *ms)
+{
+	return parse_duration(s, 86400000ULL, false, ms);
+}
+
+int vg_parse_duration_max(const char *s, unsigned long long max_ms, unsigned *ms)
+{
+	return parse_duration(s, max_ms > 0xffffffffULL ? 0xffffffffULL : max_ms, true, ms);
 }
 
 static int parse_count(const char *s, unsigned *n)
@@ -214,6 +229,13 @@ static int take(struct vg_options *o, const char *flag, const char *v, char *err
 	};
 	char *base = (char *)o;
 
+	if (!strcmp(flag, "--since")) {
+		if (o->since_ms)
+			return fail(err, errlen, "%s given twice", flag);
+		if (vg_parse_duration_max(v, VG_REPORT_MAX_SINCE_MS, &o->since_ms))
+			return fail(err, errlen, "%s %s: not a duration (e.g. 24h, 7d, 90m; at most 31 days)", flag, v);
+		return 0;
+	}
 	if (!strcmp(flag, "--fwmark"))
 		return take_id(&o->fwmark, flag, v, err, errlen);
 	if (!strcmp(flag, "--route-table"))
@@ -245,6 +267,8 @@ static void set_switch(struct vg_options *o, const char *flag)
 		o->no_agent = true;
 	else if (!strcmp(flag, "--json"))
 		o->json = true;
+	else if (!strcmp(flag, "--post"))
+		o->post = true;
 	else
 		o->follow = true;
 }

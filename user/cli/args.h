@@ -21,6 +21,7 @@ enum vg_cmd {
 	VG_CMD_SCAN,
 	VG_CMD_HELP,
 	VG_CMD_VERSION,
+	VG_CMD_REPORT,
 };
 
 struct vg_options {
@@ -61,10 +62,15 @@ struct vg_options {
 	/* Steering (tunnel mode); 0: chosen by the loader. */
 	__u32 fwmark;
 	__u32 route_table;
+	/* report: the window in ms (0: VG_REPORT_DEFAULT_SINCE_MS), and post it to [agent]'s webhook */
+	unsigned since_ms;
+	bool post;
 };
 
 #define VG_DEFAULT_LOG "/var/log/vpnguard/events.jsonl"
 #define VG_DEFAULT_CONFIG "/etc/vpnguard/vpnguard.conf"
+#define VG_REPORT_DEFAULT_SINCE_MS (24u * 3600 * 1000)
+#define VG_REPORT_MAX_SINCE_MS (31u * 24 * 3600 * 1000)
 
 /* Fills *o from argv; on bad usage returns -EINVAL with a message in err. */
 int vg_parse_args(int argc, char **argv, struct vg_options *o, char *err, size_t errlen);
@@ -90,6 +96,9 @@ bool vg_options_need_agent(const struct vg_options *o);
 
 /* "30", "30s", "500ms", "2m", "1h" into ms (1 ms .. 1 day); -EINVAL otherwise. */
 int vg_parse_duration(const char *s, unsigned *ms);
+
+/* The same words and "7d", 1 ms .. max_ms (report --since: up to 31 days); -EINVAL otherwise. */
+int vg_parse_duration_max(const char *s, unsigned long long max_ms, unsigned *ms);
 
 extern const char vg_usage[];
 

@@ -16,5 +16,8 @@ int vg_cmd_status(bool json);
 int vg_cmd_events(bool follow, bool json);
 /* 0 nothing found, 1 could not scan, VG_SCAN_EXIT_FOUND. */
 int vg_cmd_scan(bool json);
+/* 0 no leak seen, 1 could not read the log or post, VG_REPORT_EXIT_LEAK. */
+#define VG_REPORT_EXIT_LEAK 3
+int vg_cmd_report(const struct vg_options *o);
 
 #endif

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <ini.h>
 #include "config.h"
+#include "listen.h"
 
 struct parse {
 	struct vg_config *c;
@@ -20,10 +22,14 @@ struct parse {
 	int why_line;
 };
 
-static int refuse(struct parse *p, const char *fmt, const char *a, const char *b)
+static int __attribute__((format(printf, 2, 3))) refuse(struct parse *p, const char *fmt, ...)
 {
+	va_list ap;
+
 	if (!p->why_line) {
-		snprintf(p->why, sizeof(p->why), fmt, a, b);
+		va_start(ap, fmt);
+		vsnprintf(p->why, sizeof(p->why), fmt, ap);
+		va_end(ap);
 		p->why_line = p->line;
 	}
 	return 0;
@@ -38,11 +44,11 @@ static bool line_refused(struct parse *p)
 
 	if (p->line == 1 && n >= 3 && !memcmp(s, "\xef\xbb\xbf", 3))
 		return !refuse(p, "the file starts with a UTF-8 byte order mark (BOM): "
-			       "save it without one%s%s", "", "");
+			       "save it without one");
 	for (size_t i = 0; i < n; i++)
 		if (((unsigned char)s[i] < 0x20 && s[i] != '\t' && s[i] != '\r') || s[i] == 0x7f) {
 			snprintf(byte, sizeof(byte), "0x%02x", (unsigned char)s[i]);
-			return !refuse(p, "a control character (byte %s): not text%s", byte, "");
+			return !refuse(p, "a control character (byte %s): not text", byte);
 		}
 	while (lead < n && (s[lead] == ' ' || s[lead] == '\t'))
 		lead++;
@@ -54,7 +60,7 @@ static bool line_refused(struct parse *p)
 	 */
 	if (lead && lead < n && !strchr(";#\r", s[lead]))
 		return !refuse(p, "an indented line: INI would continue the value above with it; "
-			       "write each value as its own unindented 'key = value' line%s%s", "", "");
+			       "write each value as its own unindented 'key = value' line");
 	return false;
 }
 
@@ -99,16 +105,16 @@ static int open_section(struct parse *p, const char *section)
 	if (p->in_agent)
 		return 1;
 	if (strncmp(section, "guard", 5) || (*name && *name != ' '))
-		return refuse(p, "unknown section [%s] (use [agent] or [guard NAME])%s", section, "");
+		return refuse(p, "unknown section [%s] (use [agent] or [guard NAME])", section);
 	while (*name == ' ')
 		name++;
 	if (!*name || strlen(name) >= sizeof(p->guard->name))
-		return refuse(p, "[%s]: a guard needs a name of 1 to 63 characters%s", section, "");
+		return refuse(p, "[%s]: a guard needs a name of 1 to 63 characters", section);
 	for (int i = 0; i < p->c->n_guards; i++)
 		if (!strcmp(p->c->guards[i].name, name))
-			return refuse(p, "[guard %s] given twice%s", name, "");
+			return refuse(p, "[guard %s] given twice", name);
 	if (p->c->n_guards >= VG_MAX_CONF_GUARDS)
-		return refuse(p, "[guard %s]: at most 16 guards%s", name, "");
+		return refuse(p, "[guard %s]: at most 16 guards", name);
 	p->guard = &p->c->guards[p->c->n_guards++];
 	snprintf(p->guard->name, sizeof(p->guard->name), "%s", name);
 	p->guard->line = p->line;
@@ -118,23 +124,27 @@ static int open_section(struct parse *p, const char *section)
 
 static int agent_key(struct parse *p, const char *key, const char *value)
 {
+	char msg[PATH_MAX + 64];
 	const char **slot = !strcmp(key, "log") ? &p->c->log :
 			    !strcmp(key, "webhook") ? &p->c->webhook :
+			    !strcmp(key, "http") ? &p->c->http :
 			    !strcmp(key, "docker-host") ? &p->c->docker_host : NULL;
 
 	if (!slot)
-		return refuse(p, "[agent]: unknown key '%s' (log, webhook, docker-host)%s", key, "");
+		return refuse(p, "[agent]: unknown key '%s' (log, webhook, http, docker-host)", key);
 	if (*slot)
-		return refuse(p, "[agent]: %s given twice%s", key, "");
+		return refuse(p, "[agent]: %s given twice", key);
 	if (!*value)
-		return refuse(p, "[agent]: %s needs a value%s", key, "");
-	return (*slot = keep(p, value)) ? 1 : refuse(p, "%s%s", strerror(ENOMEM), "");
+		return refuse(p, "[agent]: %s needs a value", key);
+	if (slot == &p->c->http && vg_listen_parse(value, &(struct vg_listen){ 0 }, msg, sizeof(msg)))
+		return refuse(p, "[agent]: %s", msg);
+	return (*slot = keep(p, value)) ? 1 : refuse(p, "%s", strerror(ENOMEM));
 }
 
 /* Switches are "key = yes" / "key = no"; the rest go through the command line's own setter. */
 static int guard_key(struct parse *p, const char *key, const char *value)
 {
-	static const char *const not_here[] = { "config", "log", "webhook", "no-agent" };
+	static const char *const not_here[] = { "config", "log", "webhook", "http", "no-agent" };
 	char flag[64], msg[256];
 	const char *v = value;
 
@@ -145,7 +155,7 @@ static int guard_key(struct parse *p, const char *key, const char *value)
 		return refuse(p, "[guard %s]: unknown key '%s'", p->guard->name, key);
 	snprintf(flag, sizeof(flag), "--%s", key);
 	if (*v && !(v = keep(p, value)))
-		return refuse(p, "%s%s", strerror(ENOMEM), "");
+		return refuse(p, "%s", strerror(ENOMEM));
 	if (vg_option_set(&p->guard->o, VG_CMD_ATTACH, flag, v, msg, sizeof(msg)))
 		return refuse(p, "[guard %s]: %s", p->guard->name, msg);
 	return 1;
@@ -165,7 +175,7 @@ static int on_pair(void *arg, const char *section, const char *key, const char *
 	if (p->in_agent)
 		return agent_key(p, key, value);
 	if (!p->guard)
-		return refuse(p, "'%s' outside a section ([agent] or [guard NAME])%s", key, "");
+		return refuse(p, "'%s' outside a section ([agent] or [guard NAME])", key);
 	return guard_key(p, key, value);
 }
 

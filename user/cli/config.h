@@ -6,6 +6,7 @@
  *   [agent]
  *   log = /var/log/vpnguard/events.jsonl
  *   webhook = https://ntfy.example/vpn
+ *   http = 127.0.0.1:9871
  *   docker-host = unix:///var/run/docker.sock
  *
  *   [guard torrent]
@@ -36,6 +37,7 @@ struct vg_conf_guard {
 struct vg_config {
 	const char *log;
 	const char *webhook;
+	const char *http;
 	const char *docker_host;    /* for the guards that name none */
 	struct vg_conf_guard guards[VG_MAX_CONF_GUARDS];
 	int n_guards;

@@ -51,6 +51,8 @@ int main(int argc, char **argv)
 		return vg_cmd_events(o.follow, o.json);
 	case VG_CMD_SCAN:
 		return vg_cmd_scan(o.json);
+	case VG_CMD_REPORT:
+		return vg_cmd_report(&o);
 	default:
 		return usage_error("no command given");
 	}

@@ -175,6 +175,7 @@ int vg_guard_set_prepare(const struct vg_options *cli, bool by_agent, struct vg_
 		s->reqs[i].netns_fd = -1;
 	s->log = cli->log;
 	s->webhook = cli->webhook;
+	s->http = cli->http;
 	if (cli->n_cgroups || cli->n_containers)
 		s->specs[s->n++] = (struct vg_guard_spec){ .name = "command line", .o = cli };
 	if (cli->config || !(cli->n_cgroups || cli->n_containers)) {
@@ -189,12 +190,14 @@ int vg_guard_set_prepare(const struct vg_options *cli, bool by_agent, struct vg_
 		}
 		s->log = s->log ?: s->conf.log;
 		s->webhook = s->webhook ?: s->conf.webhook;
+		s->http = s->http ?: s->conf.http;
 		for (int i = 0; i < s->conf.n_guards; i++)
 			s->specs[s->n++] = (struct vg_guard_spec){
 				.name = s->conf.guards[i].name, .o = &s->conf.guards[i].o };
 	}
-	if (cli->no_agent && s->webhook)
-		return bad(s->config_path, "webhook needs the agent: drop --no-agent");
+	if (cli->no_agent && (s->webhook || s->http))
+		return bad(s->config_path, s->webhook ? "webhook needs the agent: drop --no-agent" :
+			   "http needs the agent: drop --no-agent");
 	for (int i = 0; i < s->n; i++) {
 		if ((rc = prepare_one(s, &s->specs[i], by_agent)))
 			return rc;

@@ -28,6 +28,7 @@ struct vg_guard_set {
 	int64_t resolved_ns;            /* wall clock when its containers were looked up */
 	const char *log;
 	const char *webhook;
+	const char *http;
 	struct vg_guard_spec specs[VG_MAX_CONF_GUARDS + 1];
 	struct vg_attach_req reqs[VG_MAX_CONF_GUARDS + 1];
 	int n;

@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * What the agent has seen, beyond what the maps hold, for /api/v1/status and
+ * /metrics: each guard's state changes of the last day, its last check, and
+ * the last blocked attempts. Kept by guard id (its first cgroup), so a reload
+ * that keeps a guard keeps its history.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "agent_state.h"
+#include "clock.h"
+#include "event_fmt.h"
+#include "policy.h"
+
+#define DAY_NS (24LL * 3600 * 1000000000)
+
+struct change {
+	int64_t time_ns;
+	bool open;
+	const char *why;
+};
+
+struct history {
+	__u64 id;
+	struct change changes[HISTORY_CHANGES];  /* a ring, oldest at head */
+	int head, n;
+	bool probed;
+	enum vg_why last_why;
+	struct vg_probe_result last;
+	int64_t last_success_ns;
+};
+
+static struct history *history_of(struct agent *a, __u64 id, bool make)
+{
+	struct history *free_slot = NULL;
+
+	for (int i = 0; i < VG_MAX_GUARDS; i++) {
+		if (a->hist[i].id == id)
+			return &a->hist[i];
+		if (!a->hist[i].id && !free_slot)
+			free_slot = &a->hist[i];
+	}
+	if (!make || !free_slot)
+		return NULL;
+	free_slot->id = id;
+	return free_slot;
+}
+
+int history_init(struct agent *a)
+{
+	a->hist = calloc(VG_MAX_GUARDS, sizeof(*a->hist));
+	return a->hist ? 0 : -ENOMEM;
+}
+
+void history_free(struct agent *a)
+{
+	free(a->hist);
+	for (int i = 0; i < HISTORY_BLOCKED; i++)
+		json_object_put(a->blocked[i]);
+}
+
+void history_state(struct agent *a, const struct vg_guard_spec *spec, bool open, const char *why)
+{
+	struct history *h = history_of(a, spec->cgroups[0].id, true);
+	struct change *last;
+
+	if (!h)
+		return;
+	last = h->n ? &h->changes[(h->head + h->n - 1) % HISTORY_CHANGES] : NULL;
+	if (last && last->open == open)
+		return;
+	if (h->n == HISTORY_CHANGES) {
+		h->head = (h->head + 1) % HISTORY_CHANGES;
+		h->n--;
+	}
+	h->changes[(h->head + h->n++) % HISTORY_CHANGES] = (struct change){ vg_real_ns(), open, why };
+}
+
+void history_probe(struct agent *a, const struct vg_guard_spec *spec, const struct vg_probe_result *r,
+		   enum vg_why why)
+{
+	struct history *h = history_of(a, spec->cgroups[0].id, true);
+
+	if (!h)
+		return;
+	h->probed = true;
+	h->last = *r;
+	h->last_why = why;
+	if (why == VG_WHY_PROBE_PASSED)
+		h->last_success_ns = r->done_ns;
+}
+
+void history_blocked(struct agent *a, struct json_object *rec)
+{
+	json_object_put(a->blocked[a->blocked_next]);
+	a->blocked[a->blocked_next] = json_object_get(rec);
+	a->blocked_next = (a->blocked_next + 1) % HISTORY_BLOCKED;
+}
+
+static struct json_object *time_json(int64_t ns)
+{
+	char buf[64];
+
+	vg_format_time(ns, buf, sizeof(buf));
+	return json_object_new_string(buf);
+}
+
+static struct json_object *timeline_json(const struct history *h, int64_t now)
+{
+	struct json_object *list = json_object_new_array();
+	int first = 0;
+
+	/* The state at the window's start is the last change before it. */
+	for (int i = 0; i < h->n; i++)
+		if (h->changes[(h->head + i) % HISTORY_CHANGES].time_ns <= now - DAY_NS)
+			first = i;
+	for (int i = first; i < h->n; i++) {
+		const struct change *c = &h->changes[(h->head + i) % HISTORY_CHANGES];
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "time", time_json(c->time_ns > now - DAY_NS ? c->time_ns : now - DAY_NS));
+		json_object_object_add(o, "state", json_object_new_string(c->open ? "open" : "closed"));
+		json_object_object_add(o, "why", c->why ? json_object_new_string(c->why) : NULL);
+		json_object_array_add(list, o);
+	}
+	return list;
+}
+
+static struct json_object *probe_json(const struct history *h)
+{
+	struct json_object *o = json_object_new_object();
+	char seen[INET6_ADDRSTRLEN];
+
+	json_object_object_add(o, "time", time_json(h->last.done_ns));
+	json_object_object_add(o, "seen", h->last.ip_ok ?
+			       json_object_new_string(vg_addr_str(&h->last.seen, seen, sizeof(seen))) : NULL);
+	json_object_object_add(o, "verdict", json_object_new_string(vg_why_name(h->last_why)));
+	json_object_object_add(o, "duration_s", json_object_new_double(h->last.duration_s));
+	json_object_object_add(o, "error", h->last.error[0] ? json_object_new_string(h->last.error) : NULL);
+	return o;
+}
+
+/* The last blocked attempts of the guard, newest first. */
+static struct json_object *blocked_json(const struct agent *a, __u64 id)
+{
+	struct json_object *list = json_object_new_array();
+	static const char *const keep[] = { "time", "reason", "comm", "pid", "dst", "dport", "proto" };
+
+	for (int k = 1; k <= HISTORY_BLOCKED && json_object_array_length(list) < HISTORY_SHOWN; k++) {
+		struct json_object *rec = a->blocked[(a->blocked_next - k + HISTORY_BLOCKED) % HISTORY_BLOCKED], *o;
+
+		if (!rec || json_object_get_uint64(json_object_object_get(rec, "cgroup_id")) != id)
+			continue;
+		o = json_object_new_object();
+		for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+			json_object_object_add(o, keep[i], json_object_get(json_object_object_get(rec, keep[i])));
+		json_object_array_add(list, o);
+	}
+	return list;
+}
+
+static const struct vg_guard_spec *spec_of(const struct agent *a, __u64 id)
+{
+	for (int g = 0; g < a->set->n; g++)
+		for (int i = 0; i < a->set->specs[g].n_cgroups; i++)
+			if (a->set->specs[g].cgroups[i].id == id)
+				return &a->set->specs[g];
+	return NULL;
+}
+
+void history_add_json(struct agent *a, struct json_object *guard)
+{
+	__u64 id = json_object_get_uint64(json_object_object_get(guard, "cgroup_id"));
+	const struct vg_guard_spec *spec = spec_of(a, id);
+	const struct history *h = spec ? history_of(a, spec->cgroups[0].id, false) : NULL;
+	int64_t now = vg_real_ns();
+
+	json_object_object_add(guard, "guard", spec ? json_object_new_string(spec->name) : NULL);
+	json_object_object_add(guard, "recent_blocked", blocked_json(a, id));
+	if (!h)
+		return;
+	if (h->n)
+		json_object_object_add(guard, "state_since",
+				       time_json(h->changes[(h->head + h->n - 1) % HISTORY_CHANGES].time_ns));
+	json_object_object_add(guard, "timeline", timeline_json(h, now));
+	json_object_object_add(guard, "last_probe", h->probed ? probe_json(h) : NULL);
+	if (h->last_success_ns)
+		json_object_object_add(guard, "probe_last_success_unix",
+				       json_object_new_double((double)h->last_success_ns / 1e9));
+}

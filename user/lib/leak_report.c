@@ -1,0 +1,621 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "event_fmt.h"
+#include "leak_report.h"
+
+#define NS 1000000000LL
+
+enum state { ST_UNKNOWN, ST_OPEN, ST_CLOSED };
+
+static const char *const state_names[] = { "unknown", "open", "closed" };
+
+/* Blocked attempts: counts keyed by reason and comm, destinations keyed by "dst|dport|proto". */
+struct blocked {
+	int64_t total;
+	struct json_object *by_reason, *by_comm, *dests;
+};
+
+struct guard {
+	char *name;
+	struct json_object *cgroups;    /* distinct paths, as the records name them */
+	enum state state, at_start;
+	bool started;                   /* a record in the window was seen: at_start is set */
+	int64_t since, last_t;
+	bool any;                       /* last_t is set */
+	int64_t ns[3];                  /* per enum state, inside the window */
+	struct json_object *changes;
+	int64_t changes_omitted;
+	int64_t checks;
+	struct json_object *by_why;
+	double dur_sum, dur_max;
+	int64_t dur_n;
+	struct json_object *seen;       /* ip -> { ip, checks, first, last, real_ip } */
+	bool leak;
+	struct blocked b;
+};
+
+/* Blocked attempts of one cgroup, put with a guard once every record is read. */
+struct cgroup_blocked {
+	char *cgroup;
+	struct blocked b;
+};
+
+struct vg_leak_report {
+	int64_t from, to;
+	struct guard *g;
+	int n_g;
+	struct cgroup_blocked *cb;
+	int n_cb;
+	int64_t lines, records, garbage, unordered, outside;
+	int64_t tunnel_down, tunnel_up, scan, pins, log_lost;
+	struct json_object *docker, *reload;
+};
+
+/* ---- time ---- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int fixed_digits(const char **p, int n, unsigned *v)
+{
+	*v = 0;
+	for (int i = 0; i < n; i++, (*p)++) {
+		if (**p < '0' || **p > '9')
+			return -EINVAL;
+		*v = *v * 10 + (unsigned)(**p - '0');
+	}
+	return 0;
+}
+
+int vg_parse_time(const char *s, int64_t *ns)
+{
+	static const unsigned mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	unsigned y, mo, d, h, mi, sec, frac = 0, scale = 1000000000;
+	const char *p = s;
+
+	if (!s || fixed_digits(&p, 4, &y) || *p++ != '-' || fixed_digits(&p, 2, &mo) || *p++ != '-' ||
+	    fixed_digits(&p, 2, &d) || *p++ != 'T' || fixed_digits(&p, 2, &h) || *p++ != ':' ||
+	    fixed_digits(&p, 2, &mi) || *p++ != ':' || fixed_digits(&p, 2, &sec))
+		return -EINVAL;
+	if (*p == '.') {
+		if (*++p < '0' || *p > '9')
+			return -EINVAL;
+		for (; *p >= '0' && *p <= '9'; p++)
+			if (scale > 1)
+				frac = frac * 10 + (unsigned)(*p - '0'), scale /= 10;
+	}
+	if (strcmp(p, "Z") || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
+		return -EINVAL;
+	*ns = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * NS) + (int64_t)frac * scale;
+	return 0;
+}
+
+/* ---- building ---- */
+
+static void inc(struct json_object *counts, const char *key, int64_t n)
+{
+	struct json_object *v;
+
+	if (json_object_object_get_ex(counts, key, &v))
+		json_object_int_inc(v, n);
+	else
+		json_object_object_add(counts, key, json_object_new_int64(n));
+}
+
+static struct json_object *seconds(int64_t ns)
+{
+	char s[32];
+
+	snprintf(s, sizeof(s), "%.3f", (double)ns / NS);
+	return json_object_new_double_s((double)ns / NS, s);
+}
+
+static struct json_object *time_str(int64_t ns)
+{
+	char s[40];
+
+	vg_format_time(ns, s, sizeof(s));
+	return json_object_new_string(s);
+}
+
+static void blocked_init(struct blocked *b)
+{
+	b->by_reason = json_object_new_object();
+	b->by_comm = json_object_new_object();
+	b->dests = json_object_new_object();
+}
+
+static void blocked_put(struct blocked *b)
+{
+	json_object_put(b->by_reason);
+	json_object_put(b->by_comm);
+	json_object_put(b->dests);
+}
+
+static void dest_add(struct json_object *dests, const char *dst, int dport, const char *proto, int64_t n)
+{
+	struct json_object *d;
+	char key[128];
+
+	snprintf(key, sizeof(key), "%s|%d|%s", dst, dport, proto);
+	if (json_object_object_get_ex(dests, key, &d)) {
+		json_object_int_inc(json_object_object_get(d, "count"), n);
+		return;
+	}
+	d = json_object_new_object();
+	json_object_object_add(d, "dst", json_object_new_string(dst));
+	json_object_object_add(d, "dport", json_object_new_int(dport));
+	json_object_object_add(d, "proto", json_object_new_string(proto));
+	json_object_object_add(d, "count", json_object_new_int64(n));
+	json_object_object_add(dests, key, d);
+}
+
+static void blocked_merge(struct blocked *to, const struct blocked *from)
+{
+	to->total += from->total;
+	json_object_object_foreach(from->by_reason, r, rv)
+		inc(to->by_reason, r, json_object_get_int64(rv));
+	json_object_object_foreach(from->by_comm, c, cv)
+		inc(to->by_comm, c, json_object_get_int64(cv));
+	json_object_object_foreach(from->dests, k, d) {
+		(void)k;
+		dest_add(to->dests, vg_json_str(d, "dst"), json_object_get_int(json_object_object_get(d, "dport")),
+			 vg_json_str(d, "proto"), json_object_get_int64(json_object_object_get(d, "count")));
+	}
+}
+
+static struct guard *guard_get(struct vg_leak_report *r, const char *name)
+{
+	struct guard *g;
+
+	for (int i = 0; i < r->n_g; i++)
+		if (!strcmp(r->g[i].name, name))
+			return &r->g[i];
+	g = realloc(r->g, (size_t)(r->n_g + 1) * sizeof(*g));
+	if (!g)
+		return NULL;
+	r->g = g;
+	g = &r->g[r->n_g++];
+	memset(g, 0, sizeof(*g));
+	g->name = strdup(name);
+	g->cgroups = json_object_new_array();
+	g->changes = json_object_new_array();
+	g->by_why = json_object_new_object();
+	g->seen = json_object_new_object();
+	blocked_init(&g->b);
+	return g;
+}
+
+static void guard_add_cgroups(struct guard *g, struct json_object *list)
+{
+	if (!json_object_is_type(list, json_type_array))
+		return;
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		const char *c = json_object_get_string(json_object_array_get_idx(list, i));
+		bool have = false;
+
+		for (size_t k = 0; c && k < json_object_array_length(g->cgroups) && !have; k++)
+			have = !strcmp(c, json_object_get_string(json_object_array_get_idx(g->cgroups, k)));
+		if (c && !have)
+			json_object_array_add(g->cgroups, json_object_new_string(c));
+	}
+}
+
+/* The time from the guard's last record (or the window's start) to t, to the state it was in. */
+static void guard_account(struct vg_leak_report *r, struct guard *g, int64_t t)
+{
+	int64_t since = g->since > r->from ? g->since : r->from;
+
+	if (t > r->to)
+		t = r->to;
+	if (t > since)
+		g->ns[g->state] += t - since;
+	if (t >= since)
+		g->since = t;
+}
+
+static void check_seen(struct guard *g, const char *ip, const char *why, const char *when)
+{
+	struct json_object *s;
+
+	if (!json_object_object_get_ex(g->seen, ip, &s)) {
+		s = json_object_new_object();
+		json_object_object_add(s, "ip", json_object_new_string(ip));
+		json_object_object_add(s, "checks", json_object_new_int64(0));
+		json_object_object_add(s, "first", json_object_new_string(when));
+		json_object_object_add(s, "real_ip", json_object_new_boolean(0));
+		json_object_object_add(g->seen, ip, s);
+	}
+	json_object_int_inc(json_object_object_get(s, "checks"), 1);
+	json_object_object_add(s, "last", json_object_new_string(when));
+	if (!strcmp(why, "real_ip"))
+		json_object_object_add(s, "real_ip", json_object_new_boolean(1));
+}
+
+/* A state or probe record: the guard's state, its check, what it saw. */
+static void guard_round(struct vg_leak_report *r, struct json_object *rec, const char *event, int64_t t)
+{
+	const char *name = vg_json_str(rec, "guard"), *why = vg_json_str(rec, "why") ?: "-",
+		   *state = vg_json_str(rec, "state"), *seen = vg_json_str(rec, "seen");
+	bool is_state = !strcmp(event, "state");
+	enum state s = ST_UNKNOWN;
+	struct json_object *dur;
+	struct guard *g;
+
+	if (!name || !(g = guard_get(r, name))) {
+		r->garbage++;
+		return;
+	}
+	if (g->any && t < g->last_t) {
+		r->unordered++;
+		return;
+	}
+	r->records++;
+	g->any = true;
+	g->last_t = t;
+	guard_add_cgroups(g, json_object_object_get(rec, "cgroups"));
+	if (is_state)
+		s = state && !strcmp(state, "open") ? ST_OPEN : state && !strcmp(state, "closed") ? ST_CLOSED : ST_UNKNOWN;
+	else if (!strcmp(why, "probe_passed"))
+		s = ST_OPEN;
+	else if (!strcmp(why, "real_ip") || !strcmp(why, "unexpected_ip") || !strcmp(why, "gluetun_not_running"))
+		s = ST_CLOSED;
+	if (t < r->from) {
+		/* Before the window: only what the guard was in when it began. */
+		if (s != ST_UNKNOWN)
+			g->state = s;
+		return;
+	}
+	if (!g->started) {
+		g->started = true;
+		g->at_start = g->state;
+	}
+	guard_account(r, g, t);
+	if (s != ST_UNKNOWN)
+		g->state = s;
+	g->checks++;
+	inc(g->by_why, why, 1);
+	if (json_object_object_get_ex(rec, "duration_s", &dur) &&
+	    (json_object_is_type(dur, json_type_double) || json_object_is_type(dur, json_type_int))) {
+		double d = json_object_get_double(dur);
+
+		g->dur_sum += d;
+		g->dur_n++;
+		if (d > g->dur_max)
+			g->dur_max = d;
+	}
+	if (seen)
+		check_seen(g, seen, why, vg_json_str(rec, "time"));
+	if (!strcmp(why, "real_ip"))
+		g->leak = true;
+	if (!is_state)
+		return;
+
+	struct json_object *c = json_object_new_object();
+	const char *error = vg_json_str(rec, "error");
+
+	json_object_object_add(c, "time", json_object_new_string(vg_json_str(rec, "time")));
+	json_object_object_add(c, "state", json_object_new_string(state ?: "unknown"));
+	json_object_object_add(c, "why", json_object_new_string(why));
+	if (seen)
+		json_object_object_add(c, "seen", json_object_new_string(seen));
+	if (error)
+		json_object_object_add(c, "error", json_object_new_string(error));
+	if (json_object_array_length(g->changes) >= VG_REPORT_MAX_CHANGES) {
+		json_object_array_del_idx(g->changes, 0, 1);
+		g->changes_omitted++;
+	}
+	json_object_array_add(g->changes, c);
+}
+
+static void blocked_record(struct vg_leak_report *r, struct json_object *rec)
+{
+	const char *cg = vg_json_str(rec, "cgroup"), *dst = vg_json_str(rec, "dst");
+	struct cgroup_blocked *cb = NULL;
+	char id[48];
+
+	if (!cg) {
+		snprintf(id, sizeof(id), "cgroup id %s", vg_json_str(rec, "cgroup_id") ?: "?");
+		cg = id;
+	}
+	for (int i = 0; i < r->n_cb && !cb; i++)
+		if (!strcmp(r->cb[i].cgroup, cg))
+			cb = &r->cb[i];
+	if (!cb) {
+		cb = realloc(r->cb, (size_t)(r->n_cb + 1) * sizeof(*cb));
+		if (!cb)
+			return;
+		r->cb = cb;
+		cb = &r->cb[r->n_cb++];
+		cb->cgroup = strdup(cg);
+		memset(&cb->b, 0, sizeof(cb->b));
+		blocked_init(&cb->b);
+	}
+	r->records++;
+	cb->b.total++;
+	inc(cb->b.by_reason, vg_json_str(rec, "reason") ?: "-", 1);
+	inc(cb->b.by_comm, vg_json_str(rec, "comm") ?: "?", 1);
+	if (dst)
+		dest_add(cb->b.dests, dst, json_object_get_int(json_object_object_get(rec, "dport")),
+			 vg_json_str(rec, "proto") ?: "-", 1);
+}
+
+void vg_leak_report_record(struct vg_leak_report *r, struct json_object *rec)
+{
+	const char *event, *when;
+	int64_t t;
+
+	if (!json_object_is_type(rec, json_type_object) || !(event = vg_json_str(rec, "event")) ||
+	    !(when = vg_json_str(rec, "time")) || vg_parse_time(when, &t)) {
+		r->garbage++;
+		return;
+	}
+	if (t > r->to) {
+		r->outside++;
+		return;
+	}
+	if (!strcmp(event, "state") || !strcmp(event, "probe")) {
+		guard_round(r, rec, event, t);
+		return;
+	}
+	if (t < r->from) {
+		r->outside++;
+		return;
+	}
+	if (!strcmp(event, "blocked"))
+		return blocked_record(r, rec);
+	r->records++;
+	if (!strcmp(event, "tunnel_down"))
+		r->tunnel_down++;
+	else if (!strcmp(event, "tunnel_up"))
+		r->tunnel_up++;
+	else if (!strcmp(event, "docker"))
+		inc(r->docker, vg_json_str(rec, "action") ?: "-", 1);
+	else if (!strcmp(event, "reload"))
+		inc(r->reload, vg_json_str(rec, "result") ?: "-", 1);
+	else if (!strcmp(event, "scan"))
+		r->scan++;
+	else if (!strcmp(event, "pins"))
+		r->pins++;
+	else if (!strcmp(event, "log"))
+		r->log_lost += json_object_get_int64(json_object_object_get(rec, "lost"));
+}
+
+void vg_leak_report_line(struct vg_leak_report *r, const char *line, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *rec = NULL;
+
+	while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		len--;
+	r->lines++;
+	if (tok) {
+		rec = json_tokener_parse_ex(tok, line, (int)len);
+		/* "{...} trailing": one record and something else on a line is no record. */
+		if (rec && (json_tokener_get_error(tok) != json_tokener_success ||
+			    tok->char_offset != (int)len)) {
+			json_object_put(rec);
+			rec = NULL;
+		}
+		json_tokener_free(tok);
+	}
+	vg_leak_report_record(r, rec);
+	json_object_put(rec);
+}
+
+void vg_leak_report_garbage(struct vg_leak_report *r)
+{
+	r->lines++;
+	r->garbage++;
+}
+
+struct vg_leak_report *vg_leak_report_new(int64_t from_ns, int64_t to_ns)
+{
+	struct vg_leak_report *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->from = from_ns;
+	r->to = to_ns;
+	r->docker = json_object_new_object();
+	r->reload = json_object_new_object();
+	return r;
+}
+
+void vg_leak_report_free(struct vg_leak_report *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; i < r->n_g; i++) {
+		free(r->g[i].name);
+		json_object_put(r->g[i].cgroups);
+		json_object_put(r->g[i].changes);
+		json_object_put(r->g[i].by_why);
+		json_object_put(r->g[i].seen);
+		blocked_put(&r->g[i].b);
+	}
+	for (int i = 0; i < r->n_cb; i++) {
+		free(r->cb[i].cgroup);
+		blocked_put(&r->cb[i].b);
+	}
+	json_object_put(r->docker);
+	json_object_put(r->reload);
+	free(r->g);
+	free(r->cb);
+	free(r);
+}
+
+/* ---- the result ---- */
+
+/* A guard's path and a blocked record's: the same, or one the absolute form of the other. */
+static bool same_cgroup(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la < lb) {
+		const char *t = a;
+		size_t lt = la;
+
+		a = b, la = lb, b = t, lb = lt;
+	}
+	return la == lb ? !strcmp(a, b) : b[0] == '/' && !strcmp(a + la - lb, b);
+}
+
+static struct guard *guard_of_cgroup(struct vg_leak_report *r, const char *cg)
+{
+	for (int i = 0; i < r->n_g; i++)
+		for (size_t k = 0; k < json_object_array_length(r->g[i].cgroups); k++)
+			if (same_cgroup(json_object_get_string(json_object_array_get_idx(r->g[i].cgroups, k)), cg))
+				return &r->g[i];
+	return NULL;
+}
+
+static int by_count(const void *a, const void *b)
+{
+	struct json_object *x = *(struct json_object *const *)a, *y = *(struct json_object *const *)b;
+	int64_t cx = json_object_get_int64(json_object_object_get(x, "count"));
+	int64_t cy = json_object_get_int64(json_object_object_get(y, "count"));
+	int c = strcmp(vg_json_str(x, "dst"), vg_json_str(y, "dst"));
+
+	return cx != cy ? (cx < cy ? 1 : -1) : c ? c : json_object_get_int(json_object_object_get(x, "dport")) -
+						       json_object_get_int(json_object_object_get(y, "dport"));
+}
+
+static struct json_object *blocked_json(const struct blocked *b)
+{
+	struct json_object *o = json_object_new_object(), *top = json_object_new_array();
+
+	json_object_object_add(o, "total", json_object_new_int64(b->total));
+	json_object_object_add(o, "by_reason", json_object_get(b->by_reason));
+	json_object_object_add(o, "by_comm", json_object_get(b->by_comm));
+	json_object_object_foreach(b->dests, k, d) {
+		(void)k;
+		json_object_array_add(top, json_object_get(d));
+	}
+	json_object_array_sort(top, by_count);
+	if (json_object_array_length(top) > VG_REPORT_TOP_DESTINATIONS)
+		json_object_array_del_idx(top, VG_REPORT_TOP_DESTINATIONS,
+					  json_object_array_length(top) - VG_REPORT_TOP_DESTINATIONS);
+	json_object_object_add(o, "top_destinations", top);
+	json_object_object_add(o, "destinations", json_object_new_int(json_object_object_length(b->dests)));
+	return o;
+}
+
+static struct json_object *guard_json(struct vg_leak_report *r, struct guard *g)
+{
+	struct json_object *o = json_object_new_object(), *checks = json_object_new_object(),
+			   *seen = json_object_new_array(), *real = json_object_new_array();
+	int64_t known = g->ns[ST_OPEN] + g->ns[ST_CLOSED];
+
+	if (!g->started)
+		g->at_start = g->state;
+	guard_account(r, g, r->to);
+	json_object_object_add(o, "guard", g->name[0] == '/' || !strncmp(g->name, "cgroup id ", 10) ?
+			       NULL : json_object_new_string(g->name));
+	json_object_object_add(o, "cgroups", json_object_get(g->cgroups));
+	known = g->ns[ST_OPEN] + g->ns[ST_CLOSED];
+	json_object_object_add(o, "open_s", seconds(g->ns[ST_OPEN]));
+	json_object_object_add(o, "closed_s", seconds(g->ns[ST_CLOSED]));
+	json_object_object_add(o, "unknown_s", seconds(g->ns[ST_UNKNOWN]));
+	if (known) {
+		double pct = 100.0 * (double)g->ns[ST_OPEN] / (double)known;
+		char s[16];
+
+		snprintf(s, sizeof(s), "%.2f", pct);
+		json_object_object_add(o, "protected_pct", json_object_new_double_s(pct, s));
+	} else {
+		json_object_object_add(o, "protected_pct", NULL);
+	}
+	json_object_object_add(o, "state_at_start", json_object_new_string(state_names[g->at_start]));
+	json_object_object_add(o, "state_now", json_object_new_string(state_names[g->state]));
+	json_object_object_add(o, "changes", json_object_get(g->changes));
+	json_object_object_add(o, "changes_omitted", json_object_new_int64(g->changes_omitted));
+	json_object_object_add(checks, "total", json_object_new_int64(g->checks));
+	json_object_object_add(checks, "by_why", json_object_get(g->by_why));
+	if (g->dur_n) {
+		char s[32];
+
+		snprintf(s, sizeof(s), "%.3f", g->dur_sum / (double)g->dur_n);
+		json_object_object_add(checks, "duration_mean_s", json_object_new_double_s(g->dur_sum / (double)g->dur_n, s));
+		snprintf(s, sizeof(s), "%.3f", g->dur_max);
+		json_object_object_add(checks, "duration_max_s", json_object_new_double_s(g->dur_max, s));
+	}
+	json_object_object_add(o, "checks", checks);
+	json_object_object_foreach(g->seen, ip, s) {
+		json_object_array_add(seen, json_object_get(s));
+		if (json_object_get_boolean(json_object_object_get(s, "real_ip")))
+			json_object_array_add(real, json_object_new_string(ip));
+	}
+	json_object_object_add(o, "seen", seen);
+	json_object_object_add(o, "real_ip_seen", json_object_new_boolean(g->leak));
+	json_object_object_add(o, "real_ips", real);
+	json_object_object_add(o, "blocked", blocked_json(&g->b));
+	return o;
+}
+
+struct json_object *vg_leak_report_result(struct vg_leak_report *r)
+{
+	struct json_object *o = json_object_new_object(), *guards = json_object_new_array(),
+			   *log = json_object_new_object(), *ev = json_object_new_object();
+	bool leak = false;
+
+	/* Blocked attempts to their guards; a cgroup no guard names is a guard of its own. */
+	for (int i = 0; i < r->n_cb; i++) {
+		struct guard *g = guard_of_cgroup(r, r->cb[i].cgroup);
+
+		if (!g && (g = guard_get(r, r->cb[i].cgroup))) {
+			struct json_object *one = json_object_new_array();
+
+			json_object_array_add(one, json_object_new_string(r->cb[i].cgroup));
+			guard_add_cgroups(g, one);
+			json_object_put(one);
+		}
+		if (g)
+			blocked_merge(&g->b, &r->cb[i].b);
+		blocked_put(&r->cb[i].b);
+		blocked_init(&r->cb[i].b);
+	}
+	json_object_object_add(o, "from", time_str(r->from));
+	json_object_object_add(o, "to", time_str(r->to));
+	json_object_object_add(o, "window_s", seconds(r->to - r->from));
+	for (int i = 0; i < r->n_g; i++) {
+		json_object_array_add(guards, guard_json(r, &r->g[i]));
+		leak |= r->g[i].leak;
+	}
+	json_object_object_add(o, "leak", json_object_new_boolean(leak));
+	json_object_object_add(o, "guards", guards);
+	json_object_object_add(ev, "tunnel_down", json_object_new_int64(r->tunnel_down));
+	json_object_object_add(ev, "tunnel_up", json_object_new_int64(r->tunnel_up));
+	json_object_object_add(ev, "docker", json_object_get(r->docker));
+	json_object_object_add(ev, "reload", json_object_get(r->reload));
+	json_object_object_add(ev, "scan", json_object_new_int64(r->scan));
+	json_object_object_add(ev, "pins", json_object_new_int64(r->pins));
+	json_object_object_add(ev, "log_lost", json_object_new_int64(r->log_lost));
+	json_object_object_add(o, "events", ev);
+	json_object_object_add(log, "lines", json_object_new_int64(r->lines));
+	json_object_object_add(log, "records", json_object_new_int64(r->records));
+	json_object_object_add(log, "garbage", json_object_new_int64(r->garbage));
+	json_object_object_add(log, "unordered", json_object_new_int64(r->unordered));
+	json_object_object_add(log, "outside", json_object_new_int64(r->outside));
+	json_object_object_add(o, "log", log);
+	return o;
+}
+
+bool vg_leak_report_leaked(struct json_object *report)
+{
+	return json_object_get_boolean(json_object_object_get(report, "leak"));
+}
