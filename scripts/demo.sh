@@ -52,8 +52,18 @@ topo_tunnel_up
 say ""
 say "== (b) with vpnguard-bpf guarding the client's cgroup"
 log=$TOPO_DIR/events.jsonl
+# The status page and metrics at 9871 (docs/design.md), or the next free port: an agent that
+# guards this machine may hold it.
+http_port=$(python3 -c 'import socket
+for p in range(9871, 9971):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError: pass
+    finally: s.close()')
 "$VG" attach --cgroup "$cg" --tunnel "$TOPO_WG_CLIENT" --netns "$TOPO_HOME_NETNS" \
-	--allow "$TOPO_LAN_NET" --dns "$TOPO_RESOLVER" --log "$log" 2>"$TOPO_DIR/agent.err" &
+	--allow "$TOPO_LAN_NET" --dns "$TOPO_RESOLVER" --log "$log" --http "127.0.0.1:$http_port" \
+	2>"$TOPO_DIR/agent.err" &
 agent=$!
 for _ in $(seq 50); do [ -f "$VPNGUARD_RUN_DIR/agent.pid" ] && break; sleep 0.1; done
 say "    $ vpnguard-bpf attach --cgroup ${cg#"$TOPO_CG2"} --tunnel $TOPO_WG_CLIENT --netns $TOPO_HOME_NETNS ..."
@@ -77,5 +87,13 @@ topo_settle 0.5
 seen
 say ""
 "$VG" status | sed 's/^/    /'
+say ""
+say "== the same, for Prometheus and the status page: http://127.0.0.1:$http_port/"
+python3 -c 'import sys, urllib.request
+for line in urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().splitlines():
+    if line.startswith(("vpnguard_guard_open", "vpnguard_tunnel_present")) or \
+       (line.startswith("vpnguard_blocked_total") and not line.endswith(" 0")):
+        print("    " + line)' "http://127.0.0.1:$http_port/metrics" ||
+	say "    (the metrics endpoint did not answer: see $TOPO_DIR/agent.err)"
 say ""
 say "== cleaning up (detach, remove namespaces)"
