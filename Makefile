@@ -21,12 +21,12 @@ CFLAGS     ?= -O2 -g
 CFLAGS     += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Ibpf -I$(OUT) $(addprefix -Iuser/,$(USER_DIRS))
 DEPFLAGS   := -MMD -MP
 # libcurl is loaded when first used (user/lib/http.h), not linked: its headers only.
-PKGS       := libbpf libmnl json-c inih libsystemd
-LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl -ljson-c -linih -lsystemd) -lelf -lz -lpthread
+PKGS       := libbpf libmnl json-c inih libsystemd libmicrohttpd
+LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl -ljson-c -linih -lsystemd -lmicrohttpd) -lelf -lz -lpthread
 
 # Pure logic: no syscalls beyond libc, unit-tested (and fuzzed) without root, clang or bpftool.
 PURE_SRCS  := user/cli/args.c user/cli/config.c user/core/policy.c user/lib/event_fmt.c \
-              user/agent/health.c user/lib/redact.c \
+              user/agent/health.c user/lib/redact.c user/lib/metrics.c user/lib/listen.c \
               user/docker/docker_json.c user/scan/proc_parse.c user/scan/scan_logic.c \
               user/lib/leak_report.c user/lib/leak_report_text.c
 USER_SRCS  := $(wildcard $(addsuffix /*.c,$(addprefix user/,$(USER_DIRS))))
@@ -57,6 +57,12 @@ $(OUT)/user/%.o: user/%.c
 
 # Only the loader opens the programs; nothing else waits for clang and bpftool.
 $(OUT)/user/core/loader.o: $(OUT)/vpnguard.skel.h
+
+# The status page, served from the binary as it is in the source.
+$(OUT)/status_html.h: user/agent/status.html | $(OUT)
+	{ echo 'static const unsigned char vg_status_html[] = {'; xxd -i < $<; echo '};'; \
+	  echo 'static const unsigned int vg_status_html_len = sizeof(vg_status_html);'; } > $@
+$(OUT)/user/agent/web.o: $(OUT)/status_html.h
 
 -include $(USER_OBJS:.o=.d)
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "args.h"
+#include "listen.h"
 #include "policy.h"
 
 const char vg_usage[] =
@@ -16,6 +17,7 @@ const char vg_usage[] =
 	"                       [--probe-url URL [--probe-ca FILE]] [--gluetun-url URL]\n"
 	"                       [--probe-interval DUR] [--probe-timeout DUR] [--probe-failures N]\n"
 	"                       [--real-ip ADDR]... [--expect-ip CIDR]... [--lease DUR] [--webhook URL]\n"
+	"                       [--http ADDR:PORT | --http unix:/PATH]\n"
 	"                       [--container NAME]... [--tunnel-container NAME] [--docker-host unix:///PATH]\n"
 	"                       [--fwmark MARK] [--route-table TABLE]\n"
 	"  vpnguard-bpf detach  [--cgroup PATH]...\n"
@@ -49,6 +51,7 @@ static const struct flag flags[] = {
 	{ "--probe-ca", ON(VG_CMD_ATTACH), true },
 	{ "--gluetun-url", ON(VG_CMD_ATTACH), true },
 	{ "--webhook", ON(VG_CMD_ATTACH), true },
+	{ "--http", ON(VG_CMD_ATTACH), true },
 	{ "--real-ip", ON(VG_CMD_ATTACH), true },
 	{ "--expect-ip", ON(VG_CMD_ATTACH), true },
 	{ "--probe-interval", ON(VG_CMD_ATTACH), true },
@@ -224,6 +227,7 @@ static int take(struct vg_options *o, const char *flag, const char *v, char *err
 		{ "--probe-ca", offsetof(struct vg_options, probe_ca) },
 		{ "--gluetun-url", offsetof(struct vg_options, gluetun_url) },
 		{ "--webhook", offsetof(struct vg_options, webhook) },
+		{ "--http", offsetof(struct vg_options, http) },
 		{ "--tunnel-container", offsetof(struct vg_options, tunnel_container) },
 		{ "--docker-host", offsetof(struct vg_options, docker_host) },
 	};
@@ -240,6 +244,8 @@ static int take(struct vg_options *o, const char *flag, const char *v, char *err
 		return take_id(&o->fwmark, flag, v, err, errlen);
 	if (!strcmp(flag, "--route-table"))
 		return take_id(&o->route_table, flag, v, err, errlen);
+	if (!strcmp(flag, "--http") && vg_listen_parse(v, &(struct vg_listen){ 0 }, err, errlen))
+		return -EINVAL;
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 		if (!strcmp(flag, lists[i].flag))
 			return vg_word_check(flag, v, err, errlen) ?:
@@ -284,7 +290,7 @@ bool vg_options_have_guard(const struct vg_options *o)
 
 bool vg_options_need_agent(const struct vg_options *o)
 {
-	return o->probe_url || o->gluetun_url || o->webhook;
+	return o->probe_url || o->gluetun_url || o->webhook || o->http;
 }
 
 int vg_attach_options_check(const struct vg_options *o, char *err, size_t errlen)
@@ -319,7 +325,8 @@ int vg_attach_options_check(const struct vg_options *o, char *err, size_t errlen
 		return fail(err, errlen, "--tunnel %s: not an interface name", o->tunnel);
 	if (o->no_agent && vg_options_need_agent(o))
 		return fail(err, errlen, "attach: %s needs the agent: drop --no-agent",
-			    o->probe_url ? "--probe-url" : o->gluetun_url ? "--gluetun-url" : "--webhook");
+			    o->probe_url ? "--probe-url" : o->gluetun_url ? "--gluetun-url" :
+			    o->webhook ? "--webhook" : "--http");
 	if (o->probe_url && !o->tunnel)
 		return fail(err, errlen, "attach: --probe-url goes through the tunnel: it needs --tunnel");
 	if (!o->probe_url && (o->n_real_ips || o->n_expect_ips || o->probe_ca))
@@ -398,7 +405,8 @@ int vg_parse_args(int argc, char **argv, struct vg_options *o, char *err, size_t
 		return 0;
 	/* Nothing about a guard: the guards come from the config file. */
 	if (!o->n_cgroups && !vg_options_have_guard(o))
-		return o->no_agent && o->webhook ?
-		       fail(err, errlen, "attach: --webhook needs the agent: drop --no-agent") : 0;
+		return o->no_agent && (o->webhook || o->http) ?
+		       fail(err, errlen, "attach: %s needs the agent: drop --no-agent",
+			    o->webhook ? "--webhook" : "--http") : 0;
 	return vg_attach_options_check(o, err, errlen);
 }

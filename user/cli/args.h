@@ -46,6 +46,7 @@ struct vg_options {
 	const char *probe_ca;
 	const char *gluetun_url;
 	const char *webhook;
+	const char *http;           /* --http: the agent's endpoint (user/agent/web.c) */
 	const char *real_ips[VG_MAX_REAL_IPS];
 	int n_real_ips;
 	const char *expect_ips[VG_MAX_EXPECT];

@@ -4,8 +4,7 @@
 #include <unistd.h>
 #include "args.h"
 #include "commands.h"
-
-#define VG_VERSION "0.1.0"
+#include "version.h"
 
 static int usage_error(const char *msg)
 {
