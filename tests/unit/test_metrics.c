@@ -22,6 +22,8 @@ static const char status[] =
 	"\"state\":\"open\",\"lease_left_s\":90.5,\"denied\":{\"dns\":3,\"ipv6\":18446744073709551615,"
 	"\"events_suppressed\":7,\"events_lost\":1},\"probe_last_success_unix\":1796000000.25,"
 	"\"last_probe\":{\"seen\":\"198.51.100.7\",\"duration_s\":0.042}},"
+	"{\"cgroup\":\"/gone\",\"mode\":\"tunnel\",\"tunnel\":\"wg1\",\"tunnel_present\":false,"
+	"\"state\":\"open\",\"denied\":{}},"
 	"{\"cgroup\":\"/odd\\\"name\\\\x\\n\",\"mode\":\"gateway\",\"state\":\"closed\",\"lease_left_s\":null,"
 	"\"denied\":{\"not_gateway\":2},\"last_probe\":null}]}";
 
@@ -36,6 +38,9 @@ static void test_metrics_lines(void **state)
 		"vpnguard_blocked_total{guard=\"/vpn.slice\",reason=\"ipv6\"} 18446744073709551615\n",
 		"vpnguard_blocked_total{guard=\"/odd\\\"name\\\\x\\n\",reason=\"not_gateway\"} 2\n",
 		"vpnguard_tunnel_present{guard=\"/vpn.slice\",tunnel=\"wg0\"} 1\n",
+		/* Open, but its tunnel is gone: nothing goes out. */
+		"vpnguard_guard_open{guard=\"/gone\"} 0\n",
+		"vpnguard_tunnel_present{guard=\"/gone\",tunnel=\"wg1\"} 0\n",
 		"vpnguard_lease_expiry_timestamp_seconds{guard=\"/vpn.slice\"} 1000090.500\n",
 		"vpnguard_probe_last_success_timestamp_seconds{guard=\"/vpn.slice\"} 1796000000.250\n",
 		"vpnguard_probe_duration_seconds{guard=\"/vpn.slice\"} 0.042000\n",

@@ -76,12 +76,16 @@ static bool num(struct json_object *g, const char *key, double *d)
 typedef void (*sample_fn)(struct out *o, const char *name, struct json_object *g, const char *guard,
 			  double now_s);
 
+/* Open as the programs see it: the state open and, in tunnel mode, the tunnel there. */
 static void guard_open(struct out *o, const char *name, struct json_object *g, const char *guard, double now_s)
 {
 	const char *state = str(g, "state");
+	struct json_object *present;
+	bool tunnel_ok = !str(g, "tunnel") || (json_object_object_get_ex(g, "tunnel_present", &present) &&
+					       json_object_get_boolean(present));
 
 	(void)now_s;
-	put(o, "%s{guard=\"%s\"} %d\n", name, guard, state && !strcmp(state, "open"));
+	put(o, "%s{guard=\"%s\"} %d\n", name, guard, state && !strcmp(state, "open") && tunnel_ok);
 }
 
 /* Blocked attempts by reason; the two event-bookkeeping reasons are families of their own. */
@@ -174,7 +178,7 @@ static const struct {
 	const char *name, *type, *help;
 	sample_fn sample;
 } families[] = {
-	{ "vpnguard_guard_open", "gauge", "1 while the guard lets traffic out through the tunnel (or gateway).",
+	{ "vpnguard_guard_open", "gauge", "1 while the guard lets traffic out: open, and its tunnel there (tunnel mode).",
 	  guard_open },
 	{ "vpnguard_blocked_total", "counter", "Attempts the kernel refused, by reason.", blocked },
 	{ "vpnguard_tunnel_present", "gauge", "1 while the guard's tunnel exists and is up.", tunnel_present },
