@@ -472,25 +472,140 @@ static void test_line_blocked_from_text(void **state)
 	json_object_put(o);
 }
 
-static void test_line_other_record(void **state)
+/*
+ * Every kind of record the agent writes (docs/design.md, "The agent"), as
+ * `events` reads it from the log: a sentence for a person, with every field
+ * it holds visible (those the words do not say as key=value), and the time
+ * and kind never repeated as key=value.
+ */
+#define T "2026-11-22T10:00:01.000Z"
+#define REC(kind, fields) "{\"time\":\"" T "\",\"event\":\"" kind "\"" fields "}"
+#define CG ",\"guard\":\"torrent\",\"cgroups\":[\"/sys/fs/cgroup/vpn.slice\",\"/docker/abc\"]"
+
+static const struct line_case {
+	const char *id, *json;
+	const char *has[6];
+	const char *lacks[4];
+} line_cases[] = {
+	{ "state closed, probe failed",
+	  REC("state", CG ",\"state\":\"closed\",\"why\":\"probe_failed\",\"error\":\"connect: timed out\",\"duration_s\":10.0"),
+	  { T " CLOSED guard torrent (/sys/fs/cgroup/vpn.slice, /docker/abc): the check failed [probe_failed]",
+	    ", in 10.000 s: connect: timed out" },
+	  { "why=", "state=", "guard=", "error=" } },
+	{ "state open, probe passed",
+	  REC("state", CG ",\"state\":\"open\",\"why\":\"probe_passed\",\"seen\":\"5.6.7.8\",\"duration_s\":0.25"),
+	  { T " OPEN guard torrent (", "): the check passed [probe_passed], address seen 5.6.7.8, in 0.250 s" },
+	  { "seen=", "duration_s=", "cgroups=" } },
+	{ "state closed, real address: a leak",
+	  REC("state", CG ",\"state\":\"closed\",\"why\":\"real_ip\",\"seen\":\"198.51.100.7\""),
+	  { "CLOSED guard torrent", "LEAK: the check saw the real address [real_ip], address seen 198.51.100.7" }, { NULL } },
+	{ "state closed, gluetun",
+	  REC("state", CG ",\"state\":\"closed\",\"why\":\"gluetun_not_running\",\"gluetun\":\"stopped\""),
+	  { "CLOSED guard torrent", "gluetun is not running [gluetun_not_running], gluetun stopped" },
+	  { "gluetun=" } },
+	{ "state with a field the words do not know",
+	  REC("state", CG ",\"state\":\"closed\",\"why\":\"unexpected_ip\",\"seen\":\"203.0.113.9\",\"expected\":\"10.0.0.0/8\""),
+	  { "outside --expect-ip [unexpected_ip], address seen 203.0.113.9", " expected=10.0.0.0/8" }, { NULL } },
+	{ "probe passed",
+	  REC("probe", CG ",\"why\":\"probe_passed\",\"seen\":\"5.6.7.8\",\"duration_s\":0.125"),
+	  { T " check of guard torrent (", "): passed [probe_passed], address seen 5.6.7.8, in 0.125 s" },
+	  { "OPEN", "CLOSED", "why=" } },
+	{ "probe failed, in a row",
+	  REC("probe", CG ",\"why\":\"probe_failed\",\"error\":\"HTTP 503\",\"failed_in_a_row\":2"),
+	  { "check of guard torrent", ": failed [probe_failed], 2 in a row: HTTP 503" },
+	  { "failed_in_a_row=" } },
+	{ "probe without duration or cgroups",
+	  REC("probe", ",\"guard\":\"g\",\"why\":\"probe_passed\""),
+	  { T " check of guard g: passed [probe_passed]" }, { " in ", "duration" } },
+	{ "tunnel up",
+	  REC("tunnel_up", ",\"tunnel\":\"wg0\",\"ifindex\":7,\"cgroup\":null"),
+	  { T " TUNNEL UP wg0 (ifindex 7) for the guard of cgroup id ?", " cgroup=-" },
+	  { "tunnel=", "ifindex=", "event=", "time=" } },
+	{ "tunnel down",
+	  REC("tunnel_down", ",\"cgroup_id\":4242,\"tunnel\":\"wg0\",\"ifindex\":0,\"map_updated_after_us\":180"),
+	  { T " TUNNEL DOWN wg0 (ifindex 0) for the guard of cgroup id 4242, maps updated 180 us after" },
+	  { "map_updated_after_us=", "cgroup_id=" } },
+	{ "reload applied",
+	  REC("reload", ",\"trigger\":\"sighup\",\"config\":\"/etc/vpnguard/vpnguard.conf\",\"result\":\"applied\",\"guards\":2,\"detached\":1"),
+	  { T " reload (sighup) of /etc/vpnguard/vpnguard.conf: applied, 2 guards, 1 cgroup detached" },
+	  { "result=", "trigger=" } },
+	{ "reload refused",
+	  REC("reload", ",\"trigger\":\"sighup\",\"config\":null,\"result\":\"refused\",\"error\":\"x.conf:3: unknown key\""),
+	  { "reload (sighup) of the command line: refused: x.conf:3: unknown key" }, { "error=" } },
+	{ "docker start",
+	  REC("docker", ",\"container\":\"qbit\",\"id\":\"0123456789abcdef0123\",\"action\":\"start\",\"reload\":\"applied\",\"after_start_ms\":42.5"),
+	  { T " docker: container qbit (id 0123456789ab) start; reload applied, 42.5 ms after it started" },
+	  { "container=", "after_start_ms=" } },
+	{ "docker stream error",
+	  REC("docker", ",\"action\":\"stream\",\"error\":\"connect: No such file or directory\""),
+	  { "docker: the engine's events stream: connect: No such file or directory" }, { NULL } },
+	{ "docker events lost",
+	  REC("docker", ",\"action\":\"lost\",\"error\":\"events queue full: some were dropped\""),
+	  { "docker: the engine's events were lost: events queue full" }, { NULL } },
+	{ "scan",
+	  REC("scan", ",\"reason\":\"netns\",\"pid\":321,\"comm\":\"s6-svscan\",\"cgroup\":\"/docker/abc\","
+	      "\"guard\":\"/vpn.slice\",\"guard_id\":55,\"container_pid\":300,\"detail\":\"in the host's network namespace\""),
+	  { T " scan reason=netns: pid 321 (comm=s6-svscan) in /docker/abc escapes its guard /vpn.slice (cgroup id 55)",
+	    ", container pid 300: in the host's network namespace" },
+	  { "detail=", "guard_id=" } },
+	{ "pins restored",
+	  REC("pins", ",\"why\":\"pins_removed\",\"pin_root\":\"/sys/fs/bpf/vpnguard\",\"action\":\"restored\",\"pins\":12"),
+	  { T " PINS under /sys/fs/bpf/vpnguard: made again (pins_removed), 12 pins" }, { "pin_root=" } },
+	{ "pins lost",
+	  REC("pins", ",\"why\":\"pins_removed\",\"pin_root\":\"/sys/fs/bpf/x\",\"action\":\"lost\",\"error\":\"Permission denied\""),
+	  { "PINS under /sys/fs/bpf/x: could not be made again (pins_removed): Permission denied" }, { NULL } },
+	{ "log lost",
+	  REC("log", ",\"lost\":17"),
+	  { T " log: 17 records could not be written" }, { "lost=" } },
+	{ "a kind the words do not know",
+	  REC("lease_expired", ",\"cgroup\":\"/a\",\"guard\":12"),
+	  { T " lease_expired cgroup=/a guard=12" }, { NULL } },
+	{ "blocked: uid and an egress ifindex after the words of old",
+	  "{\"time\":\"" T "\",\"event\":\"blocked\",\"reason\":\"off_tunnel\",\"hook\":\"egress\",\"cgroup\":\"/a\","
+	  "\"cgroup_id\":7,\"pid\":5,\"uid\":1000,\"comm\":\"nc\",\"proto\":\"udp\",\"family\":\"ipv4\","
+	  "\"dst\":\"192.0.2.1\",\"dport\":9,\"ifindex\":3,\"note\":\"x\"}",
+	  { "BLOCKED udp ", " 192.0.2.1:9 ", " by nc (pid 5) in /a, hook egress, uid 1000, ifindex 3", " note=x" },
+	  { "family=", "cgroup_id=", "uid=" } },
+};
+
+static void test_line_each_kind(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(line_cases) / sizeof(line_cases[0]); i++) {
+		const struct line_case *c = &line_cases[i];
+		struct json_object *o = json_tokener_parse(c->json);
+		char line[1024];
+
+		if (!o)
+			fail_msg("%s: the case's JSON does not parse", c->id);
+		vg_record_to_line(o, line, sizeof(line));
+		for (size_t k = 0; k < 6 && c->has[k]; k++)
+			if (!strstr(line, c->has[k]))
+				fail_msg("%s: '%s' does not contain '%s'", c->id, line, c->has[k]);
+		for (size_t k = 0; k < 4 && c->lacks[k]; k++)
+			if (strstr(line, c->lacks[k]))
+				fail_msg("%s: '%s' contains '%s'", c->id, line, c->lacks[k]);
+		assert_null(strchr(line, '\n'));
+		json_object_put(o);
+	}
+}
+
+/* What a record's text could forge (a newline, a terminal escape) stays escaped in the words too. */
+static void test_line_words_escaped(void **state)
 {
 	(void)state;
 	struct json_object *o = json_tokener_parse(
-		"{\"time\":\"2026-11-22T10:00:01.000Z\",\"event\":\"tunnel_up\",\"tunnel\":\"wg0\","
-		"\"ifindex\":7,\"cgroup\":null}");
-	char line[512];
+		REC("state", ",\"guard\":\"g\\n" T " OPEN guard g\",\"cgroups\":[\"/a\\u001b[2J\"],"
+		    "\"state\":\"closed\",\"why\":\"probe_failed\",\"error\":\"bad\\rline\""));
+	char line[1024];
 
 	assert_non_null(o);
 	vg_record_to_line(o, line, sizeof(line));
-	assert_true(strncmp(line, "2026-11-22T10:00:01.000Z tunnel_up", 34) == 0);
-	assert_contains(line, " tunnel=wg0");
-	assert_contains(line, " ifindex=7");
-	assert_contains(line, " cgroup=-");
-	/* time and event are said once, at the front, not as key=value. */
-	assert_lacks(line, "time=");
-	assert_lacks(line, "event=");
-	assert_lacks(line, "BLOCKED");
 	assert_null(strchr(line, '\n'));
+	assert_null(strchr(line, '\r'));
+	assert_null(strchr(line, 0x1b));
+	assert_contains(line, "guard g\\n" T " OPEN guard g (/a\\x1b[2J)");
+	assert_contains(line, ": bad\\rline");
 	json_object_put(o);
 }
 
@@ -588,7 +703,8 @@ int main(void)
 		cmocka_unit_test(test_line_blocked_no_dst),
 		cmocka_unit_test(test_line_blocked_cgroup_id),
 		cmocka_unit_test(test_line_blocked_from_text),
-		cmocka_unit_test(test_line_other_record),
+		cmocka_unit_test(test_line_each_kind),
+		cmocka_unit_test(test_line_words_escaped),
 		cmocka_unit_test(test_line_record_without_kind),
 		cmocka_unit_test(test_line_non_object_record),
 		cmocka_unit_test(test_line_truncation),

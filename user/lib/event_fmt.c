@@ -149,29 +149,175 @@ const char *vg_json_str(struct json_object *rec, const char *key)
 	return json_object_get_string(v);
 }
 
-/* The line, unescaped, to f: every value in it may come from a record someone else wrote. */
-static void record_line(struct json_object *rec, FILE *f)
+/*
+ * A line being written: the fields it says in words are marked used, and
+ * every other field follows as key=value, so nothing a record holds is
+ * hidden (a field added to a record shows up before its words do).
+ */
+struct line {
+	struct json_object *rec;
+	FILE *f;
+	const char *used[32];
+	int n_used;
+};
+
+/* rec[key] as text (NULL when absent or null), marked as said. */
+static const char *field(struct line *l, const char *key)
 {
-	const char *event;
+	if (l->n_used < (int)(sizeof(l->used) / sizeof(l->used[0])))
+		l->used[l->n_used++] = key;
+	return vg_json_str(l->rec, key);
+}
 
-	if (!json_object_is_type(rec, json_type_object)) {
-		fprintf(f, "- unreadable record %s", json_object_to_json_string(rec));
+static void __attribute__((format(printf, 2, 3))) say(struct line *l, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(l->f, fmt, ap);
+	va_end(ap);
+}
+
+/* The fields no words said, as key=value (null as -). */
+static void the_rest(struct line *l)
+{
+	json_object_object_foreach(l->rec, key, val) {
+		bool said = !strcmp(key, "time") || !strcmp(key, "event");
+
+		for (int i = 0; i < l->n_used && !said; i++)
+			said = !strcmp(key, l->used[i]);
+		if (!said)
+			say(l, " %s=%s", key, val ? json_object_get_string(val) : "-");
+	}
+}
+
+/* "guard NAME (/a, /b)": a state or probe record's guard and its cgroups. */
+static void guard_words(struct line *l)
+{
+	struct json_object *cgs = json_object_object_get(l->rec, "cgroups");
+	const char *name = field(l, "guard");
+
+	field(l, "cgroups");
+	say(l, "guard %s", name ?: "?");
+	if (!json_object_is_type(cgs, json_type_array)) {
+		if (cgs)
+			say(l, " (%s)", json_object_get_string(cgs));
 		return;
 	}
-	event = vg_json_str(rec, "event");
+	for (size_t i = 0; i < json_object_array_length(cgs); i++)
+		say(l, "%s%s", i ? ", " : " (", json_object_get_string(json_object_array_get_idx(cgs, i)) ?: "-");
+	if (json_object_array_length(cgs))
+		say(l, ")");
+}
 
-	if (!event || strcmp(event, "blocked")) {
-		/* Records of other kinds: time, kind, then every other field. */
-		fprintf(f, "%s %s", vg_json_str(rec, "time") ?: "-", event ?: "record");
-		json_object_object_foreach(rec, key, val)
-			if (strcmp(key, "time") && strcmp(key, "event"))
-				fprintf(f, " %s=%s", key, val ? json_object_get_string(val) : "-");
-		return;
-	}
-	const char *dst = vg_json_str(rec, "dst");
-	const char *dport = vg_json_str(rec, "dport");
-	const char *proto = vg_json_str(rec, "proto");
-	const char *family = vg_json_str(rec, "family");
+/* A check: what it found in words, then the why word itself, what it saw, how long it took. */
+static void check_words(struct line *l, bool state)
+{
+	static const struct { const char *why, *check, *state; } words[] = {
+		{ "probe_passed", "passed", "the check passed" },
+		{ "real_ip", "saw the REAL address: a leak", "LEAK: the check saw the real address" },
+		{ "unexpected_ip", "saw an address outside --expect-ip", "the check saw an address outside --expect-ip" },
+		{ "gluetun_not_running", "found gluetun not running", "gluetun is not running" },
+		{ "probe_failed", "failed", "the check failed" },
+	};
+	const char *why = field(l, "why"), *seen = field(l, "seen"), *gluetun = field(l, "gluetun"),
+		   *error = field(l, "error"), *in_a_row = field(l, "failed_in_a_row"),
+		   *duration = field(l, "duration_s"), *text = why ?: "no verdict";
+
+	for (size_t i = 0; why && i < sizeof(words) / sizeof(words[0]); i++)
+		if (!strcmp(why, words[i].why))
+			text = state ? words[i].state : words[i].check;
+	say(l, ": %s", text);
+	if (why)
+		say(l, " [%s]", why);
+	if (seen)
+		say(l, ", address seen %s", seen);
+	if (gluetun)
+		say(l, ", gluetun %s", gluetun);
+	if (in_a_row)
+		say(l, ", %s in a row", in_a_row);
+	if (duration)
+		say(l, ", in %.3f s", json_object_get_double(json_object_object_get(l->rec, "duration_s")));
+	if (error)
+		say(l, ": %s", error);
+}
+
+static void tunnel_words(struct line *l, bool up)
+{
+	const char *tunnel = field(l, "tunnel"), *ifindex = field(l, "ifindex"), *id = field(l, "cgroup_id"),
+		   *after = field(l, "map_updated_after_us");
+
+	say(l, "TUNNEL %s %s (ifindex %s) for the guard of cgroup id %s", up ? "UP" : "DOWN", tunnel ?: "?",
+	    ifindex ?: "?", id ?: "?");
+	if (after)
+		say(l, ", maps updated %s us after netlink said so", after);
+}
+
+static void reload_words(struct line *l)
+{
+	const char *trigger = field(l, "trigger"), *config = field(l, "config"), *result = field(l, "result"),
+		   *guards = field(l, "guards"), *detached = field(l, "detached"), *error = field(l, "error");
+
+	say(l, "reload (%s) of %s: %s", trigger ?: "?", config ?: "the command line", result ?: "?");
+	if (guards)
+		say(l, ", %s guard%s", guards, strcmp(guards, "1") ? "s" : "");
+	if (detached)
+		say(l, ", %s cgroup%s detached", detached, strcmp(detached, "1") ? "s" : "");
+	if (error)
+		say(l, ": %s", error);
+}
+
+static void docker_words(struct line *l)
+{
+	const char *container = field(l, "container"), *id = field(l, "id"), *action = field(l, "action"),
+		   *error = field(l, "error"), *reload = field(l, "reload"), *after = field(l, "after_start_ms");
+
+	if (container || id)
+		say(l, "docker: container %s (id %.12s) %s", container ?: "?", id ?: "?", action ?: "?");
+	else
+		say(l, "docker: the engine's events %s", action && !strcmp(action, "lost") ? "were lost" :
+		    action ?: "?");
+	if (error)
+		say(l, ": %s", error);
+	if (reload)
+		say(l, "; reload %s", reload);
+	if (after)
+		say(l, ", %.1f ms after it started",
+		    json_object_get_double(json_object_object_get(l->rec, "after_start_ms")));
+}
+
+/* "scan reason=" and "comm=" as before: scripts and tests look for those words of a scan's line. */
+static void scan_words(struct line *l)
+{
+	const char *reason = field(l, "reason"), *pid = field(l, "pid"), *comm = field(l, "comm"),
+		   *cgroup = field(l, "cgroup"), *guard = field(l, "guard"), *guard_id = field(l, "guard_id"),
+		   *cpid = field(l, "container_pid"), *detail = field(l, "detail");
+
+	say(l, "scan reason=%s: pid %s (comm=%s) in %s escapes its guard %s (cgroup id %s)", reason ?: "?", pid ?: "?",
+	    comm ?: "?", cgroup ?: "?", guard ?: "?", guard_id ?: "?");
+	if (cpid)
+		say(l, ", container pid %s", cpid);
+	if (detail)
+		say(l, ": %s", detail);
+}
+
+static void pins_words(struct line *l)
+{
+	const char *why = field(l, "why"), *root = field(l, "pin_root"), *action = field(l, "action"),
+		   *pins = field(l, "pins"), *error = field(l, "error");
+
+	say(l, "PINS under %s: %s (%s)", root ?: "?", action && !strcmp(action, "restored") ? "made again" :
+	    action && !strcmp(action, "lost") ? "could not be made again" : action ?: "?", why ?: "?");
+	if (pins)
+		say(l, ", %s pin%s", pins, strcmp(pins, "1") ? "s" : "");
+	if (error)
+		say(l, ": %s", error);
+}
+
+static void blocked_words(struct line *l)
+{
+	const char *dst = field(l, "dst"), *dport = field(l, "dport"), *proto = field(l, "proto"),
+		   *family = field(l, "family"), *cgroup = field(l, "cgroup"), *id = field(l, "cgroup_id");
 	char where[INET6_ADDRSTRLEN + 16];
 
 	if (!dst)
@@ -180,10 +326,66 @@ static void record_line(struct json_object *rec, FILE *f)
 		snprintf(where, sizeof(where), "[%s]:%s", dst, dport ?: "0");
 	else
 		snprintf(where, sizeof(where), "%s:%s", dst, dport ?: "0");
-	fprintf(f, "%s BLOCKED %-4s %-22s %-11s by %s (pid %s) in %s, hook %s",
-		vg_json_str(rec, "time") ?: "-", dst && proto ? proto : "", where,
-		vg_json_str(rec, "reason") ?: "-", vg_json_str(rec, "comm") ?: "?", vg_json_str(rec, "pid") ?: "?",
-		vg_json_str(rec, "cgroup") ?: vg_json_str(rec, "cgroup_id") ?: "?", vg_json_str(rec, "hook") ?: "?");
+	say(l, "BLOCKED %-4s %-22s %-11s by %s (pid %s) in %s, hook %s", dst && proto ? proto : "", where,
+	    field(l, "reason") ?: "-", field(l, "comm") ?: "?", field(l, "pid") ?: "?", cgroup ?: id ?: "?",
+	    field(l, "hook") ?: "?");
+	/* As it always was up to here (scripts match it); then what else the record holds. */
+	const char *uid = field(l, "uid"), *ifindex = field(l, "ifindex");
+
+	if (uid)
+		say(l, ", uid %s", uid);
+	if (ifindex && strcmp(ifindex, "0"))
+		say(l, ", ifindex %s", ifindex);
+	field(l, "family");     /* the address's form says it */
+	if (cgroup)
+		field(l, "cgroup_id");
+}
+
+/* The line, unescaped, to f: every value in it may come from a record someone else wrote. */
+static void record_line(struct json_object *rec, FILE *f)
+{
+	struct line l = { .rec = rec, .f = f };
+	const char *event;
+
+	if (!json_object_is_type(rec, json_type_object)) {
+		fprintf(f, "- unreadable record %s", json_object_to_json_string(rec));
+		return;
+	}
+	event = vg_json_str(rec, "event");
+	say(&l, "%s ", vg_json_str(rec, "time") ?: "-");
+	if (!event) {
+		say(&l, "record");
+	} else if (!strcmp(event, "blocked")) {
+		blocked_words(&l);
+	} else if (!strcmp(event, "state")) {
+		const char *state = field(&l, "state");
+
+		say(&l, "%s ", !state ? "STATE ?" : !strcmp(state, "open") ? "OPEN" :
+		    !strcmp(state, "closed") ? "CLOSED" : state);
+		guard_words(&l);
+		check_words(&l, true);
+	} else if (!strcmp(event, "probe")) {
+		say(&l, "check of ");
+		guard_words(&l);
+		check_words(&l, false);
+	} else if (!strcmp(event, "tunnel_up") || !strcmp(event, "tunnel_down")) {
+		tunnel_words(&l, !strcmp(event, "tunnel_up"));
+	} else if (!strcmp(event, "reload")) {
+		reload_words(&l);
+	} else if (!strcmp(event, "docker")) {
+		docker_words(&l);
+	} else if (!strcmp(event, "scan")) {
+		scan_words(&l);
+	} else if (!strcmp(event, "pins")) {
+		pins_words(&l);
+	} else if (!strcmp(event, "log")) {
+		const char *lost = field(&l, "lost");
+
+		say(&l, "log: %s record%s could not be written", lost ?: "?", lost && !strcmp(lost, "1") ? "" : "s");
+	} else {
+		say(&l, "%s", event);
+	}
+	the_rest(&l);
 }
 
 void vg_record_to_line(struct json_object *rec, char *buf, size_t len)
