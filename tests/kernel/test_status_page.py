@@ -13,20 +13,24 @@ Fixtures for other cases of this file (the live agent, issue 13):
   render    render(url, budget_ms=3000) -> Page (the dumped DOM, parsed); render.screenshot(
             url, path, size=(390, 844)); render.layout(origin, width) -> what sticks out
   page_url  the page's URL; indirect parameter: a fixture name, or a dict of mock options
-            {"fixture": NAME, "fail_after": N, "fail_how": "status"|"drop"|"hang"}.
+            {"fixture": NAME, "fail_after": N, "fail_first": N,
+             "fail_how": "status"|"drop"|"hang"} (status_api_mock.py's options).
             A live case overrides it (a fixture of the same name in a class) with the
             agent's http://ADDR:PORT/ and reuses render and the Page helpers.
 
 Run one case: pytest-3 tests/kernel/test_status_page.py -k 'rendered and gateway'
 Phone screenshots: the path is printed (pytest-3 -s), under the test's tmp_path.
 """
+import fcntl
 import json
 import os
 import re
+import select
 import signal
 import struct
 import subprocess
 import sys
+import time
 from html.parser import HTMLParser
 
 import pytest
@@ -162,14 +166,18 @@ class Browser:
     def __init__(self, tmp):
         self.tmp, self.procs, self.n = tmp, [], 0
 
-    def _run(self, args, timeout):
+    def _start(self, args, prefix=(), **kw):
         self.n += 1
         profile = os.path.join(self.tmp, f"chromium-profile-{self.n}")
         env = dict(os.environ, TZ="UTC", HOME=self.tmp)  # fixed clock text, no ~/.config
-        p = subprocess.Popen(CHROMIUM + [f"--user-data-dir={profile}"] + args, env=env,
+        p = subprocess.Popen([*prefix, *CHROMIUM, f"--user-data-dir={profile}", *args], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+                             start_new_session=True, **kw)
         self.procs.append(p)
+        return p
+
+    def _run(self, args, timeout):
+        p = self._start(args)
         try:
             out, err = p.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -178,6 +186,37 @@ class Browser:
         self.end(p)
         assert p.returncode == 0, f"chromium exit {p.returncode}: {err[-2000:]}"
         return out
+
+    def dom_when(self, url, until, timeout=60):
+        """The DOM once the JS expression until is true in the page, in REAL time (a
+        pending fetch stops virtual time, so a hung API needs this): chromium driven by
+        --remote-debugging-pipe (fd 3 its commands, fd 4 its answers, NUL-ended JSON)."""
+        cmd_r, cmd_w = os.pipe()
+        ans_r, ans_w = os.pipe()
+        # The child's ends above 9, so the shell's dups onto 3 and 4 never overwrite them.
+        cmd_r, ans_w = [_high(fd) for fd in (cmd_r, ans_w)]
+        # bash, not dash: dash takes no fd above 9. Debian's wrapper script passes 3 and 4 on.
+        sh = f'exec 3<&{cmd_r} 4>&{ans_w} {cmd_r}<&- {ans_w}>&-; exec "$@"'
+        p = self._start(["--remote-debugging-pipe", url], prefix=("bash", "-c", sh, "bash"),
+                        pass_fds=(cmd_r, ans_w))
+        os.close(cmd_r)
+        os.close(ans_w)
+        cdp = _Pipe(cmd_w, ans_r, time.monotonic() + timeout)
+        try:
+            page = [t for t in cdp.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+            assert page, "chromium has no page target"
+            sid = cdp.call("Target.attachToTarget", targetId=page[0]["targetId"],
+                           flatten=True)["sessionId"]
+            expr = f"({until}) ? document.documentElement.outerHTML : ''"
+            while True:
+                r = cdp.call("Runtime.evaluate", session=sid, expression=expr, returnByValue=True)
+                html = r.get("result", {}).get("value")
+                if html:
+                    return Page("<!DOCTYPE html>" + html)
+                time.sleep(0.2)
+        finally:
+            cdp.close()
+            self.end(p)
 
     def dom(self, url, budget_ms=3000, timeout=90):
         """The DOM after budget_ms of virtual time (timers run, network waits are real)."""
@@ -208,6 +247,43 @@ class Browser:
         end_popen(p)
 
 
+class _Pipe:
+    """Chromium's DevTools protocol over its pipe: one call at a time, events ignored."""
+
+    def __init__(self, w, r, deadline):
+        self.w, self.r, self.deadline, self.id, self.buf = w, r, deadline, 0, b""
+
+    def call(self, method, session=None, **params):
+        self.id += 1
+        msg = {"id": self.id, "method": method, "params": params}
+        if session:
+            msg["sessionId"] = session
+        os.write(self.w, json.dumps(msg).encode() + b"\0")
+        while True:
+            while b"\0" not in self.buf:
+                left = self.deadline - time.monotonic()
+                if left <= 0 or not select.select([self.r], [], [], left)[0]:
+                    pytest.fail(f"chromium: no answer to {method} before the deadline", pytrace=False)
+                chunk = os.read(self.r, 1 << 20)
+                assert chunk, f"chromium closed its pipe (during {method})"
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\0", 1)
+            ans = json.loads(line)
+            if ans.get("id") == self.id:
+                assert "error" not in ans, f"{method}: {ans['error']}"
+                return ans["result"]
+
+    def close(self):
+        for fd in (self.w, self.r):
+            os.close(fd)
+
+
+def _high(fd):
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
+
+
 def _group_alive(pgid):
     try:
         os.killpg(pgid, 0)
@@ -222,7 +298,7 @@ def render(tmp_path):
 
     def call(url, budget_ms=3000):
         return b.dom(url, budget_ms)
-    call.screenshot, call.layout = b.screenshot, b.layout
+    call.screenshot, call.layout, call.when = b.screenshot, b.layout, b.dom_when
     try:
         yield call
     finally:
@@ -231,10 +307,11 @@ def render(tmp_path):
 
 
 class Mock:
-    def __init__(self, tmp, fixture, fail_after=-1, fail_how="status"):
+    def __init__(self, tmp, fixture, fail_after=-1, fail_first=0, fail_how="status"):
         ready = os.path.join(tmp, "mock.port")
         self.p = subprocess.Popen([sys.executable, MOCK, "--fixture", fixture, "--page", PAGE,
                                    "--ready-file", ready, "--fail-after", str(fail_after),
+                                   "--fail-first", str(fail_first),
                                    "--fail-how", fail_how], stderr=subprocess.PIPE, text=True)
         if not wait_until(lambda: os.path.exists(ready) or self.p.poll() is not None, 20):
             raise AssertionError("status_api_mock.py not listening after 20 s")
@@ -288,7 +365,8 @@ def blocking_tunnel_gone(page):
     assert g.k("state") == "BLOCKING" and "tunnel wg0 is not present" in g.why
     assert page.title.startswith("BLOCKING")
     assert g.k("vpn-address") == "none seen"
-    assert g.k("probe").startswith("probe_failed in 2000 ms: no route to host")
+    assert g.k("probe") == \
+        "failed (probe_failed) in 2000 ms: no route to host, 30 s ago (2026-12-02 00:59:30)"
     assert g.k("tunnel") == "wg0 in /run/netns/vpn (NOT present)"
     assert g.denied() == {"no_tunnel": 17, "dns": 3}
     assert g.recent()[0]["Destination"] == "203.0.113.9:6881 udp"
@@ -296,8 +374,9 @@ def blocking_tunnel_gone(page):
 
 def closed_real_ip(page):
     [g] = page.guards()
-    assert g.k("state") == "BLOCKING" and "closed (real_ip)" in g.why
-    assert g.k("vpn-address").startswith("203.0.113.5, seen 10 s ago")
+    assert g.k("state") == "BLOCKING" and "closed: the probe saw the real IP (real_ip)" in g.why
+    assert g.k("vpn-address").startswith("203.0.113.5 (the real IP, not the VPN's), seen 10 s ago")
+    assert g.k("probe") == "saw the real IP (real_ip) in 51 ms"
     assert g.k("lease") == "expired"
     assert g.k("since") == "10 min ago (2026-12-02 00:50:00)"
     assert g.denied() == {"closed": 57, "dns": 3}
@@ -376,7 +455,7 @@ UNREACHABLE = [
     ("from_start", {"fixture": "protected", "fail_after": 0}, 3000),
     ("after_success_503", {"fixture": "protected", "fail_after": 1}, 8000),
     ("after_success_dropped", {"fixture": "protected", "fail_after": 1, "fail_how": "drop"}, 8000),
-    ("after_success_hung", {"fixture": "protected", "fail_after": 1, "fail_how": "hang"}, 12000),
+    ("after_success_hung", {"fixture": "protected", "fail_after": 1, "fail_how": "hang"}, None),
 ]
 
 
@@ -385,7 +464,11 @@ UNREACHABLE = [
 def test_unreachable(render, page_url, budget_ms):
     """The API fails (503, dropped, no answer): the page says since when, and no guard
     shows a state as current; once data came, it is named as the last known, not the state."""
-    page = render(page_url, budget_ms)
+    if budget_ms is None:  # the page's own timeout must end the fetch: real time
+        page = render.when(page_url, "!document.getElementById('stale').hidden", timeout=60)
+        assert "no answer in 4 s" in page.k("stale")
+    else:
+        page = render(page_url, budget_ms)
     no_page_error(page)
     banner = page.visible("stale")
     assert banner is not None, "no 'agent unreachable' banner"
@@ -394,12 +477,22 @@ def test_unreachable(render, page_url, budget_ms):
     guards = page.guards()
     words = [g.k("state") for g in guards]
     assert "PROTECTED" not in words and "BLOCKING" not in words, words
-    if budget_ms > 3000:
+    if budget_ms != 3000:
         assert words == ["UNKNOWN"]
         assert "last known" in guards[0].why and "PROTECTED" in guards[0].why
         assert "may no longer be true" in page.k("stale")
     else:
         assert words == [] and "no status from the agent yet" in page.one("main").text()
+
+
+@pytest.mark.parametrize("page_url", [{"fixture": "protected", "fail_first": 1}], indirect=True,
+                         ids=["after_one_503"])
+def test_recovers(render, page_url):
+    """The agent back after a failed request: the banner goes, the state is current again."""
+    page = render(page_url, 8000)
+    no_page_error(page)
+    assert page.visible("stale") is None, page.k("stale")
+    assert [g.k("state") for g in page.guards()] == ["PROTECTED"]
 
 
 # -- static: self-contained, no markup from data -----------------------------------------

@@ -21,6 +21,7 @@ Options:
   --ready-file F       written (the port number) once the socket listens
   --fail-after N       answer the API N times, then fail every later request (0: from the
                        start); the page stays served, like a browser that still has it
+  --fail-first N       fail the first N API requests, then answer (the agent coming back)
   --fail-how HOW       how the API fails: status (HTTP 503), drop (the connection closed
                        without an answer: the agent is gone), hang (never answered)
   --live-times         shift every timestamp of the fixture by (real now - its "now"), so
@@ -133,6 +134,8 @@ class Server(ThreadingHTTPServer):
         """True while this request is still one to answer (--fail-after)."""
         with self.lock:
             self.api_calls += 1
+            if self.api_calls <= self.opts.fail_first:
+                return False
             return self.opts.fail_after < 0 or self.api_calls <= self.opts.fail_after
 
     def status(self):
@@ -150,6 +153,7 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--ready-file")
     ap.add_argument("--fail-after", type=int, default=-1)
+    ap.add_argument("--fail-first", type=int, default=0)
     ap.add_argument("--fail-how", choices=("status", "drop", "hang"), default="status")
     ap.add_argument("--live-times", action="store_true")
     ap.add_argument("--verbose", action="store_true")
