@@ -8,7 +8,7 @@ pkgs="make gcc clang llvm libclang-rt-14-dev pkg-config libbpf-dev bpftool libel
       iproute2 wireguard-tools wireguard-go nftables
       iputils-ping python3 openssl procps util-linux systemd
       docker.io busybox-static iperf3
-      qbittorrent-nox transmission-daemon opentracker python3-libtorrent python3-pytest
+      qbittorrent-nox transmission-daemon opentracker python3-libtorrent python3-pytest chromium
       libmicrohttpd-dev prometheus xxd"
 
 missing=""
