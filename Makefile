@@ -103,7 +103,7 @@ bench: deps
 	$(MAKE) all $(OUT)/vgbench $(OUT)/vghelpers
 	bash tests/bench/run.sh
 
-# The binary, the service and slice, the logrotate file, and a sample config
+# The binary, the service and slice, the daily report's service and timer, the logrotate file, and a sample config
 # (also as /etc/vpnguard/vpnguard.conf when there is none: never overwritten).
 install: $(OUT)/vpnguard-bpf
 	install -D -m 0755 $< $(DESTDIR)$(SBINDIR)/vpnguard-bpf
@@ -111,6 +111,10 @@ install: $(OUT)/vpnguard-bpf
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
 		scripts/dist/vpnguard.service.in > $(DESTDIR)$(UNITDIR)/vpnguard.service
 	install -m 0644 scripts/dist/vpnguard.slice $(DESTDIR)$(UNITDIR)/vpnguard.slice
+	# The daily report (vpnguard-report.timer): installed, not enabled.
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+		scripts/dist/vpnguard-report.service.in > $(DESTDIR)$(UNITDIR)/vpnguard-report.service
+	install -m 0644 scripts/dist/vpnguard-report.timer $(DESTDIR)$(UNITDIR)/vpnguard-report.timer
 	install -D -m 0644 scripts/dist/vpnguard.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/vpnguard
 	install -m 0644 scripts/dist/vpnguard.conf $(DESTDIR)$(DOCDIR)/vpnguard.conf.sample
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md

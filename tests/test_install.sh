@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make install: what lands where (DESTDIR and PREFIX honoured), the unit and slice pass
+# make install: what lands where (DESTDIR and PREFIX honoured), the units, slice and timer pass
 # `systemd-analyze verify`, the sample config is one the agent takes, an existing
 # /etc/vpnguard/vpnguard.conf is never overwritten. No root needed; touches only a temp dir.
 set -u
@@ -13,6 +13,7 @@ trap 'rm -rf "$t"' EXIT
 
 make -s install DESTDIR="$t/dest" PREFIX=/usr >"$t/out" 2>&1 || { nok "make install DESTDIR"; cat "$t/out"; }
 for f in usr/sbin/vpnguard-bpf usr/lib/systemd/system/vpnguard.service usr/lib/systemd/system/vpnguard.slice \
+	usr/lib/systemd/system/vpnguard-report.service usr/lib/systemd/system/vpnguard-report.timer \
 	etc/logrotate.d/vpnguard etc/vpnguard/vpnguard.conf usr/share/doc/vpnguard-bpf/vpnguard.conf.sample; do
 	if [ -f "$t/dest/$f" ]; then ok "installed /$f"; else nok "missing /$f"; fi
 done
@@ -23,6 +24,20 @@ grep -qx 'ExecStart=/usr/sbin/vpnguard-bpf attach --config /etc/vpnguard/vpnguar
 for want in Type=notify Before=docker.service 'ExecReload=/bin/kill -HUP $MAINPID'; do
 	grep -qF "$want" "$t/dest/usr/lib/systemd/system/vpnguard.service" && ok "unit has $want" || nok "unit lacks $want"
 done
+# The daily report: the installed binary on the installed config; a leak (exit 3) is no failure.
+rs=$t/dest/usr/lib/systemd/system/vpnguard-report.service
+grep -qx 'ExecStart=/usr/sbin/vpnguard-bpf report --since 24h --post --config /etc/vpnguard/vpnguard.conf' "$rs" &&
+	ok "report unit runs the installed binary on the installed config" || nok "report unit ExecStart: $(grep ExecStart= "$rs")"
+for want in Type=oneshot SuccessExitStatus=3; do
+	grep -qx "$want" "$rs" && ok "report unit has $want" || nok "report unit lacks $want"
+done
+for want in OnCalendar=daily Persistent=true WantedBy=timers.target; do
+	grep -qx "$want" "$t/dest/usr/lib/systemd/system/vpnguard-report.timer" && ok "report timer has $want" ||
+		nok "report timer lacks $want"
+done
+# Installed, not enabled: nothing links to it.
+if find "$t/dest" -name '*.wants' | grep -q .; then nok "install enabled a unit: $(find "$t/dest" -name '*.wants')"
+else ok "install enables no unit (the report timer is the user's to enable)"; fi
 [ "$(stat -c %a "$t/dest/etc/vpnguard/vpnguard.conf")" = 600 ] && ok "config is 0600" || nok "config mode"
 
 # A second install keeps a config the user edited.
@@ -39,6 +54,11 @@ else
 		ok "systemd-analyze verify vpnguard.service vpnguard.slice"
 	else
 		nok "systemd-analyze verify: $out"
+	fi
+	if out=$(systemd-analyze verify "$t/v/unit/vpnguard-report.service" "$t/v/unit/vpnguard-report.timer" 2>&1); then
+		ok "systemd-analyze verify vpnguard-report.service vpnguard-report.timer"
+	else
+		nok "systemd-analyze verify (report): $out"
 	fi
 fi
 echo "$pass passed, $fail failed"
