@@ -1,11 +1,12 @@
 """The agent's health probes through the tunnel (issue 3), on the real kernel.
 
-World (tests/lib/vgagent.py): HOME with the WireGuard client, INET with the server and the
-"Internet" 198.51.100.1, where tools/echo_server.py tells each probe the address it came
-from (HTTP :8080, HTTPS :8443 with a CA made here). The agent runs in the root namespace and
-probes from inside HOME, bound to the tunnel. "The tunnel exits by the real address" is an
-SNAT rule in INET's input hook: the echo then sees HOME's real IP 10.99.0.1. Traffic is
-judged where it arrives (gtun/gleak counters in INET); `status --json` only says why.
+World (tests/lib/vgagentcase.py): HOME with the WireGuard client, INET with the server
+and the "Internet" 198.51.100.1, where tools/echo_server.py tells each probe the address
+it came from (HTTP :8080, HTTPS :8443 with a CA made here). The agent runs in the root
+namespace and probes from inside HOME, bound to the tunnel. "The tunnel exits by the real
+address" is an SNAT rule in INET's input hook: the echo then sees HOME's real IP
+10.99.0.1. Traffic is judged where it arrives (gtun/gleak counters in INET); `status
+--json` only says why.
 
 Each case starts its own agent on a fresh guard. Run one:
     VPNGUARD_BIN=... pytest-3 -s tests/kernel/test_agent_probe.py -k gluetun
@@ -16,8 +17,8 @@ import time
 
 import pytest
 
-from vgagent import case, world  # noqa: F401 (the fixtures)
 from vgagent import CLOSED, OPEN, PROBE, STATE, ev, fig, ms
+from vgagentcase import case, world  # noqa: F401 (the fixtures)
 
 INTERVAL = ("--probe-interval", "1s")
 
