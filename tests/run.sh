@@ -10,6 +10,7 @@ trap '[ -d "$VPNGUARD_PIN_ROOT" ] && build/vpnguard-bpf detach >/dev/null 2>&1; 
 tally make -s unit-test
 tally make -s fuzz-smoke
 tally bash tests/test_install.sh
+tally env PYTHONDONTWRITEBYTECODE=1 pytest-3 -q -rfE -p no:cacheprovider tests/test_report_cli.py
 tally bash tests/kernel/run.sh
 tally bash tests/clients/run.sh
 tally bash tests/docker/run.sh
