@@ -63,7 +63,10 @@ static double num(struct json_object *o, const char *key)
 	return json_object_get_double(json_object_object_get(o, key));
 }
 
-/* "a 3, b 1": a counts object, the largest first. */
+/* A person reads the commonest; the JSON has them all. */
+#define SHOWN 10
+
+/* "a 3, b 1": a counts object, the largest first, the first SHOWN of them. */
 static void counts_line(struct json_object *counts, char *buf, size_t len)
 {
 	struct json_object *list = json_object_new_array();
@@ -80,10 +83,13 @@ static void counts_line(struct json_object *counts, char *buf, size_t len)
 	json_object_array_sort(list, by_count);
 	for (size_t i = 0; i < json_object_array_length(list) && at < len; i++) {
 		struct json_object *d = json_object_array_get_idx(list, i);
-		int n = snprintf(buf + at, len - at, "%s%s %lld", i ? ", " : "", vg_json_str(d, "key"),
+		int n = i == SHOWN ? snprintf(buf + at, len - at, " and %zu more", json_object_array_length(list) - SHOWN) :
+			snprintf(buf + at, len - at, "%s%s %lld", i ? ", " : "", vg_json_str(d, "key"),
 				 (long long)json_object_get_int64(json_object_object_get(d, "count")));
 
 		at += n > 0 ? (size_t)n : 0;
+		if (i == SHOWN)
+			break;
 	}
 	json_object_put(list);
 }
@@ -128,14 +134,21 @@ static void guard_text(FILE *f, struct json_object *g)
 	else
 		say(f, "  checks: %lld%s%s%s", (long long)json_object_get_int64(json_object_object_get(checks, "total")),
 		    list[0] ? " (" : "", list, list[0] ? ")" : "");
-	for (size_t i = 0; i < json_object_array_length(seen); i++) {
+	size_t n_seen = json_object_array_length(seen), shown = 0;
+
+	/* Every real address; of the others, the first SHOWN. */
+	for (size_t i = 0; i < n_seen; i++) {
 		struct json_object *s = json_object_array_get_idx(seen, i);
 		bool real = json_object_get_boolean(json_object_object_get(s, "real_ip"));
 
+		if (!real && shown++ >= SHOWN)
+			continue;
 		say(f, "  %s %s: %lld check(s), %s .. %s", real ? "REAL ADDRESS" : "seen", vg_json_str(s, "ip"),
 		    (long long)json_object_get_int64(json_object_object_get(s, "checks")),
 		    vg_json_str(s, "first"), vg_json_str(s, "last"));
 	}
+	if (shown > SHOWN)
+		say(f, "  and %zu more addresses (--json lists them)", shown - SHOWN);
 	say(f, "  %s", json_object_get_boolean(json_object_object_get(g, "real_ip_seen")) ?
 	    "LEAK: a check saw the real address (why real_ip)" : "no check saw a real address");
 	counts_line(json_object_object_get(b, "by_reason"), list, sizeof(list));
