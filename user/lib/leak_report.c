@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,7 +97,9 @@ int vg_parse_time(const char *s, int64_t *ns)
 			if (scale > 1)
 				frac = frac * 10 + (unsigned)(*p - '0'), scale /= 10;
 	}
-	if (strcmp(p, "Z") || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
+	/* ns since 1970 in 64 bits reach 2262: a record of another age is no record of ours. */
+	if (strcmp(p, "Z") || y < 1970 || y > 2261 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+	    h > 23 || mi > 59 || sec > 60)
 		return -EINVAL;
 	*ns = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * NS) + (int64_t)frac * scale;
 	return 0;
@@ -392,8 +392,13 @@ void vg_leak_report_record(struct vg_leak_report *r, struct json_object *rec)
 		r->scan++;
 	else if (!strcmp(event, "pins"))
 		r->pins++;
-	else if (!strcmp(event, "log"))
-		r->log_lost += json_object_get_int64(json_object_object_get(rec, "lost"));
+	else if (!strcmp(event, "log")) {
+		int64_t lost = json_object_get_int64(json_object_object_get(rec, "lost"));
+
+		/* The file's word, not ours: added up without wrapping. */
+		if (lost > 0)
+			r->log_lost = lost > INT64_MAX - r->log_lost ? INT64_MAX : r->log_lost + lost;
+	}
 }
 
 void vg_leak_report_line(struct vg_leak_report *r, const char *line, size_t len)
