@@ -354,6 +354,31 @@ static void test_blocked(void **state)
 	json_object_put(rep);
 }
 
+/* /vpn.slice and /x/vpn.slice both guarded: each blocked record to its own, by the closest fit. */
+static void test_blocked_closest_cgroup(void **state)
+{
+	(void)state;
+	static const struct row rows[] = {
+		{ -10, "\"event\":\"state\",\"guard\":\"deep\",\"cgroups\":[\"/sys/fs/cgroup/x/vpn.slice\"],\"state\":\"open\",\"why\":\"probe_passed\"" },
+		{ -10, "\"event\":\"state\",\"guard\":\"top\",\"cgroups\":[\"/sys/fs/cgroup/vpn.slice\"],\"state\":\"open\",\"why\":\"probe_passed\"" },
+		{ 10, BLOCKED("/vpn.slice", "dns", "a", "192.0.2.1", 53) },
+		{ 11, BLOCKED("/x/vpn.slice", "dns", "b", "192.0.2.1", 53) },
+		{ 12, BLOCKED("/x/vpn.slice", "dns", "b", "192.0.2.1", 53) },
+		{ 13, BLOCKED("/sys/fs/cgroup/vpn.slice", "dns", "a", "192.0.2.1", 53) },
+		{ 14, BLOCKED("pn.slice", "dns", "c", "192.0.2.1", 53) },   /* no fit at a '/' */
+		END
+	};
+	struct json_object *rep = report_of(rows);
+
+	assert_string_equal(vg_json_str(guard(rep, 0), "guard"), "deep");
+	assert_int_equal(json_object_get_int(get(guard(rep, 0), "blocked.by_comm.b")), 2);
+	assert_int_equal(json_object_get_int(get(guard(rep, 0), "blocked.total")), 2);
+	assert_int_equal(json_object_get_int(get(guard(rep, 1), "blocked.by_comm.a")), 2);
+	assert_int_equal(json_object_get_int(get(guard(rep, 1), "blocked.total")), 2);
+	assert_int_equal(json_object_array_length(get(rep, "guards")), 3);
+	json_object_put(rep);
+}
+
 static void test_other_events(void **state)
 {
 	(void)state;
@@ -559,6 +584,7 @@ int main(void)
 		cmocka_unit_test(test_garbage_counted),
 		cmocka_unit_test(test_unordered_and_outside_counted),
 		cmocka_unit_test(test_blocked),
+		cmocka_unit_test(test_blocked_closest_cgroup),
 		cmocka_unit_test(test_other_events),
 		cmocka_unit_test(test_guards_apart),
 		cmocka_unit_test(test_parse_time),

@@ -473,27 +473,33 @@ void vg_leak_report_free(struct vg_leak_report *r)
 
 /* ---- the result ---- */
 
-/* A guard's path and a blocked record's: the same, or one the absolute form of the other. */
-static bool same_cgroup(const char *a, const char *b)
+/*
+ * A guard's path (absolute) and a blocked record's (below the cgroup2 mount):
+ * how much longer a is than b when b is a's end at a '/', else -1.
+ */
+static long cgroup_fit(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
 
-	if (la < lb) {
-		const char *t = a;
-		size_t lt = la;
-
-		a = b, la = lb, b = t, lb = lt;
-	}
-	return la == lb ? !strcmp(a, b) : b[0] == '/' && !strcmp(a + la - lb, b);
+	if (la < lb)
+		return cgroup_fit(b, a);
+	return !strcmp(a + la - lb, b) && (la == lb || b[0] == '/') ? (long)(la - lb) : -1;
 }
 
+/* The guard of the closest fit: /x/vpn.slice's record is not /vpn.slice's, nor the other way round. */
 static struct guard *guard_of_cgroup(struct vg_leak_report *r, const char *cg)
 {
+	struct guard *best = NULL;
+	long best_fit = -1;
+
 	for (int i = 0; i < r->n_g; i++)
-		for (size_t k = 0; k < json_object_array_length(r->g[i].cgroups); k++)
-			if (same_cgroup(json_object_get_string(json_object_array_get_idx(r->g[i].cgroups, k)), cg))
-				return &r->g[i];
-	return NULL;
+		for (size_t k = 0; k < json_object_array_length(r->g[i].cgroups); k++) {
+			long fit = cgroup_fit(json_object_get_string(json_object_array_get_idx(r->g[i].cgroups, k)), cg);
+
+			if (fit >= 0 && (best_fit < 0 || fit < best_fit))
+				best = &r->g[i], best_fit = fit;
+		}
+	return best;
 }
 
 static int by_count(const void *a, const void *b)
