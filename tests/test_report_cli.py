@@ -10,6 +10,7 @@ unreadable log or a failed post, 2 bad usage.
     VPNGUARD_BIN=/tmp/b/vpnguard-bpf pytest-3 tests/test_report_cli.py -k since_cuts
 """
 import datetime
+import fcntl
 import gzip
 import http.server
 import json
@@ -59,9 +60,9 @@ def write_log(path, records, mtime_ago=None, opener=open):
     return str(path)
 
 
-def run(vg, *args, timeout=60):
+def run(vg, *args, timeout=60, **env_set):
     # The webhook is on loopback: no proxy of the environment's may stand in between.
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()} | env_set
     return subprocess.run([vg, "report", *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -220,6 +221,30 @@ def test_text_for_a_person(vg, tmp_path):
     assert f"REAL ADDRESS {REAL}" in r.stdout and "\x1b" not in r.stdout
     assert lines[-1] == "LEAK: a check saw a real address in this window"
     assert not any(ln == "no leak seen in this window" for ln in lines)
+
+
+@pytest.mark.parametrize("agent", [True, False], ids=["an agent runs", "the agent is gone"])
+def test_which_log(vg, tmp_path, agent):
+    """--log first; else the log of the agent that holds the pidfile (a pidfile nobody holds is a
+    dead agent's); else the config's [agent] log. The agent here is this test holding the lock."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    agents = write_log(tmp_path / "agent.jsonl", [probe(HOUR, "real_ip", seen=REAL)])
+    confs = write_log(tmp_path / "conf.jsonl", [probe(HOUR, "probe_passed", guard="from-config")])
+    given = write_log(tmp_path / "given.jsonl", [probe(HOUR, "probe_passed", guard="given")])
+    conf = tmp_path / "vpnguard.conf"
+    conf.write_text(f"[agent]\nlog = {confs}\n\n[guard g]\ncgroup = /vpn.slice\ngateway = 192.0.2.1:51820\n")
+    conf.chmod(0o600)
+    with open(run_dir / "agent.pid", "w") as pidfile:
+        pidfile.write(f"{os.getpid()}\n{agents}\n")
+        pidfile.flush()
+        if agent:
+            fcntl.flock(pidfile, fcntl.LOCK_EX)
+        r = run(vg, "--json", "--config", str(conf), VPNGUARD_RUN_DIR=str(run_dir))
+        assert r.returncode == (3 if agent else 0), r.stderr
+        assert json.loads(r.stdout)["log_path"] == (agents if agent else confs)
+        r = run(vg, "--json", "--config", str(conf), "--log", given, VPNGUARD_RUN_DIR=str(run_dir))
+        assert r.returncode == 0 and json.loads(r.stdout)["guards"][0]["guard"] == "given", r.stderr
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
