@@ -133,6 +133,20 @@ def test_unreadable_log(vg, tmp_path, what):
     assert str(path) in r.stderr and r.stdout == ""
 
 
+def test_long_and_torn_lines(vg, tmp_path):
+    """A line longer than any record the agent writes (16 KiB) is one line of garbage, not several;
+    the records after it count, and so does a last line cut short (the agent killed mid-write)."""
+    long_rec = json.dumps(probe(HOUR, "real_ip", seen=REAL, error="x" * 100000))
+    path = write_log(tmp_path / "events.jsonl", [state(30 * HOUR, "open", "probe_passed"), long_rec,
+                                                 probe(HOUR, "probe_passed", seen=VPN)])
+    with open(path, "a") as f:
+        f.write(json.dumps(probe(60, "real_ip", seen=REAL))[:40])
+    rc, rep = report_json(vg, path)
+    assert rc == 0, "neither the long line nor the torn one is a record: no leak from them"
+    assert rep["log"] == {"lines": 4, "records": 2, "garbage": 2, "unordered": 0, "outside": 0}
+    assert rep["guards"][0]["checks"]["total"] == 1
+
+
 def test_json_fields(vg, tmp_path):
     log = write_log(tmp_path / "events.jsonl", [
         state(30 * HOUR, "open", "probe_passed", seen=VPN),
