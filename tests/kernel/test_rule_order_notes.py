@@ -1,0 +1,87 @@
+"""The rules header's gateway mode and its tc and setsockopt notes, row by row, on the real kernel.
+
+The world, the fresh guard of each row and the judging are test_rule_order.py's (its docstring
+maps every claim of bpf/vpnguard.h to the test that proves it). Gateway guards:
+--gateway I:P --allow LAN --dns R, no tunnel and no namespace (netns cookie 0). The tc rows
+send one hand-made IPv4 UDP packet from an AF_PACKET socket of the guarded cgroup, out of the
+veth of the row's namespace: no inet hook of the guard sees it, so in HOME only the guard's tc
+program on the veth judges it.
+
+Run one case: pytest-3 tests/kernel/test_rule_order_notes.py -k 'gateway and closed'
+"""
+from test_rule_order import REFUSED, ROW_ARGS, SENT, check_row, table, world  # noqa: F401
+
+# name, condition, where, result line, far side, denials, arguments
+GATEWAY = [
+    ("gateway reached", "open", "home", "connected", {"tunnel": ">=1"}, {},
+     "connect tcp {I} {P}"),
+    ("third netns: gateway reached", "open", "third", "connected", {"third": ">=1"}, {},
+     "connect tcp {I} {P}"),
+    ("no policy: no_policy", "no_policy", "home", "errno EPERM", {}, {"no_policy": 1},
+     "connect tcp {I} {P}"),
+    ("closed: loopback", "closed", "home", SENT, {}, {}, "sendto 127.0.0.1 9"),
+    ("rogue resolver at the gateway's address: dns, not not_gateway", "open", "home", REFUSED, {},
+     {"dns": 1}, "sendto {I} 53"),
+    ("listed resolver, not a gateway: not_gateway", "open", "home", REFUSED, {},
+     {"not_gateway": 1}, "sendto {R} 53"),
+    ("allowed subnet: not not_gateway", "open", "home", SENT, {"lan": 1}, {}, "sendto {L} 9"),
+    ("closed: allowed subnet", "closed", "home", SENT, {"lan": 1}, {}, "sendto {L} 9"),
+    ("IPv6: ipv6, not not_gateway", "open", "home", REFUSED, {}, {"ipv6": 1}, "sendto {I6} 9"),
+    ("closed: IPv6: ipv6, not closed", "closed", "home", REFUSED, {}, {"ipv6": 1},
+     "sendto {I6} 9"),
+    ("closed: the gateway: closed", "closed", "home", "errno EPERM", {}, {"closed": 1},
+     "connect tcp {I} {P}"),
+    ("closed: a non-gateway host: closed, not not_gateway", "closed", "home", REFUSED, {},
+     {"closed": 1}, "sendto {D} 9"),
+    ("lease run out: a non-gateway host: closed", "lease_expired", "home", REFUSED, {},
+     {"closed": 1}, "sendto {D} 9"),
+]
+
+
+@table(GATEWAY, kind="gateway")
+def test_gateway(world, kind, cond, where, user, result, far, denied, args):  # noqa: F811
+    check_row(world, kind, cond, where, user, result, far, denied, args)
+
+
+# "In gateway mode there is no tunnel: every join is refused" (sockopt_probe.py KIND SPEC).
+JOINS = [
+    ("IP_ADD_MEMBERSHIP, any interface", "open", "home", "errno EPERM", {}, {"multicast": 1},
+     "sockopt ip_mreq any"),
+    ("IP_ADD_MEMBERSHIP by the veth's address", "open", "home", "errno EPERM", {},
+     {"multicast": 1}, "sockopt ip_mreq addr:{REAL}"),
+    ("IP_ADD_MEMBERSHIP by the WireGuard interface's address", "open", "home", "errno EPERM", {},
+     {"multicast": 1}, "sockopt ip_mreq addr:{VPN}"),
+    ("IPV6_ADD_MEMBERSHIP, any interface", "open", "home", "errno EPERM", {}, {"multicast": 1},
+     "sockopt ipv6_join_group any"),
+]
+
+
+@table(JOINS, kind="gateway")
+def test_gateway_joins(world, kind, cond, where, user, result, far, denied, args):  # noqa: F811
+    check_row(world, kind, cond, where, user, result, far, denied, args)
+
+
+# ENOBUFS (105): what a packet socket's send says of a packet tc dropped.
+TC = [
+    ("AF_PACKET: Internet host dropped (off_tunnel)", "open", "home", "errno 105", {},
+     {"off_tunnel": 1}, "afpacket {I} 9"),
+    ("AF_PACKET: allowed subnet passes (rule 5)", "open", "home", "sent 32", {"lan": 1}, {},
+     "afpacket {L} 9"),
+    ("AF_PACKET: loopback destination passes (rule 1)", "open", "home", "sent 32", {"stray": 1},
+     {}, "afpacket 127.0.0.1 9"),
+    ("AF_PACKET, closed: Internet host dropped (off_tunnel)", "closed", "home", "errno 105", {},
+     {"off_tunnel": 1}, "afpacket {I} 9"),
+    # The header: with no policy tc passes everything, "the cgroup programs deny those".
+    ("no policy: the tunnel's source passes tc (unguarded sender)", "no_policy", "unguarded",
+     SENT, {"vpnsrc": 1, "lan": 1}, {}, "sendto {L} 9 --src {VPN}"),
+    ("no policy: a guard's AF_PACKET packet to the Internet is denied", "no_policy", "home", ".*",
+     {}, "*", "afpacket {I} 9"),
+    # Rule 3 in its own words: a socket of the guard in another namespace is denied.
+    ("third netns: a guard's AF_PACKET packet to the Internet is denied", "open", "third", ".*",
+     {}, "*", "afpacket {I} 9"),
+]
+
+
+@table(TC, user="root")
+def test_tc(world, kind, cond, where, user, result, far, denied, args):  # noqa: F811
+    check_row(world, kind, cond, where, user, result, far, denied, args)
