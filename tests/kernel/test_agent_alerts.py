@@ -12,7 +12,7 @@ import re
 import time
 
 from vgagent import CLOSED, OPEN, RELOAD, fig, ms, rec_time, write_config
-from vgagentcase import case, world  # noqa: F401 (the fixtures)
+from vgagentcase import agent_world, case  # noqa: F401 (the fixtures)
 from vgproc import wait_until
 
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from vgagent import CLOSED, OPEN, RELOAD, STATE, ev, write_config
-from vgagentcase import case, world  # noqa: F401 (the fixtures)
+from vgagentcase import agent_world, case  # noqa: F401 (the fixtures)
 from vgguard import agent_pidfile, foreign_agent, pin_root
 from vgproc import wait_until
 from vgworld import assert_guarded, assert_unguarded, probe, snapshot_diff, state_snapshot

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from vgagent import CLOSED, OPEN, fig, ms, write_config
-from vgagentcase import case, world  # noqa: F401 (the fixtures)
+from vgagentcase import agent_world, case  # noqa: F401 (the fixtures)
 from vgguard import pin_root
 from vgproc import pid_alive
 from vgworld import snapshot_diff, state_snapshot

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from vgagent import OPEN, ev, fig, maps_libcurl, proc_sample, vmrss
-from vgagentcase import case, world  # noqa: F401 (the fixtures)
+from vgagentcase import agent_world, case  # noqa: F401 (the fixtures)
 from vgguard import pin_root
 from vgproc import wait_until
 from vgworld import PY, TOOLS

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from vgagent import CLOSED, OPEN, PROBE, STATE, ev, fig, ms
-from vgagentcase import case, world  # noqa: F401 (the fixtures)
+from vgagentcase import agent_world, case  # noqa: F401 (the fixtures)
 
 INTERVAL = ("--probe-interval", "1s")
 

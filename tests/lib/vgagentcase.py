@@ -1,6 +1,6 @@
 """vgagentcase - the world and the cases of the agent suites (tests/kernel/test_agent_*.py).
 
-    from vgagentcase import case, world      # the fixtures
+    from vgagentcase import agent_world, case     # the fixtures
     def test_x(case):
         a = case.agent("x", *case.guard(case.cg), "--probe-url", case.url("/ip"))
         assert a.log.wait(OPEN, timeout=6)
@@ -261,18 +261,21 @@ def _world_down(live):
 
 
 def _next_module_uses_world(request):
-    """Does the test after this module's last one (as the session runs them) use the world?"""
+    """Does the test after this module's last one (as the session runs them) use this
+    world (this module's agent_world, not a fixture of the same name elsewhere)?"""
     items = request.session.items
     mine = [i for i, it in enumerate(items) if it.getparent(pytest.Module) is request.node]
     nxt = items[mine[-1] + 1] if mine and mine[-1] + 1 < len(items) else None
-    return nxt is not None and "world" in getattr(nxt, "fixturenames", ())
+    info = getattr(nxt, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.get("agent_world") if info else None
+    return bool(defs) and defs[-1].func.__module__ == __name__
 
 
 _LIVE = {}  # the world while it lives (shared by consecutive modules)
 
 
 @pytest.fixture(scope="module")
-def world(vg, request):
+def agent_world(vg, request):
     """The world (see the docstring), shared by consecutive modules that use it: a topology
     and the kernel lock each cost seconds, and every case leaves the world as it found it.
     Down, and the lock released, before a module that does not use it, when the session
@@ -292,10 +295,10 @@ def world(vg, request):
 
 
 @pytest.fixture
-def case(world, request):
+def case(agent_world, request):
     """A fresh Case; after the test, its cleanup and checks: a leak since it began, pins of
     its guards after detach, or a pidfile left are an error of the test."""
-    c = Case(world, request.node.name)
+    c = Case(agent_world, request.node.name)
     try:
         yield c
     finally:
