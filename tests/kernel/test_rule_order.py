@@ -1,84 +1,99 @@
 """The rules header is the truth: every ordering claim of bpf/vpnguard.h, a row on the real kernel.
 
 vpnguard.h says rules 1-8 are evaluated in order and the first that matches decides (judge() in
-bpf/vg_rules.bpf.h). Each row here puts a destination where two rules (or more) both match and
-checks that the one the header names wins: by vgprobe's result line, by the far side (every
-counter a row does not name stays 0) and by the guard's per-reason denial counters of
-`status --json` (every reason a row does not name stays unmoved; "no policy" rows put the policy
-back before reading them, since status lists guards by their policy).
+bpf/vg_rules.bpf.h). Each row puts an attempt where two rules (or more) both match and checks
+that the one the header names wins: by the result line, by the far side (every counter a row does
+not name stays 0) and by the guard's per-reason denial counters of `status --json` (every reason
+a row does not name stays unmoved; "no policy" rows put the policy back before reading them:
+status lists guards by their policy).
 
-The world (one for the module, tests/lib/vgtopo.py routing "subnets"): HOME, INET, a
-wireguard-go tunnel, a TCP listener in INET (port P) and a dual-stack one in HOME (LP), and a
-third namespace joined to INET by a veth of its own, default route via INET ("third" counts what
-arrives from it). Every row attaches a fresh --no-agent guard of cgroup "guarded", then makes the
-row's condition true: the policy deleted from the pinned vg_policy, vg_state written CLOSED / with
-a lease run out / deleted, the tunnel deleted (made again after the row). Tunnel guards:
---allow LAN --allow fd00:99::/64 (the veth's IPv6 net) --dns R --dns L --dns I6; gateway guards
-(test_rule_order_notes.py): --gateway I:P --allow LAN --dns R.
+The world (one per module, tests/lib/vgtopo.py routing "subnets"): HOME, INET, a wireguard-go
+tunnel, a TCP listener in INET (port P) and a dual-stack one in HOME (LP), and a third namespace
+joined to INET by a veth of its own, default route via INET ("third" counts what arrives from it).
+Every row attaches a fresh --no-agent guard of cgroup "guarded", then makes its condition true:
+the policy deleted from the pinned vg_policy (bpftool), vg_state written CLOSED / with a lease
+run out / running / deleted, the tunnel deleted (made again after the row). Tunnel guards:
+--allow LAN --allow fd00:99::/64 (the veth's IPv6 net) --dns R --dns L --dns I6; gateway guards:
+--gateway I:P --gateway GW (any port) --allow LAN --dns R, no tunnel, netns cookie 0.
 
-Claim of the header -> the test that proves it (this file unless named; "rules" =
-test_rules.py, "steering_rows" = test_steering_rows.py, "notes" = test_rule_order_notes.py)
+Claim of the header -> the test that proves it. order = this file, later =
+test_rule_order_later.py, notes = test_rule_order_notes.py; rules, tc, steering, steering_rows,
+egress_steering = test_<name>.py; tunnel_state, tunnel_deleted, cli_gateway, cli_events,
+cli_reattach, agent_netlink = test_<name>.py (being ported from test_tunnel.sh/test_cli.sh).
 
- 1 loopback, whatever else holds:
-   before 2 (no policy)          test_loopback_first[no policy: 127.0.0.1 / ::1 / TCP]
-   before 3 (netns)              rules::test_netns_rule[loopback in the third netns still allowed-*]
-                                 test_loopback_first[third netns, closed: 127.0.0.1]
-   before 4 (DNS)                test_loopback_first[DNS to a local stub 127.0.0.53]
-                                 test_loopback_first[no policy: DNS to a local stub]
-   before 6 (::1 is IPv6)        rules::test_rule[loopback UDP sendto ::1-*], [loopback TCP connect ::1*]
-   before 7 (closed)             test_loopback_first[closed: ...]
-   before 8 (no tunnel)          test_loopback_first[tunnel deleted: ...]
-   a packet leaving by lo        test_loopback_first[own address: UDP / TCP] (no off_tunnel)
- 2 no policy -> no_policy, before 3-8
-                                 test_no_policy_first[...] (Internet, closed, tunnel deleted, DNS,
-                                 allowed subnet, IPv6, third netns, setsockopt)
-   unreadable headers            not produced by any test (a socket cannot send such a packet)
- 3 netns (cookie not 0), before 4-8
-                                 test_netns_before[...] (listed and rogue resolver, allowed subnet,
-                                 IPv6, closed, tunnel deleted); rules::test_netns_rule[*] (before 8)
-   cookie 0 (gateway): any ns    notes::test_gateway[third netns: gateway reached]
- 4 DNS unless listed, before 5   rules::test_rule[DNS udp-53 to an allowed-subnet host*]
-   before 6, 7, 8                test_dns_before[rogue IPv6 resolver / closed / tunnel deleted]
-   ports 53 853 5353 5355 U/T    rules::test_rule[DNS *rogue resolver-*]
-   listed: judged below          test_dns_before[listed resolver: ...] (by rule 5 on the veth,
-                                 6 ipv6, 7 closed, 8 no_tunnel); rules::test_rule[DNS * listed *];
+ 1 loopback, whatever else holds
+     before 2 (no policy)        order::test_loopback_first[no policy: *]
+     before 3 (netns)            rules::test_netns_rule[loopback in the third netns still allowed-*],
+                                 order::test_loopback_first[third netns, *]
+     before 4 (DNS)              order::test_loopback_first[*DNS to a local stub 127.0.0.53]
+     before 6 (::1)              rules::test_rule[loopback * ::1*]
+     before 7 (closed)           order::test_loopback_first[closed: *], notes::test_gateway[closed:
+                                 loopback]
+     before 8 (no tunnel)        order::test_loopback_first[tunnel deleted: *, closed and tunnel *]
+     leaving by lo is local      order::test_loopback_first[own address: *] (no off_tunnel)
+ 2 no policy -> no_policy        order::test_no_policy_first[Internet host, TCP Internet host]
+     before 3-8                  order::test_no_policy_first[*: no_policy, not *] (netns, dns,
+                                 allowed subnet, ipv6, closed, no_tunnel; setsockopt: sockopt);
+                                 notes::test_gateway[no policy: no_policy]
+     unreadable headers          NOT TESTED: no socket can send a packet the program cannot parse
+ 3 netns, when the cookie is set order::test_netns_before[*] (listed and rogue resolver, allowed
+     before 4-8                  subnet, IPv6, closed, tunnel deleted); rules::test_netns_rule[*]
+     cookie 0: any namespace     notes::test_gateway[third netns: gateway reached]
+ 4 DNS unless listed
+     before 5                    rules::test_rule[DNS udp-53 to an allowed-subnet host*]
+     before 6, 7, 8              later::test_dns_before[rogue *: dns, not *]
+     53 853 5353 5355, UDP/TCP   rules::test_rule[DNS *rogue resolver-*]
+     listed: judged below        later::test_dns_before[listed *] (rule 5 by the veth, 6 ipv6,
+                                 7 closed, 8 no_tunnel); rules::test_rule[DNS * listed resolver*];
                                  notes::test_gateway[listed resolver, not a gateway: not_gateway]
- 5 allow, any interface, before 6, 7, 8
-                                 test_allow_before[...] (closed, lease run out, tunnel deleted,
-                                 allowed IPv6 net); rules::test_rule[allowed subnet*];
-                                 notes::test_gateway[closed: allowed subnet]
-   discovery in allow            steering_rows::test_discovery[LSD/SSDP/NAT-PMP*];
-                                 test_allow_before[discovery: closed / tunnel deleted / IPv6 net]
-   discovery elsewhere: 6-8      steering_rows::test_discovery[NAT-PMP through the tunnel*,
-                                 *multicast*, TCP to port 1900*]; test_allow_before[discovery port
-                                 to the Internet: tunnel / closed / no tunnel / IPv6]
- 6 IPv6, before 7, 8             test_ipv6_before[...]; notes::test_gateway[IPv6: ipv6]
-   v4-mapped is IPv4             rules::test_rule[v4-mapped*]; test_ipv6_before[v4-mapped: ...]
- 7 CLOSED / lease, before 8      test_closed_before[...]; notes::test_gateway[closed: ...]
-   no vg_state (never opened)    test_closed_before[no vg_state entry] (judge's own comment)
-   running lease is open         test_closed_before[lease running: through the tunnel]
- 8 tunnel up and present         steering::test_no_tunnel_without_agent (deleted, no agent);
-                                 agent_netlink (link down: no_tunnel)
-   leave by it, else off_tunnel  egress_steering::test_steering[sendmsg IP_PKTINFO choosing the veth*]
-   gateway: gw, port 0 any       notes::test_gateway[...]; test_cli.sh case 1 (bash)
- Steering                        test_steering.py, test_steering_rows.py
- Facts read again (1 ms + tick)  test_tunnel.sh case 6 (reaction time); a policy naming another
-                                 tunnel acting at once: test_cli.sh re-attach/switch rows (bash)
- setsockopt: steering options    egress_steering::test_steering[SO_BINDTODEVICE*, SO_BINDTOIFINDEX*,
-                                 IP_UNICAST_IF*, IPV6_UNICAST_IF*]; steering_rows::test_multicast_joins
-                                 [IP_MULTICAST_IF*, IPV6_MULTICAST_IF*] (cleared: ok)
-   SO_MARK but the own mark      steering::test_so_mark; egress_steering::test_steering[SO_MARK*]
-   joins off the tunnel          steering_rows::test_multicast_joins[*]
-   gateway: every join refused   notes::test_gateway_joins[*]
- Raw sockets refused             egress_steering::test_steering[raw*]
- tc: tunnel_src                  test_tc.py::test_tc[*]
- tc: the guard's packets         notes::test_tc[AF_PACKET: Internet host dropped / LAN allowed /
-     unless rule 1 or 5            loopback destination]
- tc: no policy, passes all       notes::test_tc[no policy: the tunnel's source passes]
-     "(the cgroup programs       notes::test_tc[no policy: a guard's AF_PACKET packet],
-      deny those)"                 notes::test_tc[third netns: a guard's AF_PACKET packet]
+ 5 allow, on any interface       rules::test_rule[allowed subnet*]
+     before 6, 7, 8              later::test_allow_before[closed: *, lease run out: *, tunnel
+                                 deleted: *, allowed IPv6 net*]; notes::test_gateway[closed:
+                                 allowed subnet, allowed subnet: not not_gateway]
+     discovery in allow          steering_rows::test_discovery[LSD/SSDP/NAT-PMP to *-*],
+                                 later::test_allow_before[discovery * the allowed *]
+     discovery elsewhere: 6-8    steering_rows::test_discovery[NAT-PMP through the tunnel*,
+                                 *multicast*, TCP to port 1900*], later::test_allow_before[discovery
+                                 port * to the Internet*, * to an IPv6 host*]
+ 6 IPv6
+     before 7, 8                 later::test_ipv6_before[closed: *, TCP, closed*, tunnel deleted*],
+                                 notes::test_gateway[IPv6: *, closed: IPv6: *]
+     v4-mapped is IPv4           rules::test_rule[v4-mapped*], later::test_ipv6_before[v4-mapped*],
+                                 later::test_allow_before[v4-mapped allowed subnet, closed]
+ 7 CLOSED or lease run out       tunnel_state::test_row[*]; later::test_closed_before[lease run *]
+     before 8                    later::test_closed_before[closed and tunnel deleted*, TCP, closed
+                                 and tunnel deleted*, lease run out and tunnel deleted*];
+                                 notes::test_gateway[closed: the gateway*, closed: a non-gateway*,
+                                 lease run out*] (gateway mode: closed before not_gateway)
+     lease running: open         later::test_closed_before[lease running: through the tunnel]
+     no vg_state (judge's note)  later::test_closed_before[no vg_state entry: closed]
+ 8 tunnel up and present         steering::test_no_tunnel_without_agent, tunnel_deleted::test_*,
+                                 agent_netlink::test_link_down_up_reaches_the_map
+     leave by it, else off_tunnel egress_steering::test_steering[sendmsg IP_PKTINFO * the veth-*]
+     gateway: gw (port 0: any)   notes::test_gateway[gateway reached, port-less gateway*, the
+                                 gateway's address, another port*]; cli_gateway::test_gateway[*]
+ Steering (mark, rules, table T, steering::test_rules_made_changed_and_removed,
+   no binding, recreated tunnel) test_connections_come_back; steering_rows::test_socket_types[*]
+ Facts read again (1 ms + tick)  tunnel_state::test_closed_reaction_time[*]; a policy naming
+                                 another tunnel acts at once: cli_reattach::test_reattach_*
+ setsockopt steering options     egress_steering::test_steering[SO_BINDTO*, IP_UNICAST_IF*,
+                                 IPV6_UNICAST_IF*]; steering_rows::test_multicast_joins[*_MULTICAST_IF*]
+                                 (cleared: fine; SO_BINDTODEVICE cleared: NOT TESTED)
+     SO_MARK but its own         steering::test_so_mark[*], egress_steering::test_steering[SO_MARK*]
+     joins but on the tunnel     steering_rows::test_multicast_joins[*]
+     gateway: every join refused notes::test_gateway_joins[*]
+ Raw sockets refused at creation egress_steering::test_steering[raw*] (AF_INET/AF_INET6 only: an
+                                 AF_PACKET socket is made, see the tc rows)
+ tc: the tunnel's source         tc::test_tc[*]
+ tc: the guard's packets, unless notes::test_tc[AF_PACKET: *] (Internet host dropped off_tunnel,
+     rule 1 or 5 allows          open or closed; allowed subnet and loopback destination pass)
+ tc: no policy passes all        notes::test_tc[no policy: the tunnel's source passes tc*]
+     "(the cgroup programs deny  notes::test_tc[no policy: a guard's AF_PACKET packet*] FAILS and
+     those)"                     notes::test_tc[third netns: a guard's AF_PACKET packet*] FAILS:
+                                 no cgroup program sees an AF_PACKET socket's packets
+ Counters exact, events limited  cli_events::test_rate_limit (2000 denials counted, 20 a window)
 
-Run one case: pytest-3 tests/kernel/test_rule_order.py -k 'closed and tunnel and deleted'
+Run one case: pytest-3 tests/kernel/test_rule_order.py -k 'no and policy and TCP'
 """
 import contextlib
 import json
@@ -91,19 +106,19 @@ import pytest
 from vgguard import Guard, kernel_lock_held, pin_root
 from vgproc import netns_remove, wait_until
 from vgtopo import Topology
-from vgworld import PY, TOOLS, Attempt, Listener, World, probe, words
+from vgworld import PY, TOOLS, Attempt, Listener, World, words
 
 P, LP = 5002, 7001
 V6NET = "fd00:99::/64"
-# Addresses nobody holds: only their judgement matters (a row that leaked would count them).
-LAN_RESOLVER, ROGUE6 = "192.0.2.53", "2001:db8:100::53"
+# An IPv6 resolver nobody holds: only its judgement matters.
+ROGUE6 = "2001:db8:100::53"
 THIRD_SRC, THIRD_GW = "10.98.0.1", "10.98.0.2"
 
 KINDS = {
     "tunnel": lambda t: ["--allow", t.lan_net, "--allow", V6NET, "--dns", t.resolver,
                          "--dns", t.lan_host, "--dns", t.inet_host6],
-    "gateway": lambda t: ["--gateway", f"{t.inet_host}:{P}", "--allow", t.lan_net,
-                          "--dns", t.resolver],
+    "gateway": lambda t: ["--gateway", f"{t.inet_host}:{P}", "--gateway", t.gw_ip,
+                          "--allow", t.lan_net, "--dns", t.resolver],
 }
 CONDITIONS = ("open", "no_policy", "closed", "lease_expired", "lease_running", "no_state",
               "tunnel_deleted")
@@ -204,7 +219,7 @@ def attempt_argv(w, where, args):
     an AF_PACKET socket, out of the row's namespace's veth, around every inet hook); "sockopt
     KIND SPEC" (tests/tools/sockopt_probe.py)."""
     t = w.t
-    a = words(t, args, P=P, LP=LP, LR=LAN_RESOLVER, D6=ROGUE6).split()
+    a = words(t, args, P=P, LP=LP, D6=ROGUE6).split()
     if a[0] == "afpacket":
         dev, peer, src, ns = ((t.veth_home, t.veth_inet, t.real_ip, t.home) if where == "home"
                               else (w.third_veth, w.third_inet, THIRD_SRC, w.third))
@@ -354,111 +369,4 @@ NETNS = [
 
 @table(NETNS)
 def test_netns_before(world, kind, cond, where, user, result, far, denied, args):
-    check_row(world, kind, cond, where, user, result, far, denied, args)
-
-
-DNS = [
-    ("rogue resolver in the allowed subnet", "open", "home", REFUSED, {}, {"dns": 1},
-     "sendto {LR} 53"),
-    ("rogue IPv6 resolver: dns, not ipv6", "open", "home", REFUSED, {}, {"dns": 1},
-     "sendto {D6} 53"),
-    ("rogue resolver, closed: dns, not closed", "closed", "home", REFUSED, {}, {"dns": 1},
-     "sendto {D} 53"),
-    ("rogue resolver, tunnel deleted: dns, not no_tunnel", "tunnel_deleted", "home", REFUSED, {},
-     {"dns": 1}, "sendto {D} 53"),
-    ("listed resolver in the allowed subnet: by the veth (rule 5)", "open", "home", SENT,
-     {"lan": 1}, {}, "sendto {L} 53"),
-    ("listed resolver in the allowed subnet, closed: still allowed", "closed", "home", SENT,
-     {"lan": 1}, {}, "sendto {L} 53"),
-    ("listed IPv6 resolver: ipv6", "open", "home", REFUSED, {}, {"ipv6": 1}, "sendto {I6} 53"),
-    ("listed resolver, closed: closed", "closed", "home", REFUSED, {}, {"closed": 1},
-     "sendto {R} 53"),
-    ("listed resolver, tunnel deleted: no_tunnel", "tunnel_deleted", "home", REFUSED, {},
-     {"no_tunnel": 1}, "sendto {R} 53"),
-    ("listed resolver, TCP 853, tunnel deleted: no_tunnel", "tunnel_deleted", "home",
-     "errno EPERM", {}, {"no_tunnel": 1}, "connect tcp {R} 853"),
-]
-
-
-@table(DNS)
-def test_dns_before(world, kind, cond, where, user, result, far, denied, args):
-    check_row(world, kind, cond, where, user, result, far, denied, args)
-
-
-ALLOW = [
-    ("closed: allowed subnet", "closed", "home", "sent 2/2", {"lan": 2}, {},
-     "sendto {L} 9 --count 2"),
-    ("closed: TCP allowed subnet", "closed", "home", "connected", {"lan": ">=1"}, {},
-     "connect tcp {L} {P}"),
-    ("lease run out: allowed subnet", "lease_expired", "home", SENT, {"lan": 1}, {},
-     "sendto {L} 9"),
-    ("tunnel deleted: allowed subnet", "tunnel_deleted", "home", SENT, {"lan": 1}, {},
-     "sendto {L} 9"),
-    ("tunnel deleted: TCP allowed subnet", "tunnel_deleted", "home", "connected", {"lan": ">=1"},
-     {}, "connect tcp {L} {P}"),
-    ("closed and tunnel deleted: allowed subnet", "closed+tunnel_deleted", "home", SENT,
-     {"lan": 1}, {}, "sendto {L} 9"),
-    ("allowed IPv6 net: allowed, not ipv6", "open", "home", SENT, {"leak6": 1}, {},
-     "sendto {GW6} 9"),
-    ("allowed IPv6 net, closed", "closed", "home", SENT, {"leak6": 1}, {}, "sendto {GW6} 9"),
-    ("v4-mapped allowed subnet, closed", "closed", "home", SENT, {"lan": 1}, {}, "sendto ::ffff:{L} 9"),
-    ("discovery LSD to the allowed subnet, closed: discovery", "closed", "home", REFUSED, {},
-     {"discovery": 1}, "sendto {L} 6771"),
-    ("discovery NAT-PMP to the allowed subnet, tunnel deleted: discovery", "tunnel_deleted",
-     "home", REFUSED, {}, {"discovery": 1}, "sendto {L} 5351"),
-    ("discovery SSDP to the allowed IPv6 net: discovery, not ipv6", "open", "home", REFUSED, {},
-     {"discovery": 1}, "sendto {GW6} 1900"),
-    ("discovery port LSD to the Internet: through the tunnel", "open", "home", SENT,
-     {"tunnel": 1}, {}, "sendto {I} 6771"),
-    ("discovery port SSDP to the Internet: through the tunnel", "open", "home", SENT,
-     {"tunnel": 1}, {}, "sendto {I} 1900"),
-    ("discovery port SSDP to the Internet, closed: closed", "closed", "home", REFUSED, {},
-     {"closed": 1}, "sendto {I} 1900"),
-    ("discovery port LSD to the Internet, tunnel deleted: no_tunnel", "tunnel_deleted", "home",
-     REFUSED, {}, {"no_tunnel": 1}, "sendto {I} 6771"),
-    ("discovery port NAT-PMP to an IPv6 host: ipv6", "open", "home", REFUSED, {}, {"ipv6": 1},
-     "sendto {I6} 5351"),
-]
-
-
-@table(ALLOW)
-def test_allow_before(world, kind, cond, where, user, result, far, denied, args):
-    check_row(world, kind, cond, where, user, result, far, denied, args)
-
-
-IPV6 = [
-    ("closed: ipv6, not closed", "closed", "home", REFUSED, {}, {"ipv6": 1}, "sendto {I6} 9"),
-    ("TCP, closed: ipv6", "closed", "home", "errno EPERM", {}, {"ipv6": 1},
-     "connect tcp {I6} {P}"),
-    ("tunnel deleted: ipv6, not no_tunnel", "tunnel_deleted", "home", REFUSED, {}, {"ipv6": 1},
-     "sendto {I6} 9"),
-    ("v4-mapped, closed: closed, not ipv6", "closed", "home", REFUSED, {}, {"closed": 1},
-     "sendto ::ffff:{I} 9"),
-    ("v4-mapped, tunnel deleted: no_tunnel, not ipv6", "tunnel_deleted", "home", "errno EPERM",
-     {}, {"no_tunnel": 1}, "connect udp ::ffff:{I} 9"),
-]
-
-
-@table(IPV6)
-def test_ipv6_before(world, kind, cond, where, user, result, far, denied, args):
-    check_row(world, kind, cond, where, user, result, far, denied, args)
-
-
-CLOSED = [
-    ("closed and tunnel deleted: closed, not no_tunnel", "closed+tunnel_deleted", "home",
-     REFUSED, {}, {"closed": 1}, "sendto {I} 9"),
-    ("TCP, closed and tunnel deleted: closed", "closed+tunnel_deleted", "home", "errno EPERM", {},
-     {"closed": 1}, "connect tcp {I} {P}"),
-    ("lease run out: closed", "lease_expired", "home", REFUSED, {}, {"closed": 1},
-     "sendto {I} 9"),
-    ("lease run out and tunnel deleted: closed", "lease_expired+tunnel_deleted", "home", REFUSED,
-     {}, {"closed": 1}, "sendto {I} 9"),
-    ("no vg_state entry: closed", "no_state", "home", REFUSED, {}, {"closed": 1}, "sendto {I} 9"),
-    ("lease running: through the tunnel", "lease_running", "home", SENT, {"tunnel": 1}, {},
-     "sendto {I} 9"),
-]
-
-
-@table(CLOSED)
-def test_closed_before(world, kind, cond, where, user, result, far, denied, args):
     check_row(world, kind, cond, where, user, result, far, denied, args)

@@ -2,14 +2,19 @@
 
 The world, the fresh guard of each row and the judging are test_rule_order.py's (its docstring
 maps every claim of bpf/vpnguard.h to the test that proves it). Gateway guards:
---gateway I:P --allow LAN --dns R, no tunnel and no namespace (netns cookie 0). The tc rows
-send one hand-made IPv4 UDP packet from an AF_PACKET socket of the guarded cgroup, out of the
-veth of the row's namespace: no inet hook of the guard sees it, so in HOME only the guard's tc
-program on the veth judges it.
+--gateway I:P --gateway GW (INET's veth address, any port) --allow LAN --dns R, no tunnel and
+no namespace (netns cookie 0). The tc rows send one hand-made IPv4 UDP packet from an AF_PACKET
+socket of the guarded cgroup (as root) out of the veth of the row's namespace: no inet hook of
+the guard sees it, so in HOME only the guard's tc program on the veth judges it.
+
+Two rows fail on purpose, the header's words against the kernel: with no policy the guard's tc
+program passes everything "(the cgroup programs deny those)", and "a socket in another network
+namespace" is denied; an AF_PACKET socket's packets meet no cgroup program, so from HOME with no
+policy and from the third namespace at any time they arrive (leak4 / third on the far side).
 
 Run one case: pytest-3 tests/kernel/test_rule_order_notes.py -k 'gateway and closed'
 """
-from test_rule_order import REFUSED, ROW_ARGS, SENT, check_row, table, world  # noqa: F401
+from test_rule_order import REFUSED, SENT, check_row, table, world  # noqa: F401
 
 # name, condition, where, result line, far side, denials, arguments
 GATEWAY = [
@@ -17,6 +22,10 @@ GATEWAY = [
      "connect tcp {I} {P}"),
     ("third netns: gateway reached", "open", "third", "connected", {"third": ">=1"}, {},
      "connect tcp {I} {P}"),
+    ("port-less gateway, any port: passes (by the veth)", "open", "home", SENT, {"stray": 1}, {},
+     "sendto {GW} 4000"),
+    ("the gateway's address, another port: not_gateway", "open", "home", REFUSED, {},
+     {"not_gateway": 1}, "sendto {I} 9"),
     ("no policy: no_policy", "no_policy", "home", "errno EPERM", {}, {"no_policy": 1},
      "connect tcp {I} {P}"),
     ("closed: loopback", "closed", "home", SENT, {}, {}, "sendto 127.0.0.1 9"),
