@@ -366,6 +366,8 @@ static void test_blocked_closest_cgroup(void **state)
 		{ 12, BLOCKED("/x/vpn.slice", "dns", "b", "192.0.2.1", 53) },
 		{ 13, BLOCKED("/sys/fs/cgroup/vpn.slice", "dns", "a", "192.0.2.1", 53) },
 		{ 14, BLOCKED("pn.slice", "dns", "c", "192.0.2.1", 53) },   /* no fit at a '/' */
+		/* A guard named like a cgroup is still a guard, and no cgroup's stand-in. */
+		{ 15, "\"event\":\"probe\",\"guard\":\"pn.slice\",\"why\":\"probe_passed\"" },
 		END
 	};
 	struct json_object *rep = report_of(rows);
@@ -375,7 +377,11 @@ static void test_blocked_closest_cgroup(void **state)
 	assert_int_equal(json_object_get_int(get(guard(rep, 0), "blocked.total")), 2);
 	assert_int_equal(json_object_get_int(get(guard(rep, 1), "blocked.by_comm.a")), 2);
 	assert_int_equal(json_object_get_int(get(guard(rep, 1), "blocked.total")), 2);
-	assert_int_equal(json_object_array_length(get(rep, "guards")), 3);
+	assert_int_equal(json_object_array_length(get(rep, "guards")), 4);
+	assert_string_equal(vg_json_str(guard(rep, 2), "guard"), "pn.slice");
+	assert_int_equal(json_object_get_int(get(guard(rep, 2), "blocked.total")), 0);
+	assert_null(get(guard(rep, 3), "guard"));
+	assert_int_equal(json_object_get_int(get(guard(rep, 3), "blocked.total")), 1);
 	json_object_put(rep);
 }
 

@@ -20,6 +20,7 @@ struct blocked {
 
 struct guard {
 	char *name;
+	bool cgroup_only;               /* no guard's record names its cgroup: name is that cgroup */
 	struct json_object *cgroups;    /* distinct paths, as the records name them */
 	enum state state, at_start;
 	bool started;                   /* a record in the window was seen: at_start is set */
@@ -179,12 +180,12 @@ static void blocked_merge(struct blocked *to, const struct blocked *from)
 	}
 }
 
-static struct guard *guard_get(struct vg_leak_report *r, const char *name)
+static struct guard *guard_get(struct vg_leak_report *r, const char *name, bool cgroup_only)
 {
 	struct guard *g;
 
 	for (int i = 0; i < r->n_g; i++)
-		if (!strcmp(r->g[i].name, name))
+		if (r->g[i].cgroup_only == cgroup_only && !strcmp(r->g[i].name, name))
 			return &r->g[i];
 	g = realloc(r->g, (size_t)(r->n_g + 1) * sizeof(*g));
 	if (!g)
@@ -193,6 +194,7 @@ static struct guard *guard_get(struct vg_leak_report *r, const char *name)
 	g = &r->g[r->n_g++];
 	memset(g, 0, sizeof(*g));
 	g->name = strdup(name);
+	g->cgroup_only = cgroup_only;
 	g->cgroups = json_object_new_array();
 	g->changes = json_object_new_array();
 	g->by_why = json_object_new_object();
@@ -257,7 +259,7 @@ static void guard_round(struct vg_leak_report *r, struct json_object *rec, const
 	struct json_object *dur;
 	struct guard *g;
 
-	if (!name || !(g = guard_get(r, name))) {
+	if (!name || !(g = guard_get(r, name, false))) {
 		r->garbage++;
 		return;
 	}
@@ -537,13 +539,12 @@ static struct json_object *guard_json(struct vg_leak_report *r, struct guard *g)
 {
 	struct json_object *o = json_object_new_object(), *checks = json_object_new_object(),
 			   *seen = json_object_new_array(), *real = json_object_new_array();
-	int64_t known = g->ns[ST_OPEN] + g->ns[ST_CLOSED];
+	int64_t known;
 
 	if (!g->started)
 		g->at_start = g->state;
 	guard_account(r, g, r->to);
-	json_object_object_add(o, "guard", g->name[0] == '/' || !strncmp(g->name, "cgroup id ", 10) ?
-			       NULL : json_object_new_string(g->name));
+	json_object_object_add(o, "guard", g->cgroup_only ? NULL : json_object_new_string(g->name));
 	json_object_object_add(o, "cgroups", json_object_get(g->cgroups));
 	known = g->ns[ST_OPEN] + g->ns[ST_CLOSED];
 	json_object_object_add(o, "open_s", seconds(g->ns[ST_OPEN]));
@@ -595,7 +596,7 @@ struct json_object *vg_leak_report_result(struct vg_leak_report *r)
 	for (int i = 0; i < r->n_cb; i++) {
 		struct guard *g = guard_of_cgroup(r, r->cb[i].cgroup);
 
-		if (!g && (g = guard_get(r, r->cb[i].cgroup))) {
+		if (!g && (g = guard_get(r, r->cb[i].cgroup, true))) {
 			struct json_object *one = json_object_new_array();
 
 			json_object_array_add(one, json_object_new_string(r->cb[i].cgroup));
