@@ -84,7 +84,7 @@ class Case:
     def __init__(self, aw, name):
         self.aw, self.vg, self.t, self.w = aw, aw.vg, aw.t, aw.w
         self.echo = aw.echo
-        self.name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[-40:]
+        self.name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)  # a directory and a cgroup of its own
         self.dir = os.path.join(self.t.dir, self.name)
         os.makedirs(self.dir, exist_ok=True)
         self.cg = self.t.cgroup(f"{self.name}/guarded")
@@ -298,7 +298,7 @@ def agent_world(vg, request):
 def case(agent_world, request):
     """A fresh Case; after the test, its cleanup and checks: a leak since it began, pins of
     its guards after detach, or a pidfile left are an error of the test."""
-    c = Case(agent_world, request.node.name)
+    c = Case(agent_world, f"{request.module.__name__}.{request.node.name}")
     try:
         yield c
     finally:
