@@ -50,6 +50,7 @@ REATTACH = ["--allow {LN} --dns {R} --dns 203.0.113.54", "--dns {R}",
 
 def test_reattach_under_floods(w, tun):
     t = w.t
+    assert_guarded(tun.cg)
     progs = cg_prog_ids(tun.cg)
     veth = [veth_ifindex(t)]
     assert tc_ifindexes(w.vg, tun.gid) == veth, "the tc program belongs on the veth alone"
