@@ -78,7 +78,9 @@ cli_reattach, agent_netlink = test_<name>.py (being ported from test_tunnel.sh/t
                                  another tunnel acts at once: cli_reattach::test_reattach_*
  setsockopt steering options     egress_steering::test_steering[SO_BINDTO*, IP_UNICAST_IF*,
                                  IPV6_UNICAST_IF*]; steering_rows::test_multicast_joins[*_MULTICAST_IF*]
-                                 (cleared: fine; SO_BINDTODEVICE cleared: NOT TESTED)
+     clearing them is fine       steering_rows::test_multicast_joins[*_MULTICAST_IF cleared-*],
+                                 notes::test_steering_option_cleared[*]: SO_BINDTODEVICE "" and
+                                 SO_BINDTOIFINDEX 0 FAIL (refused, sockopt counted)
      SO_MARK but its own         steering::test_so_mark[*], egress_steering::test_steering[SO_MARK*]
      joins but on the tunnel     steering_rows::test_multicast_joins[*]
      gateway: every join refused notes::test_gateway_joins[*]
@@ -219,7 +221,8 @@ def attempt_argv(w, where, args):
     an AF_PACKET socket, out of the row's namespace's veth, around every inet hook); "sockopt
     KIND SPEC" (tests/tools/sockopt_probe.py)."""
     t = w.t
-    a = words(t, args, P=P, LP=LP, D6=ROGUE6).split()
+    # '' is an empty argument (SO_BINDTODEVICE "" unbinds).
+    a = ["" if x == "''" else x for x in words(t, args, P=P, LP=LP, D6=ROGUE6).split()]
     if a[0] == "afpacket":
         dev, peer, src, ns = ((t.veth_home, t.veth_inet, t.real_ip, t.home) if where == "home"
                               else (w.third_veth, w.third_inet, THIRD_SRC, w.third))

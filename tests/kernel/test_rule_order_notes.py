@@ -7,10 +7,13 @@ no namespace (netns cookie 0). The tc rows send one hand-made IPv4 UDP packet fr
 socket of the guarded cgroup (as root) out of the veth of the row's namespace: no inet hook of
 the guard sees it, so in HOME only the guard's tc program on the veth judges it.
 
-Two rows fail on purpose, the header's words against the kernel: with no policy the guard's tc
-program passes everything "(the cgroup programs deny those)", and "a socket in another network
-namespace" is denied; an AF_PACKET socket's packets meet no cgroup program, so from HOME with no
-policy and from the third namespace at any time they arrive (leak4 / third on the far side).
+Four rows fail, the header's words against the kernel (kept failing, not marked):
+ - with no policy the guard's tc program passes everything "(the cgroup programs deny those)",
+   and "a socket in another network namespace" is denied: an AF_PACKET socket's packets meet no
+   cgroup program, so from HOME with no policy and from the third namespace at any time they
+   arrive (leak4 / third on the far side);
+ - setsockopt "naming anything but the tunnel (clearing them is fine)": SO_BINDTODEVICE "" and
+   SO_BINDTOIFINDEX 0 are refused (EPERM, sockopt counted; unguarded both are ok).
 
 Run one case: pytest-3 tests/kernel/test_rule_order_notes.py -k 'gateway and closed'
 """
@@ -67,6 +70,21 @@ JOINS = [
 
 @table(JOINS, kind="gateway")
 def test_gateway_joins(world, kind, cond, where, user, result, far, denied, args):  # noqa: F811
+    check_row(world, kind, cond, where, user, result, far, denied, args)
+
+
+# "naming anything but the tunnel (clearing them is fine)": each option cleared, on a fresh socket
+# (IP_MULTICAST_IF and IPV6_MULTICAST_IF cleared: test_steering_rows.py).
+CLEARED = [
+    ("SO_BINDTODEVICE cleared", "open", "home", "ok", {}, {}, "setsockopt bindtodevice ''"),
+    ("SO_BINDTOIFINDEX cleared", "open", "home", "ok", {}, {}, "setsockopt bindtoifindex 0"),
+    ("IP_UNICAST_IF cleared", "open", "home", "ok", {}, {}, "setsockopt unicast_if 0"),
+    ("IPV6_UNICAST_IF cleared", "open", "home", "ok", {}, {}, "setsockopt unicast_if 0 --v6"),
+]
+
+
+@table(CLEARED, user="root")
+def test_steering_option_cleared(world, kind, cond, where, user, result, far, denied, args):  # noqa: F811
     check_row(world, kind, cond, where, user, result, far, denied, args)
 
 
