@@ -405,7 +405,7 @@ def gateway(page):
     assert g.denied() == {"not_gateway": 4}
     assert g.timeline() == ["unknown", "open"]
     assert g.k("timeline-summary") == \
-        "open 20.8% (5 h), closed 0% (0 s), unknown 19 h; closed 0 times"
+        "open 20.8% (5 h), closed 0% (0 s), no record 19 h; closed 0 times"
 
 
 def not_held(page):
