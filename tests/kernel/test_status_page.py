@@ -66,6 +66,7 @@ def protected(page):
     assert g.k("tunnel") == "wg0 in /run/netns/vpn (present)"
     assert g.k("lease") == "1 min 25 s"
     assert g.k("name") == "command line"
+    assert page.one("p", id="announce").text() == "command line: PROTECTED"
     assert g.denied() == {"ipv6": 12, "dns": 3, "discovery": 2, "multicast": 1}
     rows = g.recent()
     assert rows[0] == {"Time": "2026-12-02 00:58:01", "Process": "qbittorrent-nox (42)",
@@ -210,6 +211,21 @@ def test_recovers(render, page_url):
     no_page_error(page)
     assert page.visible("stale") is None, page.k("stale")
     assert [g.k("state") for g in page.guards()] == ["PROTECTED"]
+
+
+def test_opened_history_stays_open(render, page_url):
+    """A person opens the state records; the next refresh (5 s, real time) redraws the
+    card and the list stays open."""
+    opened = """(function () {
+        var d = document.querySelector("details[data-open-key]"), u = document.getElementById("updated");
+        if (!d) return false;
+        if (!window.vgOpenedAt) { d.open = true; window.vgOpenedAt = u.textContent; return false; }
+        return u.textContent !== window.vgOpenedAt;
+    })()"""
+    page = render.when(page_url, opened, timeout=60)
+    no_page_error(page)
+    [details] = page.all("details")
+    assert "open" in details.attrs, "the refresh closed the opened state records"
 
 
 # -- static: self-contained, no markup from data -----------------------------------------
