@@ -223,7 +223,7 @@ def test_sd_notify(case):
     n0 = len(n.msgs())
     a.hup()
     assert wait_until(lambda: len(n.msgs()) >= n0 + 2, 5), f"SIGHUP: {words()}"
-    assert words()[n0:n0 + 2] == ["RELOADING=1", "READY=1"], words()
+    assert words()[n0:] == ["RELOADING=1", "READY=1"], words()
     assert a.log.wait(ev("reload", result="applied"), timeout=3), "the reload was not applied"
     assert a.stop() == 0
     assert wait_until(lambda: words()[-1] == "STOPPING=1", 3), f"not last: {words()}"
