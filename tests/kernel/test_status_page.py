@@ -22,6 +22,7 @@ Fixtures for other cases of this file (the live agent, issue 13):
 Run one case: pytest-3 tests/kernel/test_status_page.py -k 'rendered and gateway'
 Phone screenshots: the path is printed (pytest-3 -s), under the test's tmp_path.
 """
+import json
 import os
 import re
 
@@ -226,6 +227,42 @@ def test_opened_history_stays_open(render, page_url):
     no_page_error(page)
     [details] = page.all("details")
     assert "open" in details.attrs, "the refresh closed the opened state records"
+
+
+# Chromium's own "is there a route" sockets: connected, never written to.
+ROUTE_PROBES = {"[2001:4860:4860::8888]:443", "8.8.8.8:443"}
+
+
+def netlog_peers(path):
+    """Every address chromium connected or resolved, from its --log-net-log."""
+    with open(path) as f:
+        log = json.load(f)
+    names = {v: k for k, v in log["constants"]["logEventTypes"].items()}
+    peers = set()
+    for e in log["events"]:
+        p, kind = e.get("params") or {}, names.get(e["type"], "")
+        if kind in ("TCP_CONNECT_ATTEMPT", "UDP_CONNECT") and "address" in p:
+            peers.add((kind, p["address"]))
+        if kind == "HOST_RESOLVER_DNS_TASK" or (kind == "HOST_RESOLVER_MANAGER_JOB" and "host" in p):
+            peers.add((kind, json.dumps(p.get("host"))))
+    return peers
+
+
+def test_browser_stays_on_loopback(render, page_url, tmp_path):
+    """The network rule for the browser itself: with its net log on, every TCP connection
+    it tried went to 127.0.0.1 and it resolved no name (no DNS query). A UDP socket may
+    only be connected to loopback or to chromium's route probes (a UDP connect sends
+    nothing: it asks the kernel for a route)."""
+    log = str(tmp_path / "netlog.json")
+    page = render.dom(page_url, 8000, extra=[f"--log-net-log={log}"])
+    no_page_error(page)
+    peers = netlog_peers(log)
+    tcp = {a for k, a in peers if k == "TCP_CONNECT_ATTEMPT"}
+    assert tcp and all(a.startswith("127.0.0.1:") for a in tcp), tcp
+    assert not {p for p in peers if p[0].startswith("HOST_RESOLVER")}, peers
+    udp = {a for k, a in peers if k == "UDP_CONNECT"}
+    assert all(a.startswith("127.0.0.1:") or a in ROUTE_PROBES for a in udp), udp
+    print(f"# udp connects (no packet): {sorted(a for k, a in peers if k == 'UDP_CONNECT')}")
 
 
 # -- static: self-contained, no markup from data -----------------------------------------

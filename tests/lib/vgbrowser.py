@@ -36,8 +36,9 @@ PAGE = os.path.join(REPO, "user", "agent", "status.html")
 MOCK = os.path.join(REPO, "tests", "tools", "status_api_mock.py")
 FIXTURES = os.path.join(REPO, "tests", "tools", "status_fixtures")
 
-# Headless and mute: no sync, updates, metrics or safe-browsing calls; anything that is not
-# loopback goes to a refused loopback proxy (the network rule: loopback only).
+# Headless and mute: no sync, updates, metrics or safe-browsing calls; what chromium still
+# tries (update and account checks) goes to a refused loopback proxy, and no name but
+# 127.0.0.1 resolves (no DNS query leaves): the network rule, loopback only.
 CHROMIUM = ["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
             "--no-default-browser-check", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--disable-default-apps",
@@ -45,6 +46,7 @@ CHROMIUM = ["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--no
             "--disable-breakpad", "--disable-client-side-phishing-detection",
             "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication",
             "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1",
+            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--disable-quic",
             "--hide-scrollbars", "--mute-audio"]
 
 
@@ -209,9 +211,10 @@ class Browser:
             cdp.close()
             self.end(p)
 
-    def dom(self, url, budget_ms=3000, timeout=90):
+    def dom(self, url, budget_ms=3000, timeout=90, extra=()):
         """The DOM after budget_ms of virtual time (timers run, network waits are real)."""
-        return Page(self._run([f"--virtual-time-budget={budget_ms}", "--dump-dom", url], timeout))
+        return Page(self._run([*extra, f"--virtual-time-budget={budget_ms}", "--dump-dom", url],
+                              timeout))
 
     def screenshot(self, url, path, size=(390, 844), budget_ms=3000, timeout=90):
         self._run([f"--virtual-time-budget={budget_ms}", f"--window-size={size[0]},{size[1]}",
