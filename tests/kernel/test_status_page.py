@@ -146,8 +146,19 @@ def hostile(page):
     assert g.denied()[XSS] == 5 and g.timeline() == ["closed"]
 
 
+def agent_unprobed(page):
+    """Captured from a real agent (attach --http, the build of b1906b1): a guard on a veth,
+    no probe, the netns in the agent's words rather than a path, a null why."""
+    [g] = page.guards()
+    assert g.k("state") == "PROTECTED" and g.k("vpn-address") == "not probed"
+    assert g.k("tunnel") == "vgsp0 in the attaching process's namespace (present)"
+    assert g.k("lease") == "1 min 18 s" and g.k("since").startswith("10 min 12 s ago")
+    assert g.timeline() == ["unknown", "open"] and g.denied() == {} and g.recent() == []
+    assert page.one("span", id="meta").text().startswith("version 0.1.0 \u00b7 agent pid 11477 \u00b7 up 10 min")
+
+
 RENDERED = [protected, blocking_tunnel_gone, closed_real_ip, not_guarded, no_guards, gateway,
-            not_held, hostile]
+            not_held, hostile, agent_unprobed]
 
 
 def test_fixtures_all_checked():
