@@ -116,8 +116,8 @@ def two_open(case):
 
 
 def test_reload_bad_file_changes_nothing(case):
-    """Case 6: a bad new file + SIGHUP is refused, named by file and line on stderr; the
-    policies and states stay as they were, guard one is still probed."""
+    """Case 6: a bad new file + SIGHUP is refused, named by file and line on stderr and in the
+    reload record; the policies and states stay as they were, guard one is still probed."""
     a, cfg = config_agent(case, "two")
     two_open(case)
     write_cfg(case, cfg, "bad")
@@ -130,6 +130,8 @@ def test_reload_bad_file_changes_nothing(case):
     err = [line for line in a.stderr().splitlines() if f"{cfg}:{badline}: " in line]
     assert err, f"the agent's stderr does not name {cfg}:{badline}: {a.stderr()[-500:]}"
     print(f"# case 6: agent stderr: {err[0]}")
+    # The record carries the cause itself, as stderr says it (file, line and why).
+    assert f"{cfg}:{badline}: " in (r.get("error") or ""), r
     assert status_policy(case) == before, "a refused reload changed status --json"
     assert a.alive(), "the agent stopped on a bad file"
     time.sleep(1.5)

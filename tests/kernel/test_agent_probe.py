@@ -20,6 +20,9 @@ import pytest
 from vgagent import CLOSED, OPEN, PROBE, STATE, ev, fig, ms
 from vgagentcase import agent_world, case  # noqa: F401 (the fixtures)
 
+# Every check is a probe record (the audit trail); the failures are these.
+FAILED = ev("probe", why="probe_failed")
+
 INTERVAL = ("--probe-interval", "1s")
 
 
@@ -183,7 +186,7 @@ def test_gluetun_status_second_signal(case):
     fig(f"case 3c: gluetun status 'stopped' -> state closed record {ms(t0, r)} ms")
     assert [r.get("why"), r.get("gluetun"), r.get("seen")] == \
         ["gluetun_not_running", "stopped", t.vpn_ip], r
-    assert a.log.count(PROBE, since=m) == 0, "a probe failure was counted before it"
+    assert a.log.count(FAILED, since=m) == 0, "a probe failure was counted before it"
     case.gsend(case.cg, 2, 0, "closed")
     m = a.log.mark()
     gluetun("running")
@@ -222,9 +225,9 @@ def test_probe_failures_close_then_reopen(case, how, brk, mend, max_ms, opts):
     assert 1500 <= dt <= max_ms, f"closed before 2 intervals or after 3 x (interval + " \
                                  f"timeout) + 1.5 s: {f}"
     seq = [f"{r['event']}:{r.get('why')}:{r.get('failed_in_a_row', r.get('state'))}"
-           for r in a.log.all(lambda r: r.get("event") in ("probe", "state"), since=m)][:3]
+           for r in a.log.all(lambda r: STATE(r) or FAILED(r), since=m)][:3]
     assert seq == ["probe:probe_failed:1", "probe:probe_failed:2", "state:probe_failed:closed"], seq
-    print(f"# case 4: failure error: {a.log.first(PROBE, since=m).get('error')}")
+    print(f"# case 4: failure error: {a.log.first(FAILED, since=m).get('error')}")
     assert case.state() == "closed"
     case.gsend(case.cg, 2, 0, "closed")
     m = a.log.mark()
