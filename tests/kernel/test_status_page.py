@@ -209,6 +209,7 @@ def test_unreachable(render, page_url, budget_ms):
     assert "PROTECTED" not in words and "BLOCKING" not in words, words
     if budget_ms != 3000:
         assert words == ["UNKNOWN"]
+        assert guards[0].timeline()[-1] == "unknown", "the unreachable time drawn as known"
         assert "last known" in guards[0].why and "PROTECTED" in guards[0].why
         assert "may no longer be true" in page.k("stale")
     else:
