@@ -16,8 +16,16 @@ Fixtures for other cases of this file (the live agent, issue 13):
   page_url  the page's URL; indirect parameter: a fixture name, or a dict of mock options
             {"fixture": NAME, "fail_after": N, "fail_first": N,
              "fail_how": "status"|"drop"|"hang"} (status_api_mock.py's options).
-            A live case overrides it (a fixture of the same name in a class) with the
-            agent's http://ADDR:PORT/ and reuses render and the Page helpers.
+            A live case overrides it by a fixture of the same name in a class and
+            reuses render, the checks below and the Page helpers:
+                class TestLive:
+                    @pytest.fixture
+                    def page_url(self, agent_with_http):   # however it is started
+                        return f"http://127.0.0.1:{agent_with_http.port}/"
+                    def test_live(self, render, page_url):
+                        page = render(page_url)
+                        no_page_error(page)
+                        assert [g.k("state") for g in page.guards()] == ["PROTECTED"]
 
 Run one case: pytest-3 tests/kernel/test_status_page.py -k 'rendered and gateway'
 Phone screenshots: the path is printed (pytest-3 -s), under the test's tmp_path.

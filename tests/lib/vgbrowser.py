@@ -295,7 +295,7 @@ def _group_alive(pgid):
 
 class Mock:
     def __init__(self, tmp, fixture, fail_after=-1, fail_first=0, fail_how="status"):
-        ready = os.path.join(tmp, "mock.port")
+        ready = os.path.join(tmp, f"mock-{os.getpid()}-{id(self)}.port")  # never an old one
         self.p = subprocess.Popen([sys.executable, MOCK, "--fixture", fixture, "--page", PAGE,
                                    "--ready-file", ready, "--fail-after", str(fail_after),
                                    "--fail-first", str(fail_first),
