@@ -33,6 +33,7 @@ Phone screenshots: the path is printed (pytest-3 -s), under the test's tmp_path.
 import json
 import os
 import re
+import shutil
 
 import pytest
 
@@ -43,6 +44,9 @@ XSS = "<img src=x onerror=alert(1)>"
 
 @pytest.fixture
 def render(tmp_path):
+    if shutil.which("chromium") is None:
+        pytest.fail("chromium missing: Debian's, by scripts/install-deps.sh (never a downloaded "
+                    "browser)", pytrace=False)
     b = Browser(str(tmp_path))
     try:
         yield b
