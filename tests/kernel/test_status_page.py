@@ -169,8 +169,15 @@ def agent_unprobed(page):
     assert page.one("span", id="meta").text().startswith("version 0.1.0 \u00b7 agent pid 11477 \u00b7 up 10 min")
 
 
+def malformed(page):
+    """Wrong types everywhere: no script error, one card for the one object, fail-closed."""
+    [g] = page.guards()
+    assert g.k("state") == "BLOCKING" and g.k("lease") == "\u2014"
+    assert g.timeline() == ["unknown"] and g.denied() == {} and len(g.recent()) == 1
+
+
 RENDERED = [protected, blocking_tunnel_gone, closed_real_ip, not_guarded, no_guards, gateway,
-            not_held, hostile, agent_unprobed]
+            not_held, hostile, agent_unprobed, malformed]
 
 
 def test_fixtures_all_checked():
