@@ -3,13 +3,14 @@
   engine       (session) a private dockerd of Debian's docker.io, vfs storage, its image imported
                from a tarball, never pulled (tests/lib/vgdocker.py's Engine); an engine that
                cannot start FAILS every test with its reason and the daemon's last log lines
-  docker_lock  (module, automatic) the kernel tests' lock, held for a whole file: every guard
-               of the session shares one pin root, and a file's tests run back to back
+  docker_lock  (module, automatic) the kernel tests' lock (every guard of the session shares
+               one pin root), held for a whole file, or from the first file to the last when
+               the session runs Docker tests only
   lab          (session) the topology (tests/lib/vgtopo.py): INET, its WireGuard server and
                counters; HOME parked between tests
-  world        a DockerWorld: the test's own VPN container, HOME moved into its namespace
-               (the wire and the tunnel built there), the cgroup parents; everything the
-               test adds is removed after it (containers by ID)
+  world        a DockerWorld (tests/docker/dockerworld.py): the test's own VPN container,
+               HOME moved into its namespace (the wire and the tunnel built there), the
+               cgroup parents; all the test adds is removed after it (containers by ID)
   vgdockerev   build/vgdockerev, vpnguard-bpf's own client of the engine's event stream
   note         a line for the terminal, passed or not (the measured figures)
 """
@@ -18,9 +19,12 @@ import subprocess
 
 import pytest
 
-from vgdocker import ContainerTopology, DockerWorld, Engine, EngineError
+from dockerworld import DockerWorld
+from vgdocker import ContainerTopology, Engine, EngineError
 from vgguard import kernel_lock_held
 from vgworld import REPO
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(scope="session")
@@ -36,21 +40,64 @@ def engine():
         e.down()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def docker_lock():
-    try:
-        with kernel_lock_held() as waited:
+def _say(config, msg):
+    """A line on the terminal, past the capture of the test's output."""
+    print(msg)
+    pm = config.pluginmanager
+    tr, cap = pm.getplugin("terminalreporter"), pm.getplugin("capturemanager")
+    if tr is not None and cap is not None:
+        with cap.global_and_fixture_disabled():
+            tr.write_line(f"# {msg}")
+
+
+class _Lock:
+    def __init__(self, config):
+        self.cm, self.config = None, config
+
+    def take(self):
+        if self.cm is None:
+            cm = kernel_lock_held()
+            try:
+                waited = cm.__enter__()
+            except TimeoutError as e:
+                pytest.fail(str(e), pytrace=False)
+            self.cm = cm
             if waited > 1:
-                print(f"docker_lock: waited {waited:.1f} s for the kernel tests' lock")
-            yield
-    except TimeoutError as e:
-        pytest.fail(str(e), pytrace=False)
+                _say(self.config, f"docker_lock: waited {waited:.1f} s for the kernel tests' lock")
+
+    def drop(self):
+        if self.cm is not None:
+            self.cm.__exit__(None, None, None)
+            self.cm = None
 
 
 @pytest.fixture(scope="session")
-def lab():
+def _lock(request):
+    lk = _Lock(request.config)
+    # A session of Docker tests only holds the lock from its first file to its last, as the
+    # bash suite did; one with other files lets go after each file (their tests take it too).
+    lk.keep = all(str(i.path).startswith(HERE + os.sep) for i in request.session.items)
+    try:
+        yield lk
+    finally:
+        lk.drop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def docker_lock(_lock):
+    _lock.take()
+    yield
+    if not _lock.keep:
+        _lock.drop()
+
+
+@pytest.fixture(scope="session")
+def lab(engine):
     with ContainerTopology() as t:
-        yield t
+        try:
+            yield t
+        finally:
+            engine.reap()  # the last test's containers, before the cgroups they were in
 
 
 @pytest.fixture
@@ -72,12 +119,4 @@ def vgdockerev():
 
 @pytest.fixture
 def note(request):
-    pm = request.config.pluginmanager
-    tr, cap = pm.getplugin("terminalreporter"), pm.getplugin("capturemanager")
-
-    def say(msg):
-        print(msg)
-        if tr is not None and cap is not None:
-            with cap.global_and_fixture_disabled():  # past the capture of the test's output
-                tr.write_line(f"# {request.node.name}: {msg}")
-    return say
+    return lambda msg: _say(request.config, f"{request.node.name}: {msg}")

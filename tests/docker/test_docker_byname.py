@@ -23,7 +23,7 @@ def byname(w):
     return w.client("vgbyname", parent=w.byname_parent)
 
 
-def test_attach_by_name_guards_the_containers_own_cgroup(world, vg):
+def test_attach_by_name_guards_the_containers_own_cgroup_through_the_tunnel(world, vg):
     w = world
     c = byname(w)
     assert container_cgroup_re(w.rel(w.byname_parent)).fullmatch(c.cgroup), c.cgroup
@@ -37,14 +37,7 @@ def test_attach_by_name_guards_the_containers_own_cgroup(world, vg):
     st = guard_status(vg, gid_of(cg))
     assert st is not None, "no guard on the container's cgroup in status --json"
     assert (st["cgroup"], st["netns"], st["tunnel_present"]) == (c.cgroup, w.vpn_netns, True), st
-
-
-def test_container_guarded_by_name_sends_through_the_tunnel(world, vg):
-    w = world
-    c = byname(w)
-    r = w.vg_run("attach", *w.by_name(c), "--no-agent")
-    assert r.returncode == 0, r.stderr
-    a = Attempt(w.world, vg, gid_of(w.path(c.cgroup)))
+    a = Attempt(w.world, vg, gid_of(cg))
     assert c.exec("vgprobe", "sendto", w.t.inet_host, "7004", "--count", "10",
                   "--interval-us", "2000") == "sent 10/10"
     a.expect(far={"tunnel": ">=10"})

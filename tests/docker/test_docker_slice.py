@@ -35,32 +35,24 @@ def test_engine_answers_with_an_imported_image(engine):
     assert img.get("Comment", "").startswith("Imported from") and not img.get("RepoDigests"), img
 
 
-def test_tunnel_in_the_vpn_containers_namespace(world):
+def test_client_in_the_guarded_slice_goes_through_the_tunnel(world, vg):
     t, vpn = world.t, world.vpn
     assert vpn.pid > 0, "the VPN container does not run"
-    # The topology's HOME is the container's namespace (ip netns attach), wire and all.
+    # HOME is the container's namespace (ip netns attach): the wire and the tunnel are in it.
     assert netns_of(vpn.pid) == f"net:[{os.stat(t.home_netns).st_ino}]"
-    assert t.run_home(["ip", "link", "show", t.veth_home]).returncode == 0
     r = subprocess.run(["nsenter", "-t", str(vpn.pid), "-n", "ip", "-o", "link", "show",
                         t.wg_client], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.split(": ")[1].split("@")[0] == t.wg_client, r
-
-
-def test_slice_guarded_before_the_client_starts(world):
-    world.guard_slice()  # asserts exit 0
+    # The slice is guarded before any client starts: no window.
+    g = world.guard_slice()  # asserts exit 0
     assert_guarded(world.slice)
     c = world.client()
     assert c.pid > 0, "the client container does not run"
     # Hybrid cgroups: the 0:: line of /proc/PID/cgroup is the cgroup v2 one.
     assert container_cgroup_re(world.rel(world.slice)).fullmatch(c.cgroup), c.cgroup
-    assert c.netns == world.vpn.netns
-
-
-def test_slice_client_through_the_tunnel(world, vg):
-    g = world.guard_slice()
-    c = world.client()
+    assert c.netns == vpn.netns
     a = Attempt(world.world, vg, g.gid)
-    assert probe_in(c, world.t, "sendto {I} 7001 --count 30 --interval-us 2000") == "sent 30/30"
+    assert probe_in(c, t, "sendto {I} 7001 --count 30 --interval-us 2000") == "sent 30/30"
     a.expect(far={"tunnel": ">=30"})
 
 
@@ -90,7 +82,7 @@ def test_tunnel_gone(world, vg, who, args, result, far):
 
 
 def test_reattach_takes_the_new_tunnel(world, vg):
-    """Without an agent the new tunnel's ifindex is taken by attaching again (the README's limit)."""
+    """Without an agent the new tunnel's ifindex is taken by attaching again (README's limit)."""
     t = world.t
     g = world.guard_slice()
     c = world.client()

@@ -1,10 +1,12 @@
-"""vgdocker - a private Docker engine and the container world of the tests/docker suite.
+"""vgdocker - a private Docker engine for the tests, its containers, and a topology whose HOME
+is a container's network namespace.
 
-    with Engine() as e:                         # dockerd of our own, its image imported
-        with DockerWorld(e, vg) as w:           # the VPN container, the topology in its netns
-            c = w.run("vgclient", parent=w.slice, opts=("--cap-drop", "NET_RAW"))
-            w.guard_slice(); c.exec("vgprobe", "sendto", w.t.inet_host, "7001")
-            a = w.agent("--container", c.name, "--tunnel-container", w.vpn.name, ...)
+    with Engine() as e:                          # dockerd of our own, its image imported
+        s, name, cid, err = e.take_vpn()         # a new --network none container, IPv6 on
+        c = Container(e, cid, name); c.exec("vgprobe", "sendto", "198.51.100.1", "9")
+        with ContainerTopology() as t:           # tests/lib/vgtopo.py's world, HOME parked
+            t.home_move(c.pid); ...; t.home_park()
+        e.rm_later([cid], then=...); e.quiesce()
 
 Engine is scripts/docker-test-engine.sh in Python: Debian's docker.io (/usr/bin/docker and
 dockerd: never another CLI on the PATH) with its own data and exec roots, socket
@@ -12,17 +14,14 @@ dockerd: never another CLI on the PATH) with its own data and exec roots, socket
 left alone (other runs count packets with nftables on this machine at the same time). No
 image is pulled: the image is imported from a tarball of a root file system holding
 busybox-static and a static build of tests/tools/vgprobe.c. Its environment (DOCKER_HOST,
-DOCKER_CONFIG) is given to each command, never put in os.environ.
+DOCKER_CONFIG) is given to each command, never put in os.environ. down() removes every
+container, stops the daemon by PID (its shims too, after a SIGKILL), unmounts what it
+mounted and puts /etc/docker and /run/containerd back as they were.
 
-DockerWorld is one test's world: the VPN container (--network none, IPv6 on), whose network
-namespace is topology HOME (ContainerTopology: the veth to INET and the wireguard-go tunnel
-are built in it), the cgroup parents of the guarded containers (vpnguard.slice and
-byname.slice in the topology's cgroup root), and what the test adds to it. close() removes
-it all, in the order that works: agents by PID, the test's processes, every guard of its
-cgroups (detached while the cgroups exist), the containers by ID, the topology, and what the
-runtime left of the cgroup parents in the v1 hierarchies of a hybrid layout.
+ContainerTopology is topology.sh's TOPO_HOME_PID and topo_home_move: home_move(PID) builds
+the wire and the tunnel in PID's namespace. tests/docker/dockerworld.py builds one test's
+world on these.
 """
-import json
 import os
 import re
 import shutil
@@ -31,10 +30,9 @@ import subprocess
 import tempfile
 import time
 
-from vgguard import Guard, agent_pidfile, pin_root
 from vgproc import cgroup2_mount, end_pid, end_popen, wait_until
 from vgtopo import Topology, TopoError
-from vgworld import REPO, World, run_vg, status_json
+from vgworld import REPO
 
 DOCKER = "/usr/bin/docker"
 DOCKERD = "/usr/sbin/dockerd"
@@ -60,6 +58,8 @@ class Engine:
     def __init__(self):
         self.dir = self.sock = self.image = self.proc = None
         self._had_key = self._had_containerd = False
+        self._spare = None       # the next VPN container: [suffix, name, Popen, id, error]
+        self._removing = []      # [(Popen of docker rm -f, what to do once it is done)]
 
     def __enter__(self):
         self.up()
@@ -183,6 +183,10 @@ class Engine:
     def down(self):
         if not self.dir:
             return
+        try:
+            self.quiesce()
+        except Exception as e:  # noqa: BLE001 - the engine goes whatever happened
+            print(f"engine: {e}")
         if self.proc is not None and self.proc.poll() is None:
             ids = self.docker("ps", "-aq", timeout=30).stdout.split()
             if ids:
@@ -226,6 +230,66 @@ class Engine:
     def rm(self, *ids):
         if ids:
             self.docker("rm", "-f", *ids, timeout=120)
+
+    # A container takes the engine a second or two to make and to remove, and a test makes
+    # and removes a few. So the next test's VPN container is made while this test runs, and
+    # a test's containers are removed while the next one runs: each one still serves exactly
+    # one test and is removed by ID.
+    def _spare_start(self):
+        s = Topology._pick_suffix()
+        name = f"vgvpn-{s}"
+        p = subprocess.Popen([DOCKER, "run", "-d", "--name", name, "--network", "none",
+                              *IPV6_ON, self.image, *SLEEP], env=self.env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        self._spare = [s, name, p, None, None]
+
+    def _spare_done(self):
+        sp = self._spare
+        if sp is None or sp[2] is None:
+            return
+        out, err = sp[2].communicate(timeout=180)
+        ok = sp[2].returncode == 0 and out.strip()
+        # Made but not started: still ours to remove.
+        sp[3] = out.strip().splitlines()[-1] if ok else self.inspect(sp[1], "{{.Id}}")
+        sp[4] = None if ok else f"docker run {sp[1]}: {err.strip()}"
+        sp[2] = None
+
+    def take_vpn(self):
+        """A new VPN container (--network none, IPv6 on) for one test: (suffix, name, id,
+        error or None); the next test's is started at once."""
+        if self._spare is None:
+            self._spare_start()
+        self._spare_done()
+        s, name, _, cid, err = self._spare
+        self._spare_start()
+        return s, name, cid, err
+
+    def rm_later(self, ids, then=None):
+        """docker rm -f IDS in the background, then `then()`; what the previous call started
+        is finished first."""
+        self.reap()
+        p = subprocess.Popen([DOCKER, "rm", "-f", *ids], env=self.env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._removing.append((p, then))
+
+    def reap(self):
+        while self._removing:
+            p, then = self._removing.pop(0)
+            try:
+                p.wait(120)
+            except subprocess.TimeoutExpired:
+                end_popen(p)
+            if then is not None:
+                try:
+                    then()
+                except Exception as e:  # noqa: BLE001 - the next removal gets its turn
+                    print(f"engine: after docker rm: {e}")
+
+    def quiesce(self):
+        """Nothing of the engine's in flight: removals done, the spare made."""
+        self.reap()
+        self._spare_done()
 
 
 def rm_cgroup_parent(rel):
@@ -283,7 +347,7 @@ class ContainerTopology(Topology):
         self._ns_basics(self.home)
         self._home_wire()
         self._client_up()
-        self._still("offwg", 0.3, 10)
+        self._still("offwg", 0.1, 10)
 
     def _still(self, counter, still, timeout):
         """Wait until counter has not moved for `still` seconds: the new wire's own chatter
@@ -322,11 +386,14 @@ def netns_of(pid):
 class Container:
     def __init__(self, engine, cid, name):
         self.e, self.id, self.name = engine, cid, name
+        self._pid = None
 
     @property
     def pid(self):
-        """Its init's PID now (a restart gives a new one); 0 when it is not running."""
-        return int(self.e.inspect(self.id, "{{.State.Pid}}") or 0)
+        """Its init's PID (0 when it is not running), asked once per start."""
+        if not self._pid:
+            self._pid = int(self.e.inspect(self.id, "{{.State.Pid}}") or 0)
+        return self._pid
 
     @property
     def cgroup(self):
@@ -343,202 +410,8 @@ class Container:
         return (r.stdout.strip().splitlines() or [""])[-1]
 
     def restart(self):
+        self._pid = None  # a new init, a new cgroup, maybe a new namespace
         self.e.docker("restart", "-t", "0", self.id, check=True)
-
-
-class Agent:
-    """`vpnguard-bpf attach ARGS --log LOG` as the foreground agent (DOCKER_HOST the engine's);
-    running once it says so; stop() ends it by PID: (seconds it took, exit status)."""
-
-    def __init__(self, vg, engine, args, log, out):
-        self.vg, self.e, self.args, self.log, self.out = vg, engine, list(args), log, out
-        self.proc = None
-
-    def start(self):
-        with open(self.out, "ab") as out:
-            self.proc = subprocess.Popen([self.vg, "attach"] + self.args + ["--log", self.log],
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                         env=self.e.env)
-        want = f"agent running (pid {self.proc.pid})"
-        ok = wait_until(lambda: self.proc.poll() is not None or want in self.output(), 30, 0.1)
-        assert ok and self.proc.poll() is None, \
-            f"the agent did not start (exit {self.proc.poll()}):\n{self.output()}"
-        return self
-
-    def output(self):
-        try:
-            with open(self.out, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def events(self, event=None):
-        out = []
-        try:
-            with open(self.log, errors="replace") as f:
-                for line in f:
-                    try:
-                        r = json.loads(line)
-                    except ValueError:
-                        continue
-                    if event is None or r.get("event") == event:
-                        out.append(r)
-        except OSError:
-            pass
-        return out
-
-    def hup(self):
-        self.proc.send_signal(signal.SIGHUP)
-
-    def stop(self, sig=signal.SIGTERM, grace=10):
-        if self.proc is None:
-            return None
-        t0 = time.monotonic()
-        rc = end_popen(self.proc, sig, grace)
-        took = time.monotonic() - t0
-        if self.proc.returncode is not None and self.proc.returncode < 0:
-            # Killed: its pidfile is left behind; drop it if it is ours.
-            try:
-                with open(agent_pidfile()) as f:
-                    if int(f.readline().strip() or 0) == self.proc.pid:
-                        os.unlink(agent_pidfile())
-            except (OSError, ValueError):
-                pass
-        self.proc = None
-        return took, rc
-
-
-class DockerWorld:
-    """One test's world (see the module's docstring) in a ContainerTopology t that outlives
-    it: w.vpn the VPN container (HOME is its namespace), w.slice and w.byname_parent the
-    cgroup parents (below the test's own cgroup w.cg), w.world the far side."""
-
-    def __init__(self, engine, topo, vg):
-        self.e, self.t, self.vg = engine, topo, vg
-        # The suffix of this test's container names and cgroup.
-        self.s = Topology._pick_suffix()
-        self.vpn = self.world = self.cg = None
-        self.containers, self.guards, self.agents = [], [], []
-
-    def __enter__(self):
-        try:
-            self.up()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def up(self):
-        self.cg = self.t.cgroup(f"w{self.s}")
-        self.slice = self.t.cgroup(f"w{self.s}/vpnguard.slice")
-        self.byname_parent = self.t.cgroup(f"w{self.s}/byname.slice")
-        self.vpn = self.run("vgvpn", network="none", opts=IPV6_ON)
-        assert self.vpn.pid > 0, "the VPN container does not run"
-        self.t.home_move(self.vpn.pid)
-        self.world = World(self.t)
-
-    @property
-    def vpn_netns(self):
-        """The tunnel's namespace as vpnguard-bpf records it: /proc/<VPN pid>/ns/net."""
-        return f"/proc/{self.vpn.pid}/ns/net"
-
-    def rel(self, cg):
-        """A cgroup path below the cgroup2 mount, as status and --cgroup-parent have it."""
-        return cg.rstrip("/")[len(self.t.cg2):]
-
-    def path(self, rel):
-        return self.t.cg2 + rel
-
-    def run(self, role, parent=None, network=None, opts=(), cmd=SLEEP, start=True):
-        """`docker run -d` (start=False: `docker create`) of container ROLE-SUFFIX (default: in
-        the VPN container's network namespace); removed by close(), by ID, whatever happens."""
-        name = f"{role}-{self.s}"
-        argv = (["run", "-d"] if start else ["create"]) + [
-            "--name", name, "--network", network or f"container:{self.vpn.id}"]
-        if parent is not None:
-            argv += ["--cgroup-parent", self.rel(parent)]
-        r = self.e.docker(*argv, *opts, self.e.image, *cmd)
-        cid = r.stdout.strip().splitlines()[-1] if r.returncode == 0 and r.stdout.strip() else \
-            self.e.inspect(name, "{{.Id}}")  # made but not started: still ours to remove
-        if cid:
-            self.containers.append(Container(self.e, cid, name))
-        assert r.returncode == 0, f"docker {argv[0]} {name}: {r.stderr.strip()}"
-        return self.containers[-1]
-
-    def client(self, role="vgclient", parent=None, net_raw=False, cmd=SLEEP):
-        """A container of the VPN container's namespace below parent (default: the slice),
-        with CAP_NET_RAW dropped (net_raw: Docker's default capabilities kept)."""
-        return self.run(role, parent=self.slice if parent is None else parent, cmd=cmd,
-                        opts=() if net_raw else ("--cap-drop", "NET_RAW"))
-
-    def guard_slice(self, agent=False, log=None):
-        """The slice guarded in tunnel mode on the VPN container's tunnel (Guard asserts exit 0)."""
-        g = Guard(self.vg, self.t, self.slice, "--tunnel", self.t.wg_client,
-                  "--netns", self.vpn_netns, tunnel=False, agent=agent, log=log)
-        self.guards.append(g)
-        g.attach()
-        return g
-
-    def vg_run(self, *args, env=None, timeout=60):
-        """vpnguard-bpf ARGS with the engine's DOCKER_HOST (env: more or other variables)."""
-        return run_vg(self.vg, *args, env=dict(self.e.env, **(env or {})), timeout=timeout)
-
-    def by_name(self, *containers):
-        """The attach words of a guard by name on the VPN container's tunnel."""
-        return ([w for c in containers for w in ("--container", c.name)] +
-                ["--tunnel-container", self.vpn.name, "--tunnel", self.t.wg_client])
-
-    def agent(self, *args, tag="agent"):
-        a = Agent(self.vg, self.e, args, os.path.join(self.t.dir, f"{tag}.{self.s}.jsonl"),
-                  os.path.join(self.t.dir, f"{tag}.{self.s}.out"))
-        self.agents.append(a)
-        return a.start()
-
-    def close(self):
-        for a in self.agents:
-            _quietly(a.stop)
-        for g in reversed(self.guards):  # an agent's guard before the one it replaced
-            _quietly(g.close)
-        for p in list(self.t.procs):
-            _quietly(self.t.stop, p)
-        _quietly(self._detach_all)
-        if self.containers:
-            _quietly(self.e.rm, *[c.id for c in self.containers])
-        _quietly(self.t.home_park)
-        if self.cg is not None:
-            _quietly(self.t.cg_remove, self.cg)
-            _quietly(rm_cgroup_parent, self.rel(self.cg))
-
-    def _detach_all(self):
-        """Every guard on a cgroup of this test: detached while the cgroup exists, its pins
-        removed by hand when it does not (only ours: by guard id)."""
-        if self.cg is None:
-            return
-        mine = self.rel(self.cg) + "/"
-        for g in status_json(self.vg).get("guards", []):
-            cg = g.get("cgroup") or ""
-            if not cg.startswith(mine):
-                continue
-            if os.path.isdir(self.path(cg)):
-                r = run_vg(self.vg, "detach", "--cgroup", self.path(cg))
-                if r.returncode != 0:
-                    print(f"world: detach --cgroup {cg}: {r.stderr.strip()}")
-            d = os.path.join(pin_root(), str(g.get("cgroup_id")))
-            if os.path.isdir(d):
-                print(f"world: removing leftover pins of guard {g.get('cgroup_id')} by hand")
-                subprocess.run(["rm", "-rf", d], capture_output=True)
-
-
-def _quietly(fn, *args):
-    """Cleanup goes on past one step that fails; the failure is said."""
-    try:
-        fn(*args)
-    except Exception as e:  # noqa: BLE001 - every step of a cleanup must get its turn
-        print(f"world: cleanup {getattr(fn, '__name__', fn)}: {e}")
 
 
 def container_cgroup_re(parent_rel):
