@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import select
+import shutil
 import signal
 import struct
 import subprocess
@@ -167,6 +168,7 @@ class Browser:
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True, **kw)
         self.procs.append(p)
+        p.profile = profile
         return p
 
     def _run(self, args, timeout):
@@ -246,6 +248,7 @@ class Browser:
             if wait_until(lambda: p.poll() is not None and not _group_alive(p.pid), 3):
                 break
         end_popen(p)
+        shutil.rmtree(p.profile, ignore_errors=True)  # 2 MB a run; screenshots stay
 
 
 class _Pipe:
