@@ -84,7 +84,7 @@ CLEARED = [
 
 
 @table(CLEARED, user="root")
-def test_steering_option_cleared(world, kind, cond, where, user, result, far, denied, args):  # noqa: F811
+def test_option_cleared(world, kind, cond, where, user, result, far, denied, args):  # noqa: F811
     check_row(world, kind, cond, where, user, result, far, denied, args)
 
 
