@@ -30,7 +30,8 @@ grep -qw cgroup2 /proc/self/mounts || fail_setup "no cgroup v2 mount"
 command -v pytest-3 >/dev/null || fail_setup "pytest-3 is not installed (sh scripts/install-deps.sh)"
 
 if [ "$failed" -eq 0 ]; then
-	for t in "$here"/topology_selftest.sh "$here"/test_*.sh; do
+	for t in "$here"/test_*.sh; do
+		[ -e "$t" ] || continue # no bash suite left
 		echo "=== ${t##*/}"
 		tally bash "$t"
 	done

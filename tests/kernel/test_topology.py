@@ -8,8 +8,8 @@ through WireGuard and nothing leaks; the LAN and IPv6 go by the veth, as designe
 steering tricks (SO_BINDTODEVICE, IP_UNICAST_IF, IP_PKTINFO) leak even with the tunnel up;
 when the tunnel disappears the same traffic leaks with the real IP (the leak vpnguard-bpf
 must stop), and a recreated tunnel (new ifindex) carries it again. run_in/run_in_as put a
-process in a cgroup and a netns, unprivileged; topo_down (a world of its own) leaves
-nothing behind. Far-side rows: every counter a row does not name stays 0 (WireGuard's own
+process in a cgroup and a netns, unprivileged; topo_down (the last case: it takes the
+module's world down) leaves nothing behind. Far-side rows: every counter a row does not name stays 0 (WireGuard's own
 transport aside).
 
 Run one case: pytest-3 tests/kernel/test_topology.py -k 'UNICAST_IF'
@@ -101,10 +101,12 @@ WORLD = [
     ("topo_up gave a suffix", 'echo "$TOPO_SUFFIX"', "[0-9a-f]{5}"),
     ("netns HOME exists", 'test -e "$TOPO_HOME_NETNS" && echo yes', "yes"),
     ("netns INET exists", 'test -e "$TOPO_INET_NETNS" && echo yes', "yes"),
-    ("client tunnel in HOME", 'ip -n "$TOPO_HOME" link show "$TOPO_WG_CLIENT" >/dev/null && echo yes',
-     "yes"),
-    ("client wireguard-go PID is wireguard-go", 'cat "/proc/$TOPO_WG_CLIENT_PID/comm"', "wireguard-go"),
-    ("server wireguard-go PID is wireguard-go", 'cat "/proc/$TOPO_WG_SERVER_PID/comm"', "wireguard-go"),
+    ("client tunnel in HOME",
+     'ip -n "$TOPO_HOME" link show "$TOPO_WG_CLIENT" >/dev/null && echo yes', "yes"),
+    ("client wireguard-go PID is wireguard-go", 'cat "/proc/$TOPO_WG_CLIENT_PID/comm"',
+     "wireguard-go"),
+    ("server wireguard-go PID is wireguard-go", 'cat "/proc/$TOPO_WG_SERVER_PID/comm"',
+     "wireguard-go"),
     ("WireGuard handshake done",
      'ip netns exec "$TOPO_HOME" wg show "$TOPO_WG_CLIENT" latest-handshakes | awk \'{print $2}\'',
      "[1-9][0-9]*"),
@@ -222,9 +224,9 @@ def test_tunnel_recreated_carries_again(world):
 
 
 def test_tunnel_killed_under_traffic_the_gap_leaks(world):
-    out = world.sh('fl_out=$TOPO_DIR/flood.out; topo_spawn - "$TOPO_HOME" "$TOPO_VGPROBE" flood udp '
-                   '"$TOPO_INET_HOST" 9 --seconds 3 --unconnected >"$fl_out" 2>/dev/null; '
-                   'fl=$TOPO_LAST_PID; echo "$fl"')
+    out = world.sh('fl_out=$TOPO_DIR/flood.out; topo_spawn - "$TOPO_HOME" "$TOPO_VGPROBE" '
+                   'flood udp "$TOPO_INET_HOST" 9 --seconds 3 --unconnected >"$fl_out" '
+                   '2>/dev/null; fl=$TOPO_LAST_PID; echo "$fl"')
     assert out.isdigit(), out
     assert world.ok("topo_wait_count tunnel_count 1 5"), "the flood did not start"
     assert world.ok("topo_tunnel_down kill"), world.log_tail()
@@ -233,7 +235,8 @@ def test_tunnel_killed_under_traffic_the_gap_leaks(world):
     assert world.ok("topo_wait_count leak_count 1 5"), "nothing leaked in the gap"
     assert world.ok("topo_tunnel_up"), world.log_tail()
     # The flood ends by itself after 3 s; topo_stop only reaps it (or ends a hung one).
-    world.sh('_topo_wait_until 10 _topo_not _topo_pid_alive "$fl"; topo_stop "$fl"; topo_settle 0.3')
+    world.sh('_topo_wait_until 10 _topo_not _topo_pid_alive "$fl"; topo_stop "$fl"; '
+             'topo_settle 0.3')
     assert re.match(r"ok=[1-9][0-9]* ", world.sh('cat "$fl_out"'))
     got = far(world)
     assert got["leak"] >= 1 and got["tunnel"] >= 1, got

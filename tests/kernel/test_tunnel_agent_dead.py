@@ -42,7 +42,8 @@ def dead(vg):
             w.flood_before = Attempt(w)
             fl = Floods(w, g.cg)
             try:
-                assert w.wait_count("tunnel", 50), "the floods did not go through the tunnel"
+                assert wait_until(lambda: w.flood_before.moved()["tunnel"] >= 50, 10), \
+                    "the floods did not go through the tunnel"
                 t.tunnel_down("del")
                 time.sleep(2)  # the floods go on against no tunnel
             finally:

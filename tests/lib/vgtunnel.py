@@ -243,8 +243,8 @@ class BashTopo:
             left = end - time.monotonic()
             if left <= 0 or self.p.poll() is not None:
                 self.broken = True
-                raise BashError(f"bash: no answer to {script!r} ({'exited' if left > 0 else 'timeout'})"
-                                f"\n{self.log_tail()}")
+                why = "exited" if left > 0 else "timeout"
+                raise BashError(f"bash: no answer to {script!r} ({why})\n{self.log_tail()}")
             if select.select([fd], [], [], min(left, 1.0))[0]:
                 chunk = os.read(fd, 65536)
                 if not chunk:
