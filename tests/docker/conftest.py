@@ -11,6 +11,7 @@
   world        a DockerWorld (tests/docker/dockerworld.py): the test's own VPN container,
                HOME moved into its namespace (the wire and the tunnel built there), the
                cgroup parents; all the test adds is removed after it (containers by ID)
+  bare_world   the same without the wire and the tunnel
   vgdockerev   build/vgdockerev, vpnguard-bpf's own client of the engine's event stream
   note         a line for the terminal, passed or not (the measured figures)
 """
@@ -103,6 +104,14 @@ def lab(engine):
 @pytest.fixture
 def world(engine, lab, vg):
     with DockerWorld(engine, lab, vg) as w:
+        yield w
+
+
+@pytest.fixture
+def bare_world(engine, lab, vg):
+    """A world without the tunnel: HOME stays parked (for what is refused before any tunnel
+    is looked at: a second or so less a test)."""
+    with DockerWorld(engine, lab, vg, tunnel=False) as w:
         yield w
 
 

@@ -94,8 +94,8 @@ class DockerWorld:
     it: w.vpn the VPN container (HOME is its namespace), w.slice and w.byname_parent the
     cgroup parents (below the test's own cgroup w.cg), w.world the far side."""
 
-    def __init__(self, engine, topo, vg):
-        self.e, self.t, self.vg = engine, topo, vg
+    def __init__(self, engine, topo, vg, tunnel=True):
+        self.e, self.t, self.vg, self.tunnel = engine, topo, vg, tunnel
         self.s = self.vpn = self.world = self.cg = None
         self.containers, self.guards, self.agents = [], [], []
 
@@ -122,7 +122,8 @@ class DockerWorld:
         self.cg = self.t.cgroup(f"w{self.s}")
         self.slice = self.t.cgroup(f"w{self.s}/vpnguard.slice")
         self.byname_parent = self.t.cgroup(f"w{self.s}/byname.slice")
-        self.t.home_move(self.vpn.pid)
+        if self.tunnel:
+            self.t.home_move(self.vpn.pid)
         self.world = World(self.t)
 
     @property

@@ -5,7 +5,8 @@ tunnel, tests/lib/vgdocker.py), with a container in the VPN container's namespac
 byname.slice, with CAP_NET_RAW dropped: vpnguard-bpf resolves it by name through the engine
 to its own cgroup v2 (checked with bpftool and `status --json`) and the VPN container to the
 namespace of the tunnel. The refused attaches are a table: exit status, the whole message (or
-the words it must hold) and nothing changed (pins, maps, programs, agent lock).
+the words it must hold) and nothing changed (pins, maps, programs, agent lock); their worlds
+have no tunnel, since names and words are refused before a tunnel is looked at.
 
 Run one case: cd tests && pytest-3 docker/test_docker_byname.py -k unknown
 """
@@ -79,8 +80,9 @@ REFUSED = [
 
 @pytest.mark.parametrize("args,env,rc,how,msg", [r[1:] for r in REFUSED],
                          ids=[r[0] for r in REFUSED])
-def test_attach_by_name_refused(world, vg, args, env, rc, how, msg):
-    w = world
+def test_attach_by_name_refused(bare_world, vg, args, env, rc, how, msg):
+    # Names are resolved, and words checked, before any tunnel is looked at.
+    w = bare_world
     c = byname(w)
     stopped = w.run("vgstopped", network="none", cmd=("true",), start=False) \
         if "{STOPPED}" in args else None
