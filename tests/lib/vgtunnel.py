@@ -27,7 +27,7 @@ import tempfile
 import time
 
 from vgguard import agent_pidfile, kernel_lock_held, pin_root
-from vgproc import cgroup2_mount, end_popen, pid_alive, wait_until
+from vgproc import cgroup2_mount, end_popen, pid_alive
 from vgtopo import Topology
 from vgworld import Listener, World
 
@@ -115,11 +115,6 @@ class Floods:
                        netns=self.t.home)
         self.procs = {}
         return self.results
-
-    def wait(self, timeout):
-        """Wait for floods that end by themselves (--seconds), then collect them."""
-        wait_until(lambda: all(p.poll() is not None for p, _ in self.procs.values()), timeout)
-        return self.stop()
 
     def first_failure_ns(self, kind):
         """The boot time of the flood's first refusal (vgprobe says it on stderr), or None."""
@@ -264,10 +259,6 @@ class BashTopo:
 
     def var(self, name):
         return self.sh(f'printf "%s" "${{{name}:-}}"')
-
-    def count(self, fn):
-        """A counter function of the library (leak_count, tunnel_count, ...) as an int."""
-        return int(self.sh(fn, check=True))
 
     def up(self):
         self.sh("topo_up", timeout=120, check=True)
