@@ -99,8 +99,9 @@ static __always_inline bool steers_off_tunnel(struct bpf_sockopt *ctx, int level
 	struct vg_tunnel *tun = p->mode == VG_MODE_TUNNEL ? tunnel_of(p) : NULL;
 	__u32 tun_ifindex = tunnel_ifindex(tun), v, addr4;
 
+	/* An empty name (or none) unbinds: that is clearing it. */
 	if (level == SOL_SOCKET && optname == SO_BINDTODEVICE)
-		return !tun_ifindex || !optval_is_ifname(ctx, p->tunnel);
+		return !optval_is_ifname(ctx, "") && (!tun_ifindex || !optval_is_ifname(ctx, p->tunnel));
 	if (level == SOL_IP && optname == IP_MULTICAST_IF)
 		return !ip_mreq_interface(ctx, optlen, optname, &v, &addr4) ||
 		       ((v || addr4) && !names_tunnel(tun, tun_ifindex, v, addr4));
@@ -112,7 +113,7 @@ static __always_inline bool steers_off_tunnel(struct bpf_sockopt *ctx, int level
 		if (optname == SO_MARK)
 			/* The mark that steers into the tunnel (or none, outside tunnel mode) stays. */
 			return !sk || v != sk->mark;
-		return !tun_ifindex || v != tun_ifindex; /* SO_BINDTOIFINDEX */
+		return v && (!tun_ifindex || v != tun_ifindex); /* SO_BINDTOIFINDEX; 0 unbinds */
 	}
 	/* IP(V6)_UNICAST_IF take the ifindex in network byte order, IPV6_MULTICAST_IF in host order. */
 	if (optname != IPV6_MULTICAST_IF || level != SOL_IPV6)

@@ -283,16 +283,23 @@ int vg_tc_egress(struct __sk_buff *skb)
 	struct vg_tunnel *tun;
 	struct vg_addr src;
 
+	/* The guard's own packets: those of its cgroup's sockets, AF_PACKET ones included. */
+	bool ours = bpf_skb_ancestor_cgroup_id(skb, guard_cgroup_level) == id;
+
 	p = bpf_map_lookup_elem(&vg_policy, &id);
-	if (!p || parse_packet(skb, false, &at, &src))
-		return TCX_NEXT;
+	/* Rule 2 for what no cgroup hook saw: no policy, or headers it cannot read. */
+	if (parse_packet(skb, false, &at, &src) || !p) {
+		if (!ours || vg_addr_is_loopback(&at.dst))
+			return TCX_NEXT;
+		deny(&at, VG_R_NO_POLICY);
+		return TC_ACT_SHOT;
+	}
 	tun = tunnel_of(p);
 	if (tun && is_tunnel_addr(tun, &src)) {
 		deny(&at, VG_R_TUNNEL_SRC);
 		return TC_ACT_SHOT;
 	}
-	if (bpf_skb_ancestor_cgroup_id(skb, guard_cgroup_level) != id ||
-	    vg_addr_is_loopback(&at.dst) || in_allowed(p, &at.dst))
+	if (!ours || vg_addr_is_loopback(&at.dst) || in_allowed(p, &at.dst))
 		return TCX_NEXT;
 	deny(&at, VG_R_OFF_TUNNEL);
 	return TC_ACT_SHOT;

@@ -71,12 +71,16 @@
  * MCAST_JOIN_SOURCE_GROUP, IPV6_ADD_MEMBERSHIP, IPV6_JOIN_ANYCAST) on any
  * interface but the tunnel, "any interface" included (VG_R_MULTICAST): the
  * kernel sends the IGMP/MLD reports itself, with no socket no later layer
- * sees. In gateway mode there is no tunnel: every join is refused. Raw
- * sockets are refused at creation (VG_R_RAW). On the tunnel namespace's other
- * interfaces, a tc program drops packets whose source is one of the tunnel's
- * own addresses (VG_R_TUNNEL_SRC), and packets of the guard (VG_R_OFF_TUNNEL)
- * unless rule 1 or 5 allows them; with no policy for the guard it passes
- * everything (the cgroup programs deny those).
+ * sees. In gateway mode there is no tunnel: every join is refused. Raw inet
+ * sockets (SOCK_RAW of AF_INET, AF_INET6) are refused at creation (VG_R_RAW).
+ * On the tunnel namespace's other interfaces, a tc program drops packets whose
+ * source is one of the tunnel's own addresses (VG_R_TUNNEL_SRC), and packets of
+ * the guard (VG_R_OFF_TUNNEL) unless rule 1 or 5 allows them; with no policy
+ * for the guard, or headers it cannot read, it drops the guard's packets that
+ * are not to loopback (VG_R_NO_POLICY, rule 2). tc is the only layer that sees
+ * packet sockets (AF_PACKET): no cgroup hook exists for them, so in any other
+ * namespace than the tunnel's their packets are judged by nothing (the
+ * README's first limit: take CAP_NET_RAW from guarded processes).
  *
  * Every denial increments vg_counters[{guard, reason}] (exact) and emits a
  * struct vg_event on vg_events, at most VG_EVENT_BURST per guard and reason

@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from vgagent import CLOSED, OPEN, fig, ms, write_config
+from vgagent import CLOSED, OPEN, ev, fig, ms, write_config
 from vgagentcase import agent_world, case  # noqa: F401 (the fixtures)
 from vgguard import pin_root
-from vgproc import pid_alive
+from vgproc import pid_alive, wait_until
 from vgworld import snapshot_diff, state_snapshot
 
 
@@ -162,3 +162,22 @@ def test_plain_reattach_of_closed_guard_stays_closed(case):
     case.gsend(case.cg, 2, 0, "closed")
     case.real_ip_off()
     assert a.stop() == 0
+
+
+@pytest.mark.parametrize("probed", [False, True], ids=["unprobed", "probed"])
+def test_detach_beside_the_agent_lets_the_guard_go(case, probed):
+    """`detach` of the agent's only guard while it runs: the agent logs that it let the guard
+    go (no pins made again from nothing, no alert, no lease written) and exits 0 within a
+    tick; guarded UDP is no longer judged (the cgroup is unguarded)."""
+    words = ["--probe-url", case.url("/ip")] if probed else []
+    a = case.agent("det", *case.guard(case.cg), *words, "--probe-interval", "1s")
+    if probed:
+        assert a.log.wait(OPEN, timeout=6), a.log.tail()
+    assert wait_until(lambda: case.state() == "open", 6), "the guard is not open"
+    assert case.vg_run("detach", "--cgroup", case.cg).returncode == 0
+    assert a.log.wait(ev("pins", why="detached", action="let go"), timeout=5), a.log.tail()
+    assert wait_until(lambda: not a.alive(), 5), "the agent still runs with no guard left"
+    assert a.stop() == 0
+    assert not a.log.first(ev("pins", action="lost")), "it tried to make the pins again"
+    assert "every guard was detached" in a.stderr()
+    assert case.status() is None

@@ -87,21 +87,21 @@ and test_agent.sh, under way).
                                  IPV6_UNICAST_IF*];
                                  steering_rows::test_multicast_joins[*_MULTICAST_IF*]
      clearing them is fine       steering_rows::test_multicast_joins[*_MULTICAST_IF cleared-*],
-                                 notes::test_option_cleared[*]: SO_BINDTODEVICE "" and
-                                 SO_BINDTOIFINDEX 0 FAIL (refused, sockopt counted)
+                                 notes::test_option_cleared[*] (SO_BINDTODEVICE "" and
+                                 SO_BINDTOIFINDEX 0 were refused until this test found it)
      SO_MARK but its own         steering::test_so_mark[*],
                                  egress_steering::test_steering[SO_MARK*]
      joins but on the tunnel     steering_rows::test_multicast_joins[*]
      gateway: every join refused notes::test_gateway_joins[*]
- Raw sockets refused at creation egress_steering::test_steering[raw*] (AF_INET/AF_INET6 only: an
-                                 AF_PACKET socket is made, see the tc rows)
+ Raw inet sockets refused at    egress_steering::test_steering[raw*] (an AF_PACKET socket is
+     creation                    made: see the tc rows)
  tc: the tunnel's source         tc::test_tc[*]
  tc: the guard's packets, unless notes::test_tc[AF_PACKET: *] (Internet host dropped off_tunnel,
      rule 1 or 5 allows          open or closed; allowed subnet and loopback destination pass)
- tc: no policy passes all        notes::test_tc[no policy: the tunnel's source passes tc*]
-     "(the cgroup programs deny  notes::test_tc[no policy: a guard's AF_PACKET packet*] FAILS and
-     those)"                     notes::test_tc[third netns: a guard's AF_PACKET packet*] FAILS:
-                                 no cgroup program sees an AF_PACKET socket's packets
+ tc: no policy drops the       notes::test_tc[no policy: a guard's AF_PACKET packet*]; an
+     guard's packets (rule 2)    unguarded sender passes: notes::test_tc[no policy: the tunnel's*]
+ AF_PACKET outside the tunnel's  notes::test_tc[third netns: a guard's AF_PACKET packet*] (the
+     namespace: judged by nothing limit, as the header states it)
  Counters exact, events limited  cli_events::test_rate_limit (2000 denials counted, 20 a window)
 
 Run one case: pytest-3 tests/kernel/test_rule_order.py -k 'no and policy and TCP'

@@ -7,13 +7,15 @@ no namespace (netns cookie 0). The tc rows send one hand-made IPv4 UDP packet fr
 socket of the guarded cgroup (as root) out of the veth of the row's namespace: no inet hook of
 the guard sees it, so in HOME only the guard's tc program on the veth judges it.
 
-Four rows fail, the header's words against the kernel (kept failing, not marked):
- - with no policy the guard's tc program passes everything "(the cgroup programs deny those)",
-   and "a socket in another network namespace" is denied: an AF_PACKET socket's packets meet no
-   cgroup program, so from HOME with no policy and from the third namespace at any time they
-   arrive (leak4 / third on the far side);
+Four rows failed first, the header's words against the kernel; each was fixed on one side:
+ - with no policy the guard's tc program passed everything "(the cgroup programs deny those)",
+   but an AF_PACKET socket's packets meet no cgroup program: tc now drops the guard's packets
+   with no policy (rule 2, no_policy) - the code was wrong;
+ - "a socket in another network namespace" is denied: not an AF_PACKET one, which no hook of
+   any kind sees outside the tunnel's namespace - the header was wrong, and now says so (the
+   README's CAP_NET_RAW limit); the row proves the limit as stated;
  - setsockopt "naming anything but the tunnel (clearing them is fine)": SO_BINDTODEVICE "" and
-   SO_BINDTOIFINDEX 0 are refused (EPERM, sockopt counted; unguarded both are ok).
+   SO_BINDTOIFINDEX 0 were refused - the code was wrong, and clears them now.
 
 Run one case: pytest-3 tests/kernel/test_rule_order_notes.py -k 'gateway and closed'
 """
@@ -98,14 +100,14 @@ TC = [
      {}, "afpacket 127.0.0.1 9"),
     ("AF_PACKET, closed: Internet host dropped (off_tunnel)", "closed", "home", "errno 105", {},
      {"off_tunnel": 1}, "afpacket {I} 9"),
-    # The header: with no policy tc passes everything, "the cgroup programs deny those".
+    # Rule 2 at tc: with no policy the guard's packets are dropped, an unguarded sender's not.
     ("no policy: the tunnel's source passes tc (unguarded sender)", "no_policy", "unguarded",
      SENT, {"vpnsrc": 1, "lan": 1}, {}, "sendto {L} 9 --src {VPN}"),
     ("no policy: a guard's AF_PACKET packet to the Internet is denied", "no_policy", "home", ".*",
      {}, "*", "afpacket {I} 9"),
-    # Rule 3 in its own words: a socket of the guard in another namespace is denied.
-    ("third netns: a guard's AF_PACKET packet to the Internet is denied", "open", "third", ".*",
-     {}, "*", "afpacket {I} 9"),
+    # The limit the header states: outside the tunnel's namespace nothing sees packet sockets.
+    ("third netns: a guard's AF_PACKET packet is judged by nothing (the stated limit)", "open",
+     "third", "sent 32", {"third": 1}, {}, "afpacket {I} 9"),
 ]
 
 

@@ -42,6 +42,7 @@ struct group {
 	struct vg_health h;
 	struct vg_prober *prober;
 	bool judged;                /* last_why is set */
+	bool let_go;                /* detached by someone else: no more probes, leases, pins */
 	enum vg_why last_why;
 };
 
@@ -90,12 +91,16 @@ int probing_start(struct agent *a);
 void probing_stop(struct agent *a);
 /* Guards with no probe: the lease only says the agent is alive. */
 void probing_renew_unprobed(struct agent *a);
+/* The guard g was detached (not by the agent): its probes stop, nothing is written for it. */
+void probing_let_go(struct agent *a, int g);
 
 /* tick.c */
 int tick_add_source(struct agent *a);
 int tick_set_period(struct agent *a, unsigned ms);
 /* Logs each finding of the escape scan that the last scan did not have. */
 void tick_scan_now(struct agent *a);
+/* Pins that vanished are made again; a guard someone detached is let go (all: the agent ends). */
+void tick_check_pins(struct agent *a);
 
 /* reload.c */
 int reload_add_source(struct agent *a);

@@ -17,11 +17,18 @@ static void set_guard_state(struct agent *a, int g, __u32 state)
 	struct vg_state st = { .state = state };
 	int err;
 
+	if (a->groups[g].let_go)
+		return;
 	if (state == VG_STATE_OPEN)
 		st.lease_deadline_ns = vg_boot_ns() + (__u64)spec->health.lease_ms * 1000000ULL;
-	for (int i = 0; i < spec->n_cgroups; i++)
-		if ((err = vg_state_write(spec->cgroups[i].id, &st)))
+	for (int i = 0; i < spec->n_cgroups && !a->groups[g].let_go; i++) {
+		err = vg_state_write(spec->cgroups[i].id, &st);
+		/* Not attached any more: detached, or its pins gone; the pin check tells which. */
+		if (err == -ENOENT)
+			tick_check_pins(a);
+		else if (err)
 			vg_error(err, "agent: write state of %s", spec->cgroups[i].path);
+	}
 }
 
 static void judge_round(struct agent *a, int g, const struct vg_probe_result *r)
@@ -109,6 +116,13 @@ static bool guard_is_open(const struct vg_guard_spec *spec)
 
 	return !vg_map_read(VG_MAP_STATE, &spec->cgroups[0].id, &st) && st.state == VG_STATE_OPEN &&
 	       (!st.lease_deadline_ns || st.lease_deadline_ns > vg_boot_ns());
+}
+
+void probing_let_go(struct agent *a, int g)
+{
+	vg_prober_stop(a->groups[g].prober);
+	a->groups[g].prober = NULL;
+	a->groups[g].let_go = true;
 }
 
 void probing_stop(struct agent *a)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,8 +47,9 @@ void tick_scan_now(struct agent *a)
  * kernel's. When they vanish (rm -rf, a bpffs mount that went away), they are
  * made again from what the kernel holds, logged and alerted.
  */
-static void restore_pins(struct agent *a, const struct vg_guard_spec *spec, const struct vg_cgroup *cg)
+static void restore_pins(struct agent *a, int g, const struct vg_cgroup *cg)
 {
+	const struct vg_guard_spec *spec = &a->set->specs[g];
 	int fd = open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int made = fd < 0 ? -errno : vg_pins_restore(fd, cg->id);
 	struct json_object *rec = vg_log_record(VG_REC_PINS);
@@ -55,6 +57,15 @@ static void restore_pins(struct agent *a, const struct vg_guard_spec *spec, cons
 	if (fd >= 0)
 		close(fd);
 	agent_add_guard(rec, spec);
+	/* The cgroup is there and holds none of the guard's programs: `detach` took it. */
+	if (fd >= 0 && made == -ENOENT) {
+		json_object_object_add(rec, "why", json_object_new_string("detached"));
+		json_object_object_add(rec, "action", json_object_new_string("let go"));
+		agent_log(a, rec);
+		json_object_put(rec);
+		probing_let_go(a, g);
+		return;
+	}
 	json_object_object_add(rec, "why", json_object_new_string("pins_removed"));
 	json_object_object_add(rec, "pin_root", json_object_new_string(vg_pin_root()));
 	json_object_object_add(rec, "action", json_object_new_string(made < 0 ? "lost" : "restored"));
@@ -68,14 +79,22 @@ static void restore_pins(struct agent *a, const struct vg_guard_spec *spec, cons
 	json_object_put(rec);
 }
 
-static void check_pins(struct agent *a)
+void tick_check_pins(struct agent *a)
 {
+	int held = 0;
+
 	for (int g = 0; g < a->set->n; g++) {
 		const struct vg_guard_spec *spec = &a->set->specs[g];
 
-		for (int i = 0; i < spec->n_cgroups; i++)
+		for (int i = 0; i < spec->n_cgroups && !a->groups[g].let_go; i++)
 			if (!vg_pins_present(spec->cgroups[i].id))
-				restore_pins(a, spec, &spec->cgroups[i]);
+				restore_pins(a, g, &spec->cgroups[i]);
+		held += !a->groups[g].let_go;
+	}
+	/* Every guard detached: nothing is left to keep true. */
+	if (!held && a->set->n) {
+		fprintf(stderr, "vpnguard-bpf: agent: every guard was detached; exiting\n");
+		sd_event_exit(a->loop, 0);
 	}
 }
 
@@ -85,8 +104,9 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 	struct agent *a = userdata;
 	uint64_t now;
 
+	/* Pins first: a guard someone detached is let go before its lease would be written. */
+	tick_check_pins(a);
 	probing_renew_unprobed(a);
-	check_pins(a);
 	if (vg_boot_ns() - a->last_scan_ns + a->tick_us * 1000 / 2 >= VG_SCAN_INTERVAL_S * 1000000000ULL)
 		tick_scan_now(a);
 	/* From when it was due, so ticks do not drift; from now after a suspend that skipped some. */
