@@ -118,6 +118,8 @@ install: $(OUT)/vpnguard-bpf
 	install -D -m 0644 scripts/dist/vpnguard.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/vpnguard
 	install -m 0644 scripts/dist/vpnguard.conf $(DESTDIR)$(DOCDIR)/vpnguard.conf.sample
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -d $(DESTDIR)$(DOCDIR)/docs
+	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
 	[ -e $(DESTDIR)$(SYSCONFDIR)/vpnguard/vpnguard.conf ] || \
 		install -m 0600 scripts/dist/vpnguard.conf $(DESTDIR)$(SYSCONFDIR)/vpnguard/vpnguard.conf
 
