@@ -305,13 +305,9 @@ int vg_steer_apply(int netns_fd, const struct vg_steer *s, bool *made_mark_rule)
 	return err;
 }
 
-struct remove_req {
-	__u32 fwmark, table;
-};
-
-static int remove_here(void *arg)
+/* In the calling namespace: its rules dumped, then fn with them; everything released after. */
+static int with_rules(int (*fn)(struct nl *nl, const struct rule_list *l, void *arg), void *arg)
 {
-	struct remove_req *req = arg;
 	struct rule_list l = { .max = MAX_RULES };
 	struct nl nl;
 	int err;
@@ -320,21 +316,40 @@ static int remove_here(void *arg)
 		return err;
 	l.rules = calloc(MAX_RULES, sizeof(*l.rules));
 	err = l.rules ? rule_dump(&nl, &l) : -ENOMEM;
+	if (!err)
+		err = fn(&nl, &l, arg);
+	free(l.rules);
+	mnl_socket_close(nl.sock);
+	return err;
+}
+
+struct remove_req {
+	__u32 fwmark, table;
+};
+
+static int remove_rules(struct nl *nl, const struct rule_list *l, void *arg)
+{
+	struct remove_req *req = arg;
+	int err = 0;
+
 	/* Rules first, so the mark never meets a table that is being emptied. */
-	for (int i = 0; i < l.n && !err; i++)
-		if (ours(&l.rules[i], req->fwmark))
-			err = rule_del(&nl, &l.rules[i]);
+	for (int i = 0; i < l->n && !err; i++)
+		if (ours(&l->rules[i], req->fwmark))
+			err = rule_del(nl, &l->rules[i]);
 	/* The tunnel's route and the unreachable one; more only if someone added them. */
 	for (int i = 0; i < 8 && !err; i++) {
-		int r = route_msg(&nl, RTM_DELROUTE, 0, req->table, 0, 0);
+		int r = route_msg(nl, RTM_DELROUTE, 0, req->table, 0, 0);
 
 		if (r == -ESRCH || r == -ENOENT)
 			break;
 		err = r;
 	}
-	free(l.rules);
-	mnl_socket_close(nl.sock);
 	return err;
+}
+
+static int remove_here(void *arg)
+{
+	return with_rules(remove_rules, arg);
 }
 
 int vg_steer_remove(int netns_fd, __u32 fwmark, __u32 table)
@@ -349,22 +364,19 @@ struct taken_req {
 	bool taken;
 };
 
-static int taken_here(void *arg)
+static int taken_rules(struct nl *nl, const struct rule_list *l, void *arg)
 {
 	struct taken_req *req = arg;
-	struct rule_list l = { .max = MAX_RULES };
-	struct nl nl;
-	int err;
 
-	if ((err = nl_open(&nl)))
-		return err;
-	l.rules = calloc(MAX_RULES, sizeof(*l.rules));
-	err = l.rules ? rule_dump(&nl, &l) : -ENOMEM;
-	for (int i = 0; i < l.n && !err; i++)
-		req->taken |= l.rules[i].fwmark == req->fwmark || l.rules[i].table == req->table;
-	free(l.rules);
-	mnl_socket_close(nl.sock);
-	return err;
+	(void)nl;
+	for (int i = 0; i < l->n; i++)
+		req->taken |= l->rules[i].fwmark == req->fwmark || l->rules[i].table == req->table;
+	return 0;
+}
+
+static int taken_here(void *arg)
+{
+	return with_rules(taken_rules, arg);
 }
 
 int vg_steer_taken(int netns_fd, __u32 fwmark, __u32 table, bool *taken)

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,4 +433,52 @@ static const char *const record_names[] = {
 const char *vg_record_name(enum vg_record kind)
 {
 	return kind < sizeof(record_names) / sizeof(record_names[0]) ? record_names[kind] : "unknown";
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int fixed_digits(const char **p, int n, unsigned *v)
+{
+	*v = 0;
+	for (int i = 0; i < n; i++, (*p)++) {
+		if (**p < '0' || **p > '9')
+			return -EINVAL;
+		*v = *v * 10 + (unsigned)(**p - '0');
+	}
+	return 0;
+}
+
+int vg_parse_time(const char *s, int64_t *ns)
+{
+	static const unsigned mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	unsigned y, mo, d, h, mi, sec, frac = 0, scale = 1000000000;
+	const char *p = s;
+
+	if (!s || fixed_digits(&p, 4, &y) || *p++ != '-' || fixed_digits(&p, 2, &mo) || *p++ != '-' ||
+	    fixed_digits(&p, 2, &d) || *p++ != 'T' || fixed_digits(&p, 2, &h) || *p++ != ':' ||
+	    fixed_digits(&p, 2, &mi) || *p++ != ':' || fixed_digits(&p, 2, &sec))
+		return -EINVAL;
+	if (*p == '.') {
+		if (*++p < '0' || *p > '9')
+			return -EINVAL;
+		for (; *p >= '0' && *p <= '9'; p++)
+			if (scale > 1)
+				frac = frac * 10 + (unsigned)(*p - '0'), scale /= 10;
+	}
+	/* ns since 1970 in 64 bits reach 2262: a record of another age is no record of ours. */
+	if (strcmp(p, "Z") || y < 1970 || y > 2261 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+	    h > 23 || mi > 59 || sec > 60)
+		return -EINVAL;
+	*ns = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * 1000000000LL) + (int64_t)frac * scale;
+	return 0;
 }

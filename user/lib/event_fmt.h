@@ -40,6 +40,9 @@ struct json_object *vg_event_to_json(const struct vg_event *e, int64_t boot_to_r
 /* ISO 8601 UTC with milliseconds, e.g. 2026-11-22T10:00:00.123Z. */
 void vg_format_time(int64_t real_ns, char *buf, size_t len);
 
+/* The other way: "2026-11-22T10:00:00.123Z" (any number of fraction digits, or none) into ns; -EINVAL otherwise. */
+int vg_parse_time(const char *s, int64_t *ns);
+
 /* The string form of rec[key]; NULL when absent or null. */
 const char *vg_json_str(struct json_object *rec, const char *key);
 

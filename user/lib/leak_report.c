@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "event_fmt.h"
+#include "blocked_tally.h"
 #include "leak_report.h"
 
 #define NS 1000000000LL
@@ -11,12 +12,6 @@
 enum state { ST_UNKNOWN, ST_OPEN, ST_CLOSED };
 
 static const char *const state_names[] = { "unknown", "open", "closed" };
-
-/* Blocked attempts: counts keyed by reason and comm, destinations keyed by "dst|dport|proto". */
-struct blocked {
-	int64_t total;
-	struct json_object *by_reason, *by_comm, *dests;
-};
 
 struct guard {
 	char *name;
@@ -35,13 +30,13 @@ struct guard {
 	int64_t dur_n;
 	struct json_object *seen;       /* ip -> { ip, checks, first, last, real_ip } */
 	bool leak;
-	struct blocked b;
+	struct vg_blocked b;
 };
 
 /* Blocked attempts of one cgroup, put with a guard once every record is read. */
 struct cgroup_blocked {
 	char *cgroup;
-	struct blocked b;
+	struct vg_blocked b;
 };
 
 struct vg_leak_report {
@@ -56,67 +51,7 @@ struct vg_leak_report {
 	struct json_tokener *tok;       /* one for every line: a new one each costs a third of the time */
 };
 
-/* ---- time ---- */
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-static int fixed_digits(const char **p, int n, unsigned *v)
-{
-	*v = 0;
-	for (int i = 0; i < n; i++, (*p)++) {
-		if (**p < '0' || **p > '9')
-			return -EINVAL;
-		*v = *v * 10 + (unsigned)(**p - '0');
-	}
-	return 0;
-}
-
-int vg_parse_time(const char *s, int64_t *ns)
-{
-	static const unsigned mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	unsigned y, mo, d, h, mi, sec, frac = 0, scale = 1000000000;
-	const char *p = s;
-
-	if (!s || fixed_digits(&p, 4, &y) || *p++ != '-' || fixed_digits(&p, 2, &mo) || *p++ != '-' ||
-	    fixed_digits(&p, 2, &d) || *p++ != 'T' || fixed_digits(&p, 2, &h) || *p++ != ':' ||
-	    fixed_digits(&p, 2, &mi) || *p++ != ':' || fixed_digits(&p, 2, &sec))
-		return -EINVAL;
-	if (*p == '.') {
-		if (*++p < '0' || *p > '9')
-			return -EINVAL;
-		for (; *p >= '0' && *p <= '9'; p++)
-			if (scale > 1)
-				frac = frac * 10 + (unsigned)(*p - '0'), scale /= 10;
-	}
-	/* ns since 1970 in 64 bits reach 2262: a record of another age is no record of ours. */
-	if (strcmp(p, "Z") || y < 1970 || y > 2261 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
-	    h > 23 || mi > 59 || sec > 60)
-		return -EINVAL;
-	*ns = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * NS) + (int64_t)frac * scale;
-	return 0;
-}
-
 /* ---- building ---- */
-
-static void inc(struct json_object *counts, const char *key, int64_t n)
-{
-	struct json_object *v;
-
-	if (json_object_object_get_ex(counts, key, &v))
-		json_object_int_inc(v, n);
-	else
-		json_object_object_add(counts, key, json_object_new_int64(n));
-}
 
 static struct json_object *seconds(int64_t ns)
 {
@@ -132,52 +67,6 @@ static struct json_object *time_str(int64_t ns)
 
 	vg_format_time(ns, s, sizeof(s));
 	return json_object_new_string(s);
-}
-
-static void blocked_init(struct blocked *b)
-{
-	b->by_reason = json_object_new_object();
-	b->by_comm = json_object_new_object();
-	b->dests = json_object_new_object();
-}
-
-static void blocked_put(struct blocked *b)
-{
-	json_object_put(b->by_reason);
-	json_object_put(b->by_comm);
-	json_object_put(b->dests);
-}
-
-static void dest_add(struct json_object *dests, const char *dst, int dport, const char *proto, int64_t n)
-{
-	struct json_object *d;
-	char key[128];
-
-	snprintf(key, sizeof(key), "%s|%d|%s", dst, dport, proto);
-	if (json_object_object_get_ex(dests, key, &d)) {
-		json_object_int_inc(json_object_object_get(d, "count"), n);
-		return;
-	}
-	d = json_object_new_object();
-	json_object_object_add(d, "dst", json_object_new_string(dst));
-	json_object_object_add(d, "dport", json_object_new_int(dport));
-	json_object_object_add(d, "proto", json_object_new_string(proto));
-	json_object_object_add(d, "count", json_object_new_int64(n));
-	json_object_object_add(dests, key, d);
-}
-
-static void blocked_merge(struct blocked *to, const struct blocked *from)
-{
-	to->total += from->total;
-	json_object_object_foreach(from->by_reason, r, rv)
-		inc(to->by_reason, r, json_object_get_int64(rv));
-	json_object_object_foreach(from->by_comm, c, cv)
-		inc(to->by_comm, c, json_object_get_int64(cv));
-	json_object_object_foreach(from->dests, k, d) {
-		(void)k;
-		dest_add(to->dests, vg_json_str(d, "dst"), json_object_get_int(json_object_object_get(d, "dport")),
-			 vg_json_str(d, "proto"), json_object_get_int64(json_object_object_get(d, "count")));
-	}
 }
 
 static struct guard *guard_get(struct vg_leak_report *r, const char *name, bool cgroup_only)
@@ -199,7 +88,7 @@ static struct guard *guard_get(struct vg_leak_report *r, const char *name, bool 
 	g->changes = json_object_new_array();
 	g->by_why = json_object_new_object();
 	g->seen = json_object_new_object();
-	blocked_init(&g->b);
+	vg_blocked_init(&g->b);
 	return g;
 }
 
@@ -291,7 +180,7 @@ static void guard_round(struct vg_leak_report *r, struct json_object *rec, const
 	if (s != ST_UNKNOWN)
 		g->state = s;
 	g->checks++;
-	inc(g->by_why, why, 1);
+	vg_count_inc(g->by_why, why, 1);
 	if (json_object_object_get_ex(rec, "duration_s", &dur) &&
 	    (json_object_is_type(dur, json_type_double) || json_object_is_type(dur, json_type_int))) {
 		double d = json_object_get_double(dur);
@@ -346,15 +235,11 @@ static void blocked_record(struct vg_leak_report *r, struct json_object *rec)
 		cb = &r->cb[r->n_cb++];
 		cb->cgroup = strdup(cg);
 		memset(&cb->b, 0, sizeof(cb->b));
-		blocked_init(&cb->b);
+		vg_blocked_init(&cb->b);
 	}
 	r->records++;
-	cb->b.total++;
-	inc(cb->b.by_reason, vg_json_str(rec, "reason") ?: "-", 1);
-	inc(cb->b.by_comm, vg_json_str(rec, "comm") ?: "?", 1);
-	if (dst)
-		dest_add(cb->b.dests, dst, json_object_get_int(json_object_object_get(rec, "dport")),
-			 vg_json_str(rec, "proto") ?: "-", 1);
+	vg_blocked_add(&cb->b, vg_json_str(rec, "reason"), vg_json_str(rec, "comm"), dst,
+		       json_object_get_int(json_object_object_get(rec, "dport")), vg_json_str(rec, "proto"));
 }
 
 void vg_leak_report_record(struct vg_leak_report *r, struct json_object *rec)
@@ -387,9 +272,9 @@ void vg_leak_report_record(struct vg_leak_report *r, struct json_object *rec)
 	else if (!strcmp(event, "tunnel_up"))
 		r->tunnel_up++;
 	else if (!strcmp(event, "docker"))
-		inc(r->docker, vg_json_str(rec, "action") ?: "-", 1);
+		vg_count_inc(r->docker, vg_json_str(rec, "action") ?: "-", 1);
 	else if (!strcmp(event, "reload"))
-		inc(r->reload, vg_json_str(rec, "result") ?: "-", 1);
+		vg_count_inc(r->reload, vg_json_str(rec, "result") ?: "-", 1);
 	else if (!strcmp(event, "scan"))
 		r->scan++;
 	else if (!strcmp(event, "pins"))
@@ -458,11 +343,11 @@ void vg_leak_report_free(struct vg_leak_report *r)
 		json_object_put(r->g[i].changes);
 		json_object_put(r->g[i].by_why);
 		json_object_put(r->g[i].seen);
-		blocked_put(&r->g[i].b);
+		vg_blocked_put(&r->g[i].b);
 	}
 	for (int i = 0; i < r->n_cb; i++) {
 		free(r->cb[i].cgroup);
-		blocked_put(&r->cb[i].b);
+		vg_blocked_put(&r->cb[i].b);
 	}
 	json_object_put(r->docker);
 	json_object_put(r->reload);
@@ -502,37 +387,6 @@ static struct guard *guard_of_cgroup(struct vg_leak_report *r, const char *cg)
 				best = &r->g[i], best_fit = fit;
 		}
 	return best;
-}
-
-static int by_count(const void *a, const void *b)
-{
-	struct json_object *x = *(struct json_object *const *)a, *y = *(struct json_object *const *)b;
-	int64_t cx = json_object_get_int64(json_object_object_get(x, "count"));
-	int64_t cy = json_object_get_int64(json_object_object_get(y, "count"));
-	int c = strcmp(vg_json_str(x, "dst"), vg_json_str(y, "dst"));
-
-	return cx != cy ? (cx < cy ? 1 : -1) : c ? c : json_object_get_int(json_object_object_get(x, "dport")) -
-						       json_object_get_int(json_object_object_get(y, "dport"));
-}
-
-static struct json_object *blocked_json(const struct blocked *b)
-{
-	struct json_object *o = json_object_new_object(), *top = json_object_new_array();
-
-	json_object_object_add(o, "total", json_object_new_int64(b->total));
-	json_object_object_add(o, "by_reason", json_object_get(b->by_reason));
-	json_object_object_add(o, "by_comm", json_object_get(b->by_comm));
-	json_object_object_foreach(b->dests, k, d) {
-		(void)k;
-		json_object_array_add(top, json_object_get(d));
-	}
-	json_object_array_sort(top, by_count);
-	if (json_object_array_length(top) > VG_REPORT_TOP_DESTINATIONS)
-		json_object_array_del_idx(top, VG_REPORT_TOP_DESTINATIONS,
-					  json_object_array_length(top) - VG_REPORT_TOP_DESTINATIONS);
-	json_object_object_add(o, "top_destinations", top);
-	json_object_object_add(o, "destinations", json_object_new_int(json_object_object_length(b->dests)));
-	return o;
 }
 
 static struct json_object *guard_json(struct vg_leak_report *r, struct guard *g)
@@ -582,7 +436,7 @@ static struct json_object *guard_json(struct vg_leak_report *r, struct guard *g)
 	json_object_object_add(o, "seen", seen);
 	json_object_object_add(o, "real_ip_seen", json_object_new_boolean(g->leak));
 	json_object_object_add(o, "real_ips", real);
-	json_object_object_add(o, "blocked", blocked_json(&g->b));
+	json_object_object_add(o, "blocked", vg_blocked_json(&g->b, VG_REPORT_TOP_DESTINATIONS));
 	return o;
 }
 
@@ -604,9 +458,9 @@ struct json_object *vg_leak_report_result(struct vg_leak_report *r)
 			json_object_put(one);
 		}
 		if (g)
-			blocked_merge(&g->b, &r->cb[i].b);
-		blocked_put(&r->cb[i].b);
-		blocked_init(&r->cb[i].b);
+			vg_blocked_merge(&g->b, &r->cb[i].b);
+		vg_blocked_put(&r->cb[i].b);
+		vg_blocked_init(&r->cb[i].b);
 	}
 	json_object_object_add(o, "from", time_str(r->from));
 	json_object_object_add(o, "to", time_str(r->to));

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <json-c/json.h>
+#include "event_fmt.h"
 
 /* The changes kept per guard: the latest; older ones are counted as changes_omitted. */
 #define VG_REPORT_MAX_CHANGES 100
@@ -62,9 +63,6 @@ char *vg_leak_report_text(struct json_object *report);
 
 /* A one-line summary for a notification's title and message (escaped). */
 void vg_leak_report_summary(struct json_object *report, char *buf, size_t len);
-
-/* "2026-11-22T10:00:00.123Z" (any number of fraction digits, or none) into ns; -EINVAL otherwise. */
-int vg_parse_time(const char *s, int64_t *ns);
 
 /* A length of time for a person: "2d 3h", "1h 5m", "42s", "0.250s". */
 void vg_format_span(double seconds, char *buf, size_t len);
