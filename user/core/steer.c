@@ -61,14 +61,20 @@ struct rule {
 	__u8 dst_len;
 };
 
+/* A request in buf: its header, and the family header of size extra (returned) after it. */
+static void *nl_request(char *buf, int type, int flags, size_t extra, struct nlmsghdr **nlh)
+{
+	*nlh = mnl_nlmsg_put_header(buf);
+	(*nlh)->nlmsg_type = type;
+	(*nlh)->nlmsg_flags = NLM_F_REQUEST | flags;
+	return mnl_nlmsg_put_extra_header(*nlh, extra);
+}
+
 static struct nlmsghdr *rule_msg(char *buf, int type, int flags, const struct rule *r)
 {
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct fib_rule_hdr *frh;
+	struct nlmsghdr *nlh;
+	struct fib_rule_hdr *frh = nl_request(buf, type, NLM_F_ACK | flags, sizeof(*frh), &nlh);
 
-	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-	frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
 	frh->family = AF_INET;
 	frh->action = FR_ACT_TO_TBL;
 	frh->table = r->table < 256 ? r->table : RT_TABLE_UNSPEC;
@@ -144,12 +150,9 @@ static int rule_dump_cb(const struct nlmsghdr *nlh, void *data)
 /* Every IPv4 rule of the namespace, at most l->max. */
 static int rule_dump(struct nl *nl, struct rule_list *l)
 {
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(nl->buf);
-	struct fib_rule_hdr *frh;
+	struct nlmsghdr *nlh;
+	struct fib_rule_hdr *frh = nl_request(nl->buf, RTM_GETRULE, NLM_F_DUMP, sizeof(*frh), &nlh);
 
-	nlh->nlmsg_type = RTM_GETRULE;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
 	frh->family = AF_INET;
 	l->n = 0;
 	return nl_talk(nl, nlh, rule_dump_cb, l);
@@ -189,14 +192,11 @@ static int gateway_dump_cb(const struct nlmsghdr *nlh, void *data)
  */
 static int tunnel_gateway(struct nl *nl, __u32 oif, __u32 *gw)
 {
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(nl->buf);
 	struct gateway_req req = { .oif = oif };
-	struct rtmsg *rtm;
+	struct nlmsghdr *nlh;
+	struct rtmsg *rtm = nl_request(nl->buf, RTM_GETROUTE, NLM_F_DUMP, sizeof(*rtm), &nlh);
 	int err;
 
-	nlh->nlmsg_type = RTM_GETROUTE;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
 	rtm->rtm_family = AF_INET;
 	err = nl_talk(nl, nlh, gateway_dump_cb, &req);
 	*gw = req.gw;
@@ -207,12 +207,9 @@ static int tunnel_gateway(struct nl *nl, __u32 oif, __u32 *gw)
 static int route_msg(struct nl *nl, int type, int flags, __u32 table, __u32 oif, __u32 gw)
 {
 	char buf[256];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct rtmsg *rtm;
+	struct nlmsghdr *nlh;
+	struct rtmsg *rtm = nl_request(buf, type, NLM_F_ACK | flags, sizeof(*rtm), &nlh);
 
-	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
 	rtm->rtm_family = AF_INET;
 	rtm->rtm_table = table < 256 ? table : RT_TABLE_UNSPEC;
 	mnl_attr_put_u32(nlh, RTA_TABLE, table);

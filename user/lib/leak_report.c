@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,6 +441,24 @@ static struct json_object *guard_json(struct vg_leak_report *r, struct guard *g)
 	return o;
 }
 
+/* The report's plain counts: the log's own ("log") and the other records' ("events"). */
+static const struct {
+	const char *name;
+	size_t off;
+	bool log;
+} counts[] = {
+	{ "tunnel_down", offsetof(struct vg_leak_report, tunnel_down), false },
+	{ "tunnel_up", offsetof(struct vg_leak_report, tunnel_up), false },
+	{ "scan", offsetof(struct vg_leak_report, scan), false },
+	{ "pins", offsetof(struct vg_leak_report, pins), false },
+	{ "log_lost", offsetof(struct vg_leak_report, log_lost), false },
+	{ "lines", offsetof(struct vg_leak_report, lines), true },
+	{ "records", offsetof(struct vg_leak_report, records), true },
+	{ "garbage", offsetof(struct vg_leak_report, garbage), true },
+	{ "unordered", offsetof(struct vg_leak_report, unordered), true },
+	{ "outside", offsetof(struct vg_leak_report, outside), true },
+};
+
 struct json_object *vg_leak_report_result(struct vg_leak_report *r)
 {
 	struct json_object *o = json_object_new_object(), *guards = json_object_new_array(),
@@ -471,19 +490,12 @@ struct json_object *vg_leak_report_result(struct vg_leak_report *r)
 	}
 	json_object_object_add(o, "leak", json_object_new_boolean(leak));
 	json_object_object_add(o, "guards", guards);
-	json_object_object_add(ev, "tunnel_down", json_object_new_int64(r->tunnel_down));
-	json_object_object_add(ev, "tunnel_up", json_object_new_int64(r->tunnel_up));
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
+		json_object_object_add(counts[i].log ? log : ev, counts[i].name,
+				       json_object_new_int64(*(const int64_t *)((const char *)r + counts[i].off)));
 	json_object_object_add(ev, "docker", json_object_get(r->docker));
 	json_object_object_add(ev, "reload", json_object_get(r->reload));
-	json_object_object_add(ev, "scan", json_object_new_int64(r->scan));
-	json_object_object_add(ev, "pins", json_object_new_int64(r->pins));
-	json_object_object_add(ev, "log_lost", json_object_new_int64(r->log_lost));
 	json_object_object_add(o, "events", ev);
-	json_object_object_add(log, "lines", json_object_new_int64(r->lines));
-	json_object_object_add(log, "records", json_object_new_int64(r->records));
-	json_object_object_add(log, "garbage", json_object_new_int64(r->garbage));
-	json_object_object_add(log, "unordered", json_object_new_int64(r->unordered));
-	json_object_object_add(log, "outside", json_object_new_int64(r->outside));
 	json_object_object_add(o, "log", log);
 	return o;
 }
