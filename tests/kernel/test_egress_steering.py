@@ -6,7 +6,7 @@ interface than the tunnel (SO_BINDTODEVICE, SO_BINDTOIFINDEX, SO_MARK, IP_UNICAS
 IPV6_UNICAST_IF, IP_PKTINFO) and raw sockets, as root and as nobody: judged by vgprobe's
 result line, the far side (every counter a row does not name stays 0) and the denial counters.
 test_steering_rows.py has the group joins and multicast interfaces; without a guard each of
-these leaks (test_topo_selftest.py).
+these leaks (test_topology.py).
 
 Run one row: pytest-3 tests/kernel/test_egress_steering.py -k 'PKTINFO and veth'
 """

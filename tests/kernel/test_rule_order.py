@@ -19,8 +19,7 @@ run out / running / deleted, the tunnel deleted (made again after the row). Tunn
 Claim of the header -> the test that proves it. order = this file, later =
 test_rule_order_later.py, notes = test_rule_order_notes.py; rules, tc, steering, steering_rows,
 egress_steering = test_<name>.py; tunnel_state, tunnel_deleted, cli_gateway, cli_events,
-cli_reattach, agent_netlink, agent_lease = test_<name>.py (ports of test_tunnel.sh, test_cli.sh
-and test_agent.sh, under way).
+cli_reattach, agent_netlink, agent_lease = test_<name>.py.
 
  every hook, descendants too     rules::test_nested[*] (a child cgroup of the guarded one)
  1 loopback, whatever else holds
