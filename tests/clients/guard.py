@@ -16,27 +16,9 @@ import re
 import signal
 import subprocess
 
-from vgproc import end_popen, pid_alive, wait_until
+from vgguard import agent_pidfile, drop_killed_agent_pidfile, foreign_agent, pin_root
+from vgproc import end_popen, wait_until
 
-
-
-def pin_root():
-    """Where vpnguard-bpf pins: VPNGUARD_PIN_ROOT (tests/conftest.py gives each session its own)."""
-    return os.environ.get("VPNGUARD_PIN_ROOT", "/sys/fs/bpf/vpnguard")
-
-
-def agent_pidfile():
-    return os.path.join(os.environ.get("VPNGUARD_RUN_DIR", "/run/vpnguard"), "agent.pid")
-
-
-def foreign_agent():
-    """PID of a running agent that is not ours (in our run directory), or None."""
-    try:
-        with open(agent_pidfile()) as f:
-            pid = int(f.readline().strip() or 0)
-    except (OSError, ValueError):
-        return None
-    return pid if pid and pid_alive(pid) else None
 
 
 class Guard:
@@ -124,14 +106,7 @@ class Guard:
     def close(self):
         if self.proc is not None:
             end_popen(self.proc, signal.SIGTERM, grace=10)
-            rc = self.proc.returncode
-            if rc is not None and rc < 0:  # killed: its pidfile is left behind; drop it if ours
-                try:
-                    with open(agent_pidfile()) as f:
-                        if int(f.readline().strip() or 0) == self.proc.pid:
-                            os.unlink(agent_pidfile())
-                except (OSError, ValueError):
-                    pass
+            drop_killed_agent_pidfile(self.proc)
             self.proc = None
         if self.attached:
             r = subprocess.run([self.vg, "detach", "--cgroup", self.cg], capture_output=True,

@@ -21,7 +21,7 @@ import subprocess
 import time
 
 from vgdocker import SLEEP, Container, rm_cgroup_parent
-from vgguard import Guard, agent_pidfile, pin_root
+from vgguard import Guard, drop_killed_agent_pidfile, pin_root
 from vgproc import end_popen, wait_until
 from vgworld import World, run_vg, status_json
 
@@ -76,14 +76,7 @@ class Agent:
         t0 = time.monotonic()
         rc = end_popen(self.proc, sig, grace)
         took = time.monotonic() - t0
-        if self.proc.returncode is not None and self.proc.returncode < 0:
-            # Killed: its pidfile is left behind; drop it if it is ours.
-            try:
-                with open(agent_pidfile()) as f:
-                    if int(f.readline().strip() or 0) == self.proc.pid:
-                        os.unlink(agent_pidfile())
-            except (OSError, ValueError):
-                pass
+        drop_killed_agent_pidfile(self.proc)
         self.proc = None
         return took, rc
 

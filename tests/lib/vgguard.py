@@ -57,6 +57,18 @@ def kernel_lock_held(timeout=900):
         os.close(fd)  # releases the lock
 
 
+def drop_killed_agent_pidfile(proc):
+    """A killed agent (proc, reaped) leaves its pidfile behind: removed if it is proc's."""
+    if proc.returncode is None or proc.returncode >= 0:
+        return
+    try:
+        with open(agent_pidfile()) as f:
+            if int(f.readline().strip() or 0) == proc.pid:
+                os.unlink(agent_pidfile())
+    except (OSError, ValueError):
+        pass
+
+
 def foreign_agent():
     """PID of a running agent, or None."""
     try:
@@ -151,14 +163,7 @@ class Guard:
     def close(self):
         if self.proc is not None:
             end_popen(self.proc, signal.SIGTERM, grace=10)
-            if self.proc.returncode is not None and self.proc.returncode < 0:
-                # Killed: its pidfile is left behind; drop it if it is ours.
-                try:
-                    with open(agent_pidfile()) as f:
-                        if int(f.readline().strip() or 0) == self.proc.pid:
-                            os.unlink(agent_pidfile())
-                except (OSError, ValueError):
-                    pass
+            drop_killed_agent_pidfile(self.proc)
             self.proc = None
         if self.attached:
             r = subprocess.run([self.vg, "detach", "--cgroup", self.cg], capture_output=True,
