@@ -21,7 +21,8 @@ Cases, client x routing ("default": the tunnel is HOME's default route;
      no DNS anywhere but through the tunnel
   c. the VPN killed mid-download (SIGKILL of the client's wireguard-go, held
      down 6 s): zero offwg packets while it is down
-  d. tunnel_up(): progress resumes within 10 s, same client process
+  d. tunnel_up(): progress resumes within 10 s over TCP, 20 s over uTP (its resend timer backs
+     off through the outage), same client process
   e. the download completes and its sha256 matches
 The control (no guard, "default") shows the counters catch a leak: once the
 tunnel is dead the client's packets appear on the veth.
