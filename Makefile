@@ -20,9 +20,9 @@ USER_DIRS  := cli core agent docker scan lib
 CFLAGS     ?= -O2 -g
 CFLAGS     += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Ibpf -I$(OUT) $(addprefix -Iuser/,$(USER_DIRS))
 DEPFLAGS   := -MMD -MP
-# libcurl is loaded when first used (user/lib/http.h), not linked: its headers only.
-PKGS       := libbpf libmnl json-c inih libsystemd libmicrohttpd
-LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl -ljson-c -linih -lsystemd -lmicrohttpd) -lelf -lz -lpthread
+# libcurl and libmicrohttpd are loaded when first used (user/lib/dl.h), not linked: their headers only.
+PKGS       := libbpf libmnl json-c inih libsystemd
+LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl -ljson-c -linih -lsystemd) -lelf -lz -lpthread -ldl
 
 # Pure logic: no syscalls beyond libc, unit-tested (and fuzzed) without root, clang or bpftool.
 PURE_SRCS  := user/cli/args.c user/cli/config.c user/core/policy.c user/lib/event_fmt.c \
@@ -73,7 +73,7 @@ $(OUT)/vgprobe: tests/tools/vgprobe.c | $(OUT)
 	$(CC) -O2 -g -Wall -Wextra -Werror $< -o $@
 
 # The Docker tests' event reader: vpnguard-bpf's own client against a real engine.
-$(OUT)/vgdockerev: tests/tools/vgdockerev.c $(patsubst %,$(OUT)/user/%.o,docker/docker docker/docker_json lib/http core/cgroup scan/proc_parse lib/event_fmt core/policy)
+$(OUT)/vgdockerev: tests/tools/vgdockerev.c $(patsubst %,$(OUT)/user/%.o,docker/docker docker/docker_json lib/http lib/dl core/cgroup scan/proc_parse lib/event_fmt core/policy)
 	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c) -lpthread -o $@
 
 $(OUT)/vgbench: tests/bench/vgbench.c | $(OUT)

@@ -7,7 +7,9 @@
  * slow or hostile client costs a connection slot, never the loop's time.
  * Connections are bounded in number, per address, in memory and in idle time.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include <microhttpd.h>
 #include "agent_state.h"
 #include "clock.h"
+#include "dl.h"
 #include "error.h"
 #include "listen.h"
 #include "metrics.h"
@@ -28,6 +31,40 @@
 #define WEB_PER_ADDRESS 8
 #define WEB_IDLE_S 5
 #define WEB_MEMORY (32 * 1024)      /* per connection: headers of a GET fit many times */
+
+/* libmicrohttpd, loaded when an endpoint is asked for (lib/dl.h says why). */
+static struct {
+	__typeof__(MHD_start_daemon) *start_daemon;
+	__typeof__(MHD_stop_daemon) *stop_daemon;
+	__typeof__(MHD_get_daemon_info) *get_daemon_info;
+	__typeof__(MHD_run) *run;
+	__typeof__(MHD_get_timeout) *get_timeout;
+	__typeof__(MHD_create_response_from_buffer) *create_response_from_buffer;
+	__typeof__(MHD_add_response_header) *add_response_header;
+	__typeof__(MHD_queue_response) *queue_response;
+	__typeof__(MHD_destroy_response) *destroy_response;
+} mhd;
+
+#define MHD_FN(field) vg_dl_resolve(lib, "MHD_" #field, &mhd.field)
+
+/* 0, or -ELIBACC with the loader's words in err. */
+static int load_mhd(char *err, size_t errlen)
+{
+	static void *lib;
+
+	if (lib)
+		return 0;
+	lib = dlopen("libmicrohttpd.so.12", RTLD_NOW | RTLD_LOCAL);
+	if (lib && MHD_FN(start_daemon) && MHD_FN(stop_daemon) && MHD_FN(get_daemon_info) && MHD_FN(run) &&
+	    MHD_FN(get_timeout) && MHD_FN(create_response_from_buffer) && MHD_FN(add_response_header) &&
+	    MHD_FN(queue_response) && MHD_FN(destroy_response))
+		return 0;
+	snprintf(err, errlen, "%s", dlerror());
+	if (lib)
+		dlclose(lib);
+	lib = NULL;
+	return -ELIBACC;
+}
 
 struct vg_web {
 	struct MHD_Daemon *mhd;
@@ -63,21 +100,21 @@ static struct json_object *status_now(struct agent *a)
 static enum MHD_Result answer(struct MHD_Connection *c, unsigned code, const char *type, const char *body,
 			      size_t len, enum MHD_ResponseMemoryMode mode)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, mode);
+	struct MHD_Response *r = mhd.create_response_from_buffer(len, (void *)body, mode);
 	enum MHD_Result ret;
 
 	if (!r)
 		return MHD_NO;
-	MHD_add_response_header(r, "Content-Type", type);
-	MHD_add_response_header(r, "Cache-Control", "no-store");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	mhd.add_response_header(r, "Content-Type", type);
+	mhd.add_response_header(r, "Cache-Control", "no-store");
+	mhd.add_response_header(r, "X-Content-Type-Options", "nosniff");
 	/* The page's own inline script and style, its fetches to this origin, nothing else. */
-	MHD_add_response_header(r, "Content-Security-Policy",
+	mhd.add_response_header(r, "Content-Security-Policy",
 				"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
 				"connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
 				"frame-ancestors 'none'");
-	ret = MHD_queue_response(c, code, r);
-	MHD_destroy_response(r);
+	ret = mhd.queue_response(c, code, r);
+	mhd.destroy_response(r);
 	return ret;
 }
 
@@ -129,7 +166,7 @@ static void arm_timer(struct vg_web *w)
 	MHD_UNSIGNED_LONG_LONG ms;
 	uint64_t now;
 
-	if (MHD_get_timeout(w->mhd, &ms) != MHD_YES) {
+	if (mhd.get_timeout(w->mhd, &ms) != MHD_YES) {
 		sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
 		return;
 	}
@@ -143,7 +180,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	struct vg_web *w = userdata;
 
 	(void)s, (void)fd, (void)revents;
-	MHD_run(w->mhd);
+	mhd.run(w->mhd);
 	arm_timer(w);
 	return 0;
 }
@@ -192,7 +229,7 @@ static void web_free(struct vg_web *w)
 	sd_event_source_disable_unref(w->io);
 	sd_event_source_disable_unref(w->timer);
 	if (w->mhd)
-		MHD_stop_daemon(w->mhd);
+		mhd.stop_daemon(w->mhd);
 	if (w->sock_path[0])
 		unlink(w->sock_path);
 	free(w->where);
@@ -217,6 +254,10 @@ static int web_start(struct agent *a, const char *where)
 		free(w);
 		return vg_error(-ENOMEM, "agent: --http %s", where);
 	}
+	if ((r = load_mhd(err, sizeof(err)))) {
+		web_free(w);
+		return vg_error(r, "agent: --http %s: libmicrohttpd: %s", where, err);
+	}
 	/* The set was prepared with this address, so it parses. */
 	if (vg_listen_parse(where, &l, err, sizeof(err))) {
 		web_free(w);
@@ -226,7 +267,7 @@ static int web_start(struct agent *a, const char *where)
 		web_free(w);
 		return vg_error(fd, "agent: --http %s: listen", where);
 	}
-	w->mhd = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, on_request, a,
+	w->mhd = mhd.start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, on_request, a,
 				  MHD_OPTION_LISTEN_SOCKET, fd,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)WEB_CONNECTIONS,
 				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)WEB_PER_ADDRESS,
@@ -238,7 +279,7 @@ static int web_start(struct agent *a, const char *where)
 		web_free(w);
 		return vg_error(-EIO, "agent: --http %s: start the HTTP server", where);
 	}
-	info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	info = mhd.get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
 	if (!info || (r = sd_event_add_io(a->loop, &w->io, info->epoll_fd, EPOLLIN, on_io, w)) < 0 ||
 	    (r = sd_event_add_time(a->loop, &w->timer, CLOCK_MONOTONIC, 0, 1000, on_timer, w)) < 0) {
 		web_free(w);

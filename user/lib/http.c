@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <curl/curl.h>
+#include "dl.h"
 #include "http.h"
 
 #define VG_USER_AGENT "vpnguard-bpf/0.2"
@@ -117,16 +118,7 @@ int vg_http_request(const struct vg_http_req *req, char *body, size_t *len, char
 static struct vg_curl curl_fns;
 static char curl_failed[256];
 
-/* Stores dlsym's answer in a function pointer without a type-punned cast. */
-static bool resolve(void *lib, const char *name, void *fn)
-{
-	void *sym = dlsym(lib, name);
-
-	memcpy(fn, &sym, sizeof(sym));
-	return sym;
-}
-
-#define RESOLVE(field) resolve(lib, "curl_" #field, &curl_fns.field)
+#define RESOLVE(field) vg_dl_resolve(lib, "curl_" #field, &curl_fns.field)
 
 static void load_curl(void)
 {
@@ -141,7 +133,7 @@ static void load_curl(void)
 	    !RESOLVE(easy_getinfo) || !RESOLVE(easy_cleanup) || !RESOLVE(easy_strerror) ||
 	    !RESOLVE(slist_append) || !RESOLVE(slist_free_all) || !RESOLVE(url) ||
 	    !RESOLVE(url_set) || !RESOLVE(url_get) || !RESOLVE(url_cleanup) || !RESOLVE(free) ||
-	    !resolve(lib, "curl_global_init", &global_init)) {
+	    !vg_dl_resolve(lib, "curl_global_init", &global_init)) {
 		snprintf(curl_failed, sizeof(curl_failed), "libcurl.so.4: %s", dlerror());
 		return;
 	}
