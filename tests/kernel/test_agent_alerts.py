@@ -147,9 +147,12 @@ def leak_to(case, a, hook, what):
     assert a.log.wait(CLOSED, since=m, timeout=5), f"{what}: not closed on the real IP"
     assert hook.wait(leak), f"{what}: no leak alert posted ({len(hook.posts())} POSTs); agent " \
                             f"stderr: {[x for x in a.stderr().splitlines() if 'webhook' in x][-2:]}"
-    m = a.log.mark()
+    m, n_open = a.log.mark(), len(hook.posts(opened))
     case.real_ip_off()
     assert a.log.wait(OPEN, since=m, timeout=5), f"{what}: does not reopen"
+    # The reopened alert is posted after the state record is logged: it is there before
+    # the caller counts what this receiver got.
+    assert len(hook.wait(opened, n_open + 1)) > n_open, f"{what}: no reopened alert posted"
 
 
 def test_config_webhook_follows_reload(case):
