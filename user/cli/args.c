@@ -20,11 +20,13 @@ const char vg_usage[] =
 	"                       [--http ADDR:PORT | --http unix:/PATH]\n"
 	"                       [--container NAME]... [--tunnel-container NAME] [--docker-host unix:///PATH]\n"
 	"                       [--fwmark MARK] [--route-table TABLE]\n"
+	"                       [--restart-dependents] [--on-closed pause|stop|none]\n"
 	"  vpnguard-bpf detach  [--cgroup PATH]...\n"
-	"  vpnguard-bpf status  [--json]\n"
+	"  vpnguard-bpf status  [--json] [--check GUARD]\n"
 	"  vpnguard-bpf events  [--follow] [--json]\n"
 	"  vpnguard-bpf scan    [--json]\n"
 	"  vpnguard-bpf report  [--since DURATION] [--json] [--log FILE] [--config FILE] [--post]\n"
+	"  vpnguard-bpf doctor  [--json]\n"
 	"  vpnguard-bpf --help | --version\n";
 
 struct flag {
@@ -45,7 +47,8 @@ static const struct flag flags[] = {
 	{ "--log", ON(VG_CMD_ATTACH) | ON(VG_CMD_REPORT), true },
 	{ "--config", ON(VG_CMD_ATTACH) | ON(VG_CMD_REPORT), true },
 	{ "--no-agent", ON(VG_CMD_ATTACH), false },
-	{ "--json", ON(VG_CMD_STATUS) | ON(VG_CMD_EVENTS) | ON(VG_CMD_SCAN) | ON(VG_CMD_REPORT), false },
+	{ "--json", ON(VG_CMD_STATUS) | ON(VG_CMD_EVENTS) | ON(VG_CMD_SCAN) | ON(VG_CMD_REPORT) |
+		    ON(VG_CMD_DOCTOR), false },
 	{ "--follow", ON(VG_CMD_EVENTS), false },
 	{ "--probe-url", ON(VG_CMD_ATTACH), true },
 	{ "--probe-ca", ON(VG_CMD_ATTACH), true },
@@ -65,6 +68,9 @@ static const struct flag flags[] = {
 	{ "--route-table", ON(VG_CMD_ATTACH), true },
 	{ "--since", ON(VG_CMD_REPORT), true },
 	{ "--post", ON(VG_CMD_REPORT), false },
+	{ "--restart-dependents", ON(VG_CMD_ATTACH), false },
+	{ "--on-closed", ON(VG_CMD_ATTACH), true },
+	{ "--check", ON(VG_CMD_STATUS), true },
 };
 
 static const char *const cmd_names[] = {
@@ -74,6 +80,7 @@ static const char *const cmd_names[] = {
 	[VG_CMD_EVENTS] = "events",
 	[VG_CMD_SCAN] = "scan",
 	[VG_CMD_REPORT] = "report",
+	[VG_CMD_DOCTOR] = "doctor",
 };
 
 const char *vg_cmd_name(enum vg_cmd cmd)
@@ -230,6 +237,7 @@ static int take(struct vg_options *o, const char *flag, const char *v, char *err
 		{ "--http", offsetof(struct vg_options, http) },
 		{ "--tunnel-container", offsetof(struct vg_options, tunnel_container) },
 		{ "--docker-host", offsetof(struct vg_options, docker_host) },
+		{ "--check", offsetof(struct vg_options, check) },
 	};
 	char *base = (char *)o;
 
@@ -239,6 +247,20 @@ static int take(struct vg_options *o, const char *flag, const char *v, char *err
 		if (vg_parse_duration_max(v, VG_REPORT_MAX_SINCE_MS, &o->since_ms))
 			return fail(err, errlen, "%s %s: not a duration (e.g. 24h, 7d, 90m; at most 31 days)", flag, v);
 		return 0;
+	}
+	if (!strcmp(flag, "--on-closed")) {
+		static const char *const words[] = { [VG_ON_CLOSED_NONE] = "none",
+			[VG_ON_CLOSED_PAUSE] = "pause", [VG_ON_CLOSED_STOP] = "stop" };
+
+		if (o->on_closed_set)
+			return fail(err, errlen, "%s given twice", flag);
+		for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+			if (!strcmp(v, words[i])) {
+				o->on_closed = (enum vg_on_closed)i;
+				o->on_closed_set = true;
+				return 0;
+			}
+		return fail(err, errlen, "%s %s: not pause, stop or none", flag, v);
 	}
 	if (!strcmp(flag, "--fwmark"))
 		return take_id(&o->fwmark, flag, v, err, errlen);
@@ -275,6 +297,8 @@ static void set_switch(struct vg_options *o, const char *flag)
 		o->json = true;
 	else if (!strcmp(flag, "--post"))
 		o->post = true;
+	else if (!strcmp(flag, "--restart-dependents"))
+		o->restart_dependents = true;
 	else
 		o->follow = true;
 }
@@ -285,7 +309,7 @@ bool vg_options_have_guard(const struct vg_options *o)
 	       o->tunnel || o->netns || o->n_gateways || o->n_allows || o->n_dns || o->probe_url ||
 	       o->probe_ca || o->gluetun_url || o->n_real_ips || o->n_expect_ips ||
 	       o->probe_interval_ms || o->probe_timeout_ms || o->probe_failures || o->lease_ms ||
-	       o->fwmark || o->route_table;
+	       o->fwmark || o->route_table || o->restart_dependents || o->on_closed_set;
 }
 
 bool vg_options_need_agent(const struct vg_options *o)
@@ -318,6 +342,12 @@ int vg_attach_options_check(const struct vg_options *o, char *err, size_t errlen
 	if (o->tunnel_container && o->netns)
 		return fail(err, errlen, "attach: --tunnel-container and --netns both name the tunnel's "
 			    "namespace: give one");
+	if (o->restart_dependents && !o->tunnel_container)
+		return fail(err, errlen, "attach: --restart-dependents restarts the containers that share "
+			    "--tunnel-container's namespace: give --tunnel-container");
+	if (o->no_agent && (o->restart_dependents || o->on_closed != VG_ON_CLOSED_NONE))
+		return fail(err, errlen, "attach: %s needs the agent: drop --no-agent",
+			    o->restart_dependents ? "--restart-dependents" : "--on-closed");
 	/* The kernel's own rule for interface names (dev_valid_name). */
 	if (o->tunnel && (!*o->tunnel || strlen(o->tunnel) >= VG_IFNAMSIZ ||
 			  strpbrk(o->tunnel, "/: \t\n\v\f\r") || !strcmp(o->tunnel, ".") ||
@@ -343,6 +373,14 @@ int vg_attach_options_check(const struct vg_options *o, char *err, size_t errlen
 	struct vg_policy p;
 
 	return vg_policy_build(o, &p, err, errlen);
+}
+
+bool vg_option_is_switch(enum vg_cmd cmd, const char *flag)
+{
+	for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
+		if (!strcmp(flag, flags[k].name))
+			return !flags[k].takes_value && (flags[k].cmds & ON(cmd));
+	return false;
 }
 
 int vg_option_set(struct vg_options *o, enum vg_cmd cmd, const char *flag, const char *value,

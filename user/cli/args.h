@@ -22,7 +22,11 @@ enum vg_cmd {
 	VG_CMD_HELP,
 	VG_CMD_VERSION,
 	VG_CMD_REPORT,
+	VG_CMD_DOCTOR,
 };
+
+/* What the agent does to a guard's containers while the guard is closed (--on-closed). */
+enum vg_on_closed { VG_ON_CLOSED_NONE, VG_ON_CLOSED_PAUSE, VG_ON_CLOSED_STOP };
 
 struct vg_options {
 	enum vg_cmd cmd;
@@ -60,12 +64,17 @@ struct vg_options {
 	int n_containers;
 	const char *tunnel_container;   /* the tunnel's netns is this container's */
 	const char *docker_host;
+	bool restart_dependents;        /* the tunnel container started in a new netns: restart the rest */
+	enum vg_on_closed on_closed;
+	bool on_closed_set;             /* given (even as none): a guard was described */
 	/* Steering (tunnel mode); 0: chosen by the loader. */
 	__u32 fwmark;
 	__u32 route_table;
 	/* report: the window in ms (0: VG_REPORT_DEFAULT_SINCE_MS), and post it to [agent]'s webhook */
 	unsigned since_ms;
 	bool post;
+	/* status --check: the guard (its name or cgroup) whose verdict is the exit status */
+	const char *check;
 };
 
 #define VG_DEFAULT_LOG "/var/log/vpnguard/events.jsonl"
@@ -82,6 +91,9 @@ int vg_parse_args(int argc, char **argv, struct vg_options *o, char *err, size_t
  */
 int vg_option_set(struct vg_options *o, enum vg_cmd cmd, const char *flag, const char *value,
 		  char *err, size_t errlen);
+
+/* Is the option a switch of cmd ("--no-agent")? false for unknown ones and other commands'. */
+bool vg_option_is_switch(enum vg_cmd cmd, const char *flag);
 
 /* The subcommand's word on the command line. */
 const char *vg_cmd_name(enum vg_cmd cmd);

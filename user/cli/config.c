@@ -154,7 +154,13 @@ static int guard_key(struct parse *p, const char *key, const char *value)
 	if (strlen(key) + 3 > sizeof(flag))
 		return refuse(p, "[guard %s]: unknown key '%s'", p->guard->name, key);
 	snprintf(flag, sizeof(flag), "--%s", key);
-	if (*v && !(v = keep(p, value)))
+	if (vg_option_is_switch(VG_CMD_ATTACH, flag)) {
+		if (strcmp(value, "yes") && strcmp(value, "no"))
+			return refuse(p, "[guard %s]: %s = %s: yes or no", p->guard->name, key, value);
+		if (!strcmp(value, "no"))
+			return 1;
+		v = NULL;
+	} else if (*v && !(v = keep(p, value)))
 		return refuse(p, "%s", strerror(ENOMEM));
 	if (vg_option_set(&p->guard->o, VG_CMD_ATTACH, flag, v, msg, sizeof(msg)))
 		return refuse(p, "[guard %s]: %s", p->guard->name, msg);
