@@ -14,6 +14,9 @@
 #define API "http://docker/v1.41"
 #define CONNECT_TIMEOUT_MS 2000L
 #define REQUEST_TIMEOUT_MS 10000L
+/* A restart or stop waits for the container to end: the engine's own 10 s, then SIGKILL. */
+#define ACTION_TIMEOUT_MS 60000L
+#define LIST_MAX 256
 #define BODY_MAX (1 << 20)
 
 /* Starts and deaths of containers; the filter JSON, URL-encoded. */
@@ -54,12 +57,13 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
 }
 
 /*
- * One GET on the socket. Returns 0 with the HTTP status in *status,
- * -ECANCELED when cb refused data, -EINTR when *stop was set (stop may be
- * NULL), or -ENOTCONN with the cause in err.
+ * One request on the socket: a GET, or a POST without a body when post.
+ * Returns 0 with the HTTP status in *status, -ECANCELED when cb refused
+ * data, -EINTR when *stop was set (stop may be NULL), or -ENOTCONN with the
+ * cause in err.
  */
-static int get(const char *sock, const char *path, long timeout_ms, curl_write_callback cb,
-	       void *ud, const atomic_bool *stop, long *status, char *err, size_t errlen)
+static int request(const char *sock, bool post, const char *path, long timeout_ms, curl_write_callback cb,
+		   void *ud, const atomic_bool *stop, long *status, char *err, size_t errlen)
 {
 	char url[512], why[256];
 	const struct vg_curl *cu = vg_curl(why, sizeof(why));
@@ -79,6 +83,11 @@ static int get(const char *sock, const char *path, long timeout_ms, curl_write_c
 	cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, cb);
 	cu->easy_setopt(c, CURLOPT_WRITEDATA, ud);
+	if (post) {
+		cu->easy_setopt(c, CURLOPT_POST, 1L);
+		cu->easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+		cu->easy_setopt(c, CURLOPT_POSTFIELDS, "");
+	}
 	if (stop) {
 		cu->easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 		cu->easy_setopt(c, CURLOPT_XFERINFOFUNCTION, vg_http_stop_progress);
@@ -102,11 +111,24 @@ static int get(const char *sock, const char *path, long timeout_ms, curl_write_c
 	return -ENOTCONN;
 }
 
+/* A request whose answer is read whole into *b (freed by the caller); -EIO when it is too long. */
+static int call(const char *sock, bool post, const char *path, long timeout_ms, struct body *b,
+		long *status, const char *what, char *err, size_t errlen)
+{
+	int r = request(sock, post, path, timeout_ms, on_body, b, NULL, status, err, errlen);
+
+	if (r == -ECANCELED) {
+		snprintf(err, errlen, "docker: %s: answer over %d bytes", what, BODY_MAX);
+		r = -EIO;
+	}
+	return r;
+}
+
 int vg_docker_inspect(const char *sock, const char *name, struct vg_docker_container *c,
 		      char *err, size_t errlen)
 {
 	struct body b = { 0 };
-	char path[320], msg[256];
+	char path[320], what[300], msg[256];
 	long status = 0;
 	int r;
 
@@ -115,11 +137,9 @@ int vg_docker_inspect(const char *sock, const char *name, struct vg_docker_conta
 		return -EINVAL;
 	}
 	snprintf(path, sizeof(path), "/containers/%s/json", name);
-	r = get(sock, path, REQUEST_TIMEOUT_MS, on_body, &b, NULL, &status, err, errlen);
-	if (r == -ECANCELED) {
-		snprintf(err, errlen, "docker: container '%s': answer over %d bytes", name, BODY_MAX);
-		r = -EIO;
-	} else if (!r && status == 404) {
+	snprintf(what, sizeof(what), "container '%s'", name);
+	r = call(sock, false, path, REQUEST_TIMEOUT_MS, &b, &status, what, err, errlen);
+	if (!r && status == 404) {
 		snprintf(err, errlen, "docker: container '%s': no such container", name);
 		r = -ENOENT;
 	} else if (!r && status != 200) {
@@ -128,6 +148,78 @@ int vg_docker_inspect(const char *sock, const char *name, struct vg_docker_conta
 		r = -EIO;
 	} else if (!r && vg_docker_parse_container(b.buf ? b.buf : "", c, msg, sizeof(msg))) {
 		snprintf(err, errlen, "docker: container '%s': %s", name, msg);
+		r = -EIO;
+	}
+	free(b.buf);
+	return r;
+}
+
+int vg_docker_ping(const char *sock, char *err, size_t errlen)
+{
+	struct body b = { 0 };
+	long status = 0;
+	int r = call(sock, false, "/_ping", REQUEST_TIMEOUT_MS, &b, &status, sock, err, errlen);
+
+	if (!r && status != 200) {
+		snprintf(err, errlen, "docker: %s: _ping answered %ld", sock, status);
+		r = -EIO;
+	}
+	free(b.buf);
+	return r;
+}
+
+int vg_docker_list(const char *sock, struct vg_docker_summary **out, int *n, char *err, size_t errlen)
+{
+	struct body b = { 0 };
+	char msg[256];
+	long status = 0;
+	int r = call(sock, false, "/containers/json?all=1", REQUEST_TIMEOUT_MS, &b, &status, "list",
+		     err, errlen);
+
+	*out = NULL;
+	*n = 0;
+	if (!r && status != 200) {
+		vg_docker_error_message(b.buf ? b.buf : "", msg, sizeof(msg));
+		snprintf(err, errlen, "docker: list of containers: engine answered %ld: %s", status, msg);
+		r = -EIO;
+	} else if (!r && !(*out = calloc(LIST_MAX, sizeof(**out)))) {
+		snprintf(err, errlen, "docker: list of containers: %s", strerror(ENOMEM));
+		r = -ENOMEM;
+	} else if (!r && vg_docker_parse_list(b.buf ? b.buf : "", *out, LIST_MAX, n, msg, sizeof(msg))) {
+		snprintf(err, errlen, "docker: list of containers: %s", msg);
+		r = -EIO;
+	}
+	if (r) {
+		free(*out);
+		*out = NULL;
+	}
+	free(b.buf);
+	return r;
+}
+
+int vg_docker_act(const char *sock, const char *id, const char *action, char *err, size_t errlen)
+{
+	struct body b = { 0 };
+	char path[320], what[320], msg[256];
+	long status = 0;
+	int r;
+
+	if (!vg_docker_name_valid(id)) {
+		snprintf(err, errlen, "docker: container '%s': not a container name or id", id);
+		return -EINVAL;
+	}
+	snprintf(path, sizeof(path), "/containers/%s/%s", id, action);
+	snprintf(what, sizeof(what), "%s of container %.12s", action, id);
+	r = call(sock, true, path, ACTION_TIMEOUT_MS, &b, &status, what, err, errlen);
+	/* 304: start or stop of a container that already is; 409: (un)pause of one that already is. */
+	if (!r && (status == 304 || status == 409)) {
+		r = -EALREADY;
+	} else if (!r && status == 404) {
+		snprintf(err, errlen, "docker: %s: no such container", what);
+		r = -ENOENT;
+	} else if (!r && status != 204) {
+		vg_docker_error_message(b.buf ? b.buf : "", msg, sizeof(msg));
+		snprintf(err, errlen, "docker: %s: engine answered %ld: %s", what, status, msg);
 		r = -EIO;
 	}
 	free(b.buf);
@@ -218,7 +310,7 @@ int vg_docker_events(const char *sock, int64_t since_ns, vg_docker_event_fn fn, 
 			 (long long)(since_ns / 1000000000), (long long)(since_ns % 1000000000));
 	else
 		snprintf(path, sizeof(path), "%s", EVENTS_PATH);
-	r = get(sock, path, 0, on_events, s, stop, &status, err, errlen);
+	r = request(sock, false, path, 0, on_events, s, stop, &status, err, errlen);
 	if (r == -ECANCELED)
 		r = s->stop;
 	else if (!r && status != 200) {

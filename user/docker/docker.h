@@ -27,6 +27,20 @@ int vg_docker_socket(const char *flag, char *sock, size_t len, char *err, size_t
 int vg_docker_inspect(const char *sock, const char *name, struct vg_docker_container *c,
 		      char *err, size_t errlen);
 
+/* GET /_ping: 0 when the engine answers, -ENOTCONN (or -EIO) with err when it does not. */
+int vg_docker_ping(const char *sock, char *err, size_t errlen);
+
+/* Every container the engine knows, running or not (at most 256): *out is the caller's to free. */
+int vg_docker_list(const char *sock, struct vg_docker_summary **out, int *n, char *err, size_t errlen);
+
+/*
+ * POST /containers/{id}/{action}: "restart", "pause", "unpause", "stop" or
+ * "start" (it waits while the engine stops the container: up to a minute).
+ * -EALREADY when the container already is in that state, -ENOENT when it
+ * is gone, -EIO/-ENOTCONN with err otherwise.
+ */
+int vg_docker_act(const char *sock, const char *id, const char *action, char *err, size_t errlen);
+
 /* A running container as the kernel sees it. */
 struct vg_docker_target {
 	struct vg_docker_container c;

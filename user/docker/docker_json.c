@@ -62,6 +62,11 @@ int vg_docker_parse_container(const char *body, struct vg_docker_container *c,
 	copy(c->status, sizeof(c->status), vg_json_str(state, "Status"));
 	copy(c->started, sizeof(c->started), vg_json_str(state, "StartedAt"));
 	c->running = json_object_object_get_ex(state, "Running", &v) && json_object_get_boolean(v);
+	c->paused = json_object_object_get_ex(state, "Paused", &v) && json_object_get_boolean(v);
+	if (json_object_object_get_ex(state, "Health", &v) && json_object_is_type(v, json_type_object))
+		copy(c->health, sizeof(c->health), vg_json_str(v, "Status"));
+	if (json_object_object_get_ex(o, "HostConfig", &v) && json_object_is_type(v, json_type_object))
+		copy(c->network_mode, sizeof(c->network_mode), vg_json_str(v, "NetworkMode"));
 	if (json_object_object_get_ex(state, "Pid", &v))
 		c->pid = json_object_get_int(v);
 	/* A running container has a process; anything else is an answer we cannot trust. */
@@ -73,6 +78,52 @@ int vg_docker_parse_container(const char *body, struct vg_docker_container *c,
 out:
 	json_object_put(o);
 	return r;
+}
+
+int vg_docker_parse_list(const char *body, struct vg_docker_summary *out, int max, int *n,
+			 char *err, size_t errlen)
+{
+	struct json_object *o = json_tokener_parse(body);
+	int r = -EINVAL;
+
+	*n = 0;
+	if (!o || !json_object_is_type(o, json_type_array)) {
+		snprintf(err, errlen, "the engine's list is not a JSON array");
+		goto out;
+	}
+	for (size_t i = 0; i < json_object_array_length(o) && *n < max; i++) {
+		struct json_object *c = json_object_array_get_idx(o, i), *names, *hc;
+		struct vg_docker_summary *d = &out[*n];
+		const char *id = json_object_is_type(c, json_type_object) ? vg_json_str(c, "Id") : NULL;
+		const char *name = NULL;
+
+		if (!id)
+			continue;
+		memset(d, 0, sizeof(*d));
+		if (json_object_object_get_ex(c, "Names", &names) && json_object_is_type(names, json_type_array) &&
+		    json_object_array_length(names))
+			name = json_object_get_string(json_object_array_get_idx(names, 0));
+		copy(d->id, sizeof(d->id), id);
+		copy(d->name, sizeof(d->name), name && name[0] == '/' ? name + 1 : name);
+		copy(d->state, sizeof(d->state), vg_json_str(c, "State"));
+		if (json_object_object_get_ex(c, "HostConfig", &hc) && json_object_is_type(hc, json_type_object))
+			copy(d->network_mode, sizeof(d->network_mode), vg_json_str(hc, "NetworkMode"));
+		(*n)++;
+	}
+	r = 0;
+out:
+	json_object_put(o);
+	return r;
+}
+
+bool vg_docker_joins(const char *network_mode, const char *id, const char *name)
+{
+	static const char prefix[] = "container:";
+	const char *t = network_mode;
+
+	if (strncmp(t, prefix, sizeof(prefix) - 1))
+		return false;
+	return vg_docker_designates(id, name, t + sizeof(prefix) - 1);
 }
 
 void vg_docker_error_message(const char *body, char *buf, size_t len)
@@ -120,11 +171,16 @@ out:
 	return r;
 }
 
+bool vg_docker_designates(const char *id, const char *name, const char *word)
+{
+	size_t n = strlen(word);
+
+	return n && (!strcmp(name, word) || (n <= strlen(id) && !strncmp(id, word, n)));
+}
+
 bool vg_docker_event_names(const struct vg_docker_event *ev, const char *name)
 {
-	size_t n = strlen(name);
-
-	return n && (!strcmp(ev->name, name) || (n <= strlen(ev->id) && !strncmp(ev->id, name, n)));
+	return vg_docker_designates(ev->id, ev->name, name);
 }
 
 int vg_line_buf_feed(struct vg_line_buf *lb, const char *data, size_t n,

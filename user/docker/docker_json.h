@@ -21,6 +21,17 @@ struct vg_docker_container {
 	char started[40];   /* State.StartedAt: tells one run of the container from the next */
 	int pid;            /* State.Pid; 0 when not running */
 	bool running;       /* State.Running */
+	bool paused;        /* State.Paused */
+	char health[16];    /* State.Health.Status: healthy, unhealthy, starting; "" without a healthcheck */
+	char network_mode[320]; /* HostConfig.NetworkMode: "container:<id>" for a shared namespace */
+};
+
+/* One container of GET /containers/json. */
+struct vg_docker_summary {
+	char id[65];
+	char name[256];     /* the first of Names, without its '/' */
+	char state[16];     /* running, paused, exited, ... */
+	char network_mode[320];
 };
 
 /* One line of GET /events: a container started or died. */
@@ -53,11 +64,24 @@ bool vg_docker_name_valid(const char *name);
 int vg_docker_parse_container(const char *body, struct vg_docker_container *c,
 			      char *err, size_t errlen);
 
+/* Reads a list answer: at most max containers into out, their count in *n; -EINVAL with err. */
+int vg_docker_parse_list(const char *body, struct vg_docker_summary *out, int max, int *n,
+			 char *err, size_t errlen);
+
+/*
+ * Does a NetworkMode join the namespace of the container with this id and
+ * name ("container:<id>", "container:<id prefix>" or "container:<name>")?
+ */
+bool vg_docker_joins(const char *network_mode, const char *id, const char *name);
+
 /* The "message" of an error answer, or the body itself when it has none; escaped (vg_text_escape). */
 void vg_docker_error_message(const char *body, char *buf, size_t len);
 
 /* Reads one event line; -EINVAL when it is not a container event. */
 int vg_docker_parse_event(const char *line, struct vg_docker_event *ev);
+
+/* Is the container with this id and name the one word designates (a name, an id or its prefix)? */
+bool vg_docker_designates(const char *id, const char *name, const char *word);
 
 /*
  * Is the event's container the one `name` designates? Docker takes a name,
