@@ -43,6 +43,73 @@ static void test_parse_running(void **state)
 	assert_string_equal(c.started, "2026-11-22T11:07:08.840348014Z");
 	assert_true(c.running);
 	assert_int_equal(c.pid, 6314);
+	assert_false(c.paused);
+	assert_string_equal(c.health, "");
+	assert_string_equal(c.network_mode, "none");
+}
+
+/* The fields restart-dependents and on-closed read: health, pause, the namespace it joins. */
+static void test_parse_health_and_mode(void **state)
+{
+	static const char body[] =
+		"{\"Id\":\"c1\",\"Name\":\"/qbit\",\"State\":{\"Status\":\"paused\",\"Running\":true,"
+		"\"Paused\":true,\"Pid\":77,\"Health\":{\"Status\":\"unhealthy\",\"FailingStreak\":3}},"
+		"\"HostConfig\":{\"NetworkMode\":\"container:b5d512fcb88d\"}}";
+	struct vg_docker_container c;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(vg_docker_parse_container(body, &c, err, sizeof(err)), 0);
+	assert_true(c.paused);
+	assert_string_equal(c.health, "unhealthy");
+	assert_string_equal(c.network_mode, "container:b5d512fcb88d");
+}
+
+static void test_parse_list(void **state)
+{
+	static const char body[] =
+		"[{\"Id\":\"aa11\",\"Names\":[\"/vpn\"],\"State\":\"running\","
+		"\"HostConfig\":{\"NetworkMode\":\"bridge\"}},"
+		"{\"Names\":[\"/no-id\"]},"
+		"{\"Id\":\"bb22\",\"Names\":[\"/qbit\"],\"State\":\"exited\","
+		"\"HostConfig\":{\"NetworkMode\":\"container:aa11\"}},"
+		"{\"Id\":\"cc33\",\"State\":\"paused\"}]";
+	struct vg_docker_summary l[4];
+	char err[128];
+	int n;
+
+	(void)state;
+	assert_int_equal(vg_docker_parse_list(body, l, 4, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(l[0].name, "vpn");
+	assert_string_equal(l[1].network_mode, "container:aa11");
+	assert_string_equal(l[1].state, "exited");
+	assert_string_equal(l[2].name, "");
+	assert_int_equal(vg_docker_parse_list(body, l, 2, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(vg_docker_parse_list("{}", l, 4, &n, err, sizeof(err)), -EINVAL);
+	assert_int_equal(vg_docker_parse_list("[", l, 4, &n, err, sizeof(err)), -EINVAL);
+}
+
+static void test_joins(void **state)
+{
+	static const struct { const char *mode; bool joins; } rows[] = {
+		{ "container:b5d512fcb88d0123", true },
+		{ "container:b5d512fcb88d", true },
+		{ "container:gluetun", true },
+		{ "container:b5d5", true },
+		{ "container:", false },
+		{ "container:b5d512fcb88d0123ff", false },
+		{ "container:gluetun2", false },
+		{ "b5d512fcb88d0123", false },
+		{ "bridge", false },
+		{ "", false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		if (vg_docker_joins(rows[i].mode, "b5d512fcb88d0123", "gluetun") != rows[i].joins)
+			fail_msg("%s: %s", rows[i].mode, rows[i].joins ? "should join" : "should not join");
 }
 
 static void test_parse_exited(void **state)
@@ -324,6 +391,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_running),
 		cmocka_unit_test(test_parse_exited),
+		cmocka_unit_test(test_parse_health_and_mode),
+		cmocka_unit_test(test_parse_list),
+		cmocka_unit_test(test_joins),
 		cmocka_unit_test(test_parse_not_an_answer),
 		cmocka_unit_test(test_parse_long_fields_cut),
 		cmocka_unit_test(test_error_message),
