@@ -13,6 +13,10 @@ SBINDIR  ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
 UNITDIR  ?= $(PREFIX)/lib/systemd/system
 DOCDIR   ?= $(PREFIX)/share/doc/vpnguard-bpf
+MANDIR   ?= $(PREFIX)/share/man
+# bash-completion's completionsdir (pkg-config) for PREFIX=/usr; it also reads /usr/local/share/...
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+VERSION  := $(shell sed -n 's/^\#define VG_VERSION "\(.*\)"/\1/p' user/lib/version.h)
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ivmlinux -Ibpf
 # user/ by concern; headers are included by name, so each folder is on the include path.
@@ -37,7 +41,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/%,$(wildcard tests/unit/test_*.c)
 # A recipe that fails leaves no half-written target (an empty skeleton would pass as up to date).
 .DELETE_ON_ERROR:
 
-.PHONY: all bpf deps test unit-test kernel-test demo bench clean install
+.PHONY: all bpf deps test unit-test kernel-test demo bench clean install man deb
 all: $(OUT)/vpnguard-bpf $(OUT)/vgprobe $(OUT)/vgdockerev
 
 bpf: $(OUT)/vpnguard.bpf.o
@@ -53,7 +57,7 @@ $(OUT)/vpnguard.skel.h: $(OUT)/vpnguard.bpf.o
 
 $(OUT)/user/%.o: user/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 # Only the loader opens the programs; nothing else waits for clang and bpftool.
 $(OUT)/user/core/loader.o: $(OUT)/vpnguard.skel.h
@@ -67,7 +71,7 @@ $(OUT)/user/agent/web.o: $(OUT)/status_html.h
 -include $(USER_OBJS:.o=.d)
 
 $(OUT)/vpnguard-bpf: $(USER_OBJS)
-	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(OUT)/vgprobe: tests/tools/vgprobe.c | $(OUT)
 	$(CC) -O2 -g -Wall -Wextra -Werror $< -o $@
@@ -81,6 +85,41 @@ $(OUT)/vgbench: tests/bench/vgbench.c | $(OUT)
 
 $(OUT)/test_%: tests/unit/test_%.c $(PURE_OBJS) | $(OUT)
 	$(CC) $(CFLAGS) $^ $(shell pkg-config --libs cmocka json-c inih 2>/dev/null || echo -lcmocka -ljson-c -linih) -o $@
+
+# The man pages, from scdoc sources (man/*.scd), with the version of user/lib/version.h.
+MAN_PAGES := $(OUT)/man/vpnguard-bpf.8 $(OUT)/man/vpnguard.conf.5
+man: $(MAN_PAGES)
+
+$(OUT)/man/%: man/%.scd user/lib/version.h
+	@mkdir -p $(@D)
+	sed 's/@VERSION@/$(VERSION)/g' $< | scdoc > $@
+
+# The Debian package (docs/packaging.md), built from a copy of the tree under build/ because
+# dpkg-buildpackage writes beside the source directory: the tracked and untracked-but-not-ignored
+# files of a git checkout, else everything but build/. DEB_VERSION=0.0.9 builds the same tree as
+# version 0.0.9 (the copy's version.h and changelog say so) for upgrade tests. build/deb/ keeps
+# every version built; the dbgsym package is not made (DEB_BUILD_OPTIONS=noddebs).
+DEB_VERSION ?= $(VERSION)
+DEB_PARENT  := $(OUT)/debsrc-$(DEB_VERSION)
+DEB_TREE    := $(DEB_PARENT)/vpnguard-bpf-$(DEB_VERSION)
+deb:
+	rm -rf $(DEB_PARENT)
+	mkdir -p $(DEB_TREE) $(OUT)/deb
+	if [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ]; then \
+		git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf -; \
+	else \
+		tar --exclude=./$(OUT) --exclude=./.git -cf - .; \
+	fi | tar -xf - -C $(DEB_TREE)
+	if [ "$(DEB_VERSION)" != "$(VERSION)" ]; then \
+		sed -i 's/^#define VG_VERSION ".*"/#define VG_VERSION "$(DEB_VERSION)"/' $(DEB_TREE)/user/lib/version.h; \
+		printf 'vpnguard-bpf (%s) unstable; urgency=medium\n\n  * make deb DEB_VERSION=%s: the tree of %s as version %s.\n\n -- %s  %s\n' \
+			'$(DEB_VERSION)' '$(DEB_VERSION)' '$(VERSION)' '$(DEB_VERSION)' \
+			"$$(dpkg-parsechangelog -S Maintainer)" "$$(dpkg-parsechangelog -S Date)" > $(DEB_TREE)/debian/changelog; \
+	fi
+	cd $(DEB_TREE) && DEB_BUILD_OPTIONS="noddebs $$DEB_BUILD_OPTIONS" dpkg-buildpackage -us -uc -b
+	mv $(DEB_PARENT)/*.deb $(DEB_PARENT)/*.buildinfo $(DEB_PARENT)/*.changes $(OUT)/deb/
+	rm -rf $(DEB_PARENT)
+	ls -l $(OUT)/deb/vpnguard-bpf_$(DEB_VERSION)_*.deb
 
 deps:
 	sh scripts/install-deps.sh
@@ -103,9 +142,10 @@ bench: deps
 	$(MAKE) all $(OUT)/vgbench $(OUT)/vghelpers
 	bash tests/bench/run.sh
 
-# The binary, the service and slice, the daily report's service and timer, the logrotate file, and a sample config
-# (also as /etc/vpnguard/vpnguard.conf when there is none: never overwritten).
-install: $(OUT)/vpnguard-bpf
+# The binary, the service and slice, the daily report's service and timer, the logrotate file, the man pages,
+# bash completion and a sample config (also as /etc/vpnguard/vpnguard.conf when there is none: never
+# overwritten; the package's DESTDIR has none, so the .deb carries it as a conffile).
+install: $(OUT)/vpnguard-bpf $(MAN_PAGES)
 	install -D -m 0755 $< $(DESTDIR)$(SBINDIR)/vpnguard-bpf
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/vpnguard
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
@@ -120,6 +160,9 @@ install: $(OUT)/vpnguard-bpf
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -d $(DESTDIR)$(DOCDIR)/docs
 	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
+	install -D -m 0644 $(OUT)/man/vpnguard-bpf.8 $(DESTDIR)$(MANDIR)/man8/vpnguard-bpf.8
+	install -D -m 0644 $(OUT)/man/vpnguard.conf.5 $(DESTDIR)$(MANDIR)/man5/vpnguard.conf.5
+	install -D -m 0644 completion/vpnguard-bpf.bash $(DESTDIR)$(BASHCOMPDIR)/vpnguard-bpf
 	[ -e $(DESTDIR)$(SYSCONFDIR)/vpnguard/vpnguard.conf ] || \
 		install -m 0600 scripts/dist/vpnguard.conf $(DESTDIR)$(SYSCONFDIR)/vpnguard/vpnguard.conf
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs everything vpnguard-bpf needs to build, test, demo and benchmark, from Debian's packages.
+# Installs everything vpnguard-bpf needs to build, package (make deb), test, demo and benchmark, from Debian's packages.
 # Idempotent: packages already present are left as they are.
 set -eu
 
@@ -9,7 +9,8 @@ pkgs="make gcc clang llvm libclang-rt-14-dev pkg-config libbpf-dev bpftool libel
       iputils-ping python3 openssl procps util-linux systemd
       docker.io busybox-static iperf3
       qbittorrent-nox transmission-daemon opentracker python3-libtorrent python3-pytest chromium
-      libmicrohttpd-dev prometheus xxd"
+      libmicrohttpd-dev prometheus xxd
+      debhelper dpkg-dev scdoc lintian bash-completion"
 
 missing=""
 for p in $pkgs; do
