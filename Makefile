@@ -32,7 +32,8 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl 
 PURE_SRCS  := user/cli/args.c user/cli/config.c user/core/policy.c user/lib/event_fmt.c \
               user/agent/health.c user/agent/restart_budget.c user/lib/redact.c user/lib/metrics.c user/lib/listen.c \
               user/docker/docker_json.c user/scan/proc_parse.c user/scan/scan_logic.c \
-              user/lib/leak_report.c user/lib/leak_report_text.c user/lib/blocked_tally.c
+              user/lib/leak_report.c user/lib/leak_report_text.c user/lib/blocked_tally.c \
+              user/core/verdict.c user/core/doctor.c
 USER_SRCS  := $(wildcard $(addsuffix /*.c,$(addprefix user/,$(USER_DIRS))))
 USER_OBJS  := $(patsubst %.c,$(OUT)/%.o,$(USER_SRCS))
 PURE_OBJS  := $(patsubst %.c,$(OUT)/%.o,$(PURE_SRCS))
@@ -96,7 +97,8 @@ $(OUT)/man/%: man/%.scd user/lib/version.h
 
 # The Debian package (docs/packaging.md), built from a copy of the tree under build/ because
 # dpkg-buildpackage writes beside the source directory: the tracked and untracked-but-not-ignored
-# files of a git checkout, else everything but build/. DEB_VERSION=0.0.9 builds the same tree as
+# files of a git checkout (DEB_REF=HEAD: a commit's tree instead, as CI has it, without what is being
+# edited), else everything but build/. DEB_VERSION=0.0.9 builds the same tree as
 # version 0.0.9 (the copy's version.h and changelog say so) for upgrade tests. build/deb/ keeps
 # every version built; the dbgsym package is not made (DEB_BUILD_OPTIONS=noddebs).
 DEB_VERSION ?= $(VERSION)
@@ -105,7 +107,9 @@ DEB_TREE    := $(DEB_PARENT)/vpnguard-bpf-$(DEB_VERSION)
 deb:
 	rm -rf $(DEB_PARENT)
 	mkdir -p $(DEB_TREE) $(OUT)/deb
-	if [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ]; then \
+	if [ -n "$(DEB_REF)" ]; then \
+		git archive $(DEB_REF); \
+	elif [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ]; then \
 		git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf -; \
 	else \
 		tar --exclude=./$(OUT) --exclude=./.git -cf - .; \
