@@ -147,11 +147,12 @@ class DockerWorld:
         assert r.returncode == 0, f"docker {argv[0]} {name}: {r.stderr.strip()}"
         return self.containers[-1]
 
-    def client(self, role="vgclient", parent=None, net_raw=False, cmd=SLEEP):
+    def client(self, role="vgclient", parent=None, net_raw=False, cmd=SLEEP, opts=()):
         """A container of the VPN container's namespace below parent (default: the slice),
-        with CAP_NET_RAW dropped (net_raw: Docker's default capabilities kept)."""
+        with CAP_NET_RAW dropped (net_raw: Docker's default capabilities kept); opts: more
+        `docker run` options."""
         return self.run(role, parent=self.slice if parent is None else parent, cmd=cmd,
-                        opts=() if net_raw else ("--cap-drop", "NET_RAW"))
+                        opts=tuple(opts) + (() if net_raw else ("--cap-drop", "NET_RAW")))
 
     def guard_slice(self, agent=False, log=None):
         """The slice guarded in tunnel mode on the VPN container's tunnel (Guard asserts exit 0)."""

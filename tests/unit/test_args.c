@@ -365,6 +365,9 @@ static const struct flagdef all_flags[] = {
 	{ "--container", true, CMD(VG_CMD_ATTACH) },
 	{ "--tunnel-container", true, CMD(VG_CMD_ATTACH) },
 	{ "--docker-host", true, CMD(VG_CMD_ATTACH) },
+	{ "--restart-dependents", false, CMD(VG_CMD_ATTACH) },
+	{ "--on-closed", true, CMD(VG_CMD_ATTACH) },
+	{ "--check", true, CMD(VG_CMD_STATUS) },
 	/* Top-level only. */
 	{ "--version", false, 0 },
 };
@@ -411,8 +414,8 @@ static void test_flags_not_for_command(void **state)
 			checked++;
 		}
 	}
-	/* attach: 3 + detach: 14 + status: 14 + events: 13 + scan: 14 */
-	assert_int_equal(checked, 58);
+	/* attach: 4 + detach: 17 + status: 16 + events: 16 + scan: 17 */
+	assert_int_equal(checked, 70);
 
 	/* The examples of the brief, spelled out. */
 	expect_usage_error(ARGV("status", "--cgroup", "x"), "--cgroup");
@@ -818,6 +821,41 @@ static void test_attach_tunnel_container(void **state)
 	expect_usage_error(ARGV("scan", "--docker-host", "unix:///a"), "--docker-host");
 }
 
+static void test_attach_remedy(void **state)
+{
+	(void)state;
+	struct vg_options o;
+
+	expect_ok(ARGV("attach", "--cgroup", "/vpnguard.slice", "--tunnel", "tun0", "--tunnel-container",
+		       "gluetun", "--restart-dependents", "--on-closed", "pause"), &o);
+	assert_true(o.restart_dependents);
+	assert_int_equal(o.on_closed, VG_ON_CLOSED_PAUSE);
+	expect_ok(ARGV("attach", "--cgroup", "/a", "--gateway", "10.0.0.1", "--on-closed", "stop"), &o);
+	assert_int_equal(o.on_closed, VG_ON_CLOSED_STOP);
+	expect_ok(ARGV("attach", "--cgroup", "/a", "--tunnel", "wg0", "--on-closed", "none"), &o);
+	assert_int_equal(o.on_closed, VG_ON_CLOSED_NONE);
+	assert_true(o.on_closed_set);
+	/* Dependents are those of a tunnel container. */
+	expect_usage_error(ARGV("attach", "--cgroup", "/a", "--tunnel", "tun0", "--restart-dependents"),
+			   "--tunnel-container");
+	expect_usage_error(ARGV("attach", "--cgroup", "/a", "--tunnel", "wg0", "--on-closed", "kill"),
+			   "not pause, stop or none");
+	expect_usage_error(ARGV("attach", "--cgroup", "/a", "--tunnel", "wg0", "--on-closed", "pause",
+				"--on-closed", "pause"), "given twice");
+	/* The agent acts on containers: not without it. */
+	expect_usage_error(ARGV("attach", "--cgroup", "/a", "--tunnel", "wg0", "--on-closed", "pause",
+				"--no-agent"), "--on-closed needs the agent");
+	expect_usage_error(ARGV("attach", "--cgroup", "/a", "--tunnel", "tun0", "--tunnel-container", "g",
+				"--restart-dependents", "--no-agent"), "--restart-dependents needs the agent");
+	/* status --check names one guard. */
+	expect_ok(ARGV("status", "--check", "vpnguard.slice"), &o);
+	assert_string_equal(o.check, "vpnguard.slice");
+	expect_usage_error(ARGV("status", "--check"), "--check needs a value");
+	expect_ok(ARGV("doctor", "--json"), &o);
+	assert_int_equal(o.cmd, VG_CMD_DOCTOR);
+	expect_usage_error(ARGV("doctor", "--cgroup", "/a"), "--cgroup");
+}
+
 static void test_limit_cgroups_and_containers(void **state)
 {
 	(void)state;
@@ -965,6 +1003,7 @@ int main(void)
 		cmocka_unit_test(test_error_message_truncated),
 		cmocka_unit_test(test_attach_containers),
 		cmocka_unit_test(test_attach_tunnel_container),
+		cmocka_unit_test(test_attach_remedy),
 		cmocka_unit_test(test_limit_cgroups_and_containers),
 		cmocka_unit_test(test_scan),
 		cmocka_unit_test(test_attach_steering),

@@ -69,9 +69,12 @@ static void test_full_file(void **state)
 		"expect-ip = 10.64.0.0/10\n"
 		"lease = 1m\n"
 		"\n"
+		"on-closed = pause\n"
+		"\n"
 		"[guard proxy]\n"
 		"cgroup = /sys/fs/cgroup/proxy.slice\n"
-		"gateway = 172.20.0.2:1080\n";
+		"gateway = 172.20.0.2:1080\n"
+		"restart-dependents = no\n";
 	struct vg_config c;
 	char err[512];
 
@@ -96,7 +99,9 @@ static void test_full_file(void **state)
 	assert_string_equal(o->real_ips[0], "192.0.2.7");
 	assert_string_equal(o->expect_ips[0], "10.64.0.0/10");
 	assert_int_equal(o->lease_ms, 60000);
+	assert_int_equal(o->on_closed, VG_ON_CLOSED_PAUSE);
 	assert_string_equal(c.guards[1].name, "proxy");
+	assert_false(c.guards[1].o.restart_dependents);
 	assert_string_equal(c.guards[1].o.gateways[0], "172.20.0.2:1080");
 	assert_null(c.guards[1].o.tunnel);
 	vg_config_free(&c);
@@ -145,6 +150,9 @@ static void test_refused(void **state)
 	expect_refused(G "config = /x\n", 4, "not a guard option");
 	expect_refused(G "no-agent = yes\n", 4, "not a guard option");
 	expect_refused(G "json =\n", 4, "unknown option '--json'");
+	expect_refused(G "restart-dependents = true\n", 4, "restart-dependents = true: yes or no");
+	expect_refused(G "restart-dependents = yes\n", 2, "give --tunnel-container");
+	expect_refused(G "on-closed = freeze\n", 4, "not pause, stop or none");
 	expect_refused(G "just words\n", 4, "not a 'key = value' line");
 	expect_refused(G "[unclosed\n", 4, "not a 'key = value' line");
 	expect_refused("[agent]\nlogfile = /x\n" G, 2, "[agent]: unknown key 'logfile'");

@@ -104,7 +104,7 @@ static int add_sources(struct agent *a)
 	if (err < 0)
 		return vg_error(err, "agent: watch the events ring buffer");
 	if ((err = probing_add_source(a)) || (err = tick_add_source(a)) ||
-	    (err = reload_add_source(a)) || (err = containers_add_source(a)))
+	    (err = reload_add_source(a)) || (err = containers_add_source(a)) || (err = remedy_init(a)))
 		return err;
 	return 0;
 }
@@ -141,6 +141,7 @@ int vg_agent_run(struct vg_guard_set *set, const struct vg_options *cli, struct 
 		goto out;
 	tick_scan_now(&a);
 	containers_follow(&a);
+	remedy_reloaded(&a);
 	fprintf(stderr, "vpnguard-bpf: agent running (pid %d), events to %s\n", getpid(), a.log.path);
 	sd_notifyf(0, "READY=1\nMAINPID=%d\nSTATUS=guarding %d guard(s)", getpid(), set->n);
 	err = sd_event_loop(a.loop);
@@ -150,6 +151,7 @@ out:
 	sd_notify(0, "STOPPING=1");
 	web_stop(&a);
 	vg_follower_stop(a.follower);
+	remedy_free(&a);
 	probing_stop(&a);
 	vg_webhook_stop(a.webhook, true);
 	watches_drop(&a);

@@ -7,6 +7,7 @@
  *   tick.c        the periodic timer: leases of unprobed guards, pins, the escape scan
  *   reload.c      a new set all or nothing (SIGHUP, a container start) and its retry timer
  *   containers.c  the engine's event stream
+ *   remedy.c      what the agent does to containers (restart dependents, on-closed), by a thread
  *   alert.c       the webhook
  * The ring buffer of denials is drained to the log by agent.c's handler.
  */
@@ -51,6 +52,7 @@ struct group {
 #define HISTORY_BLOCKED 128         /* the last blocked attempts, of every guard */
 #define HISTORY_SHOWN 20            /* of them, per guard in /api/v1/status */
 struct history;
+struct remedy;
 
 struct agent {
 	sd_event *loop;
@@ -73,6 +75,7 @@ struct agent {
 	int blocked_next;
 	int64_t started_ns;
 	struct vg_web *web;
+	struct remedy *remedy;
 };
 
 /* Writes rec to the log (and frees nothing: the caller puts it). */
@@ -115,6 +118,14 @@ void reload_arm(struct agent *a);
 int containers_add_source(struct agent *a);
 /* Starts following the engine when the set names containers and no follower runs yet. */
 void containers_follow(struct agent *a);
+
+/* remedy.c: what the agent does to containers through the engine (restart dependents, on-closed) */
+int remedy_init(struct agent *a);
+void remedy_free(struct agent *a);
+/* A set was applied: a tunnel container in a new namespace has its dependents restarted. */
+void remedy_reloaded(struct agent *a);
+/* A guard's state or tunnel may have changed: containers paused or resumed to match (on-closed). */
+void remedy_check(struct agent *a);
 
 /* history.c */
 int history_init(struct agent *a);

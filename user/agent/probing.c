@@ -75,6 +75,8 @@ static void judge_round(struct agent *a, int g, const struct vg_probe_result *r)
 	else if (v != VG_KEEP)
 		alert_send(a, rec, v == VG_OPEN ? "reopened" : "closed");
 	json_object_put(rec);
+	if (v != VG_KEEP)
+		remedy_check(a);
 }
 
 static int on_results(sd_event_source *s, int fd, uint32_t revents, void *userdata)

@@ -21,7 +21,7 @@
 static int take_set(struct agent *a, struct vg_guard_set *next, struct json_object *rec)
 {
 	__u64 gone[VG_MAX_CGROUP_ARGS * MAX_GROUPS];
-	int n_gone = 0;
+	int n_gone = 0, err;
 
 	probing_stop(a);
 	for (int g = 0; g < a->set->n; g++)
@@ -37,7 +37,9 @@ static int take_set(struct agent *a, struct vg_guard_set *next, struct json_obje
 	a->set = next;
 	alert_restart(a);
 	web_apply(a);
-	return probing_start(a);
+	err = probing_start(a);
+	remedy_reloaded(a);
+	return err;
 }
 
 /*

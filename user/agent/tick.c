@@ -107,6 +107,8 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 	/* Pins first: a guard someone detached is let go before its lease would be written. */
 	tick_check_pins(a);
 	probing_renew_unprobed(a);
+	/* A lease that ran out closes a guard with no record of it: on-closed sees it here. */
+	remedy_check(a);
 	if (vg_boot_ns() - a->last_scan_ns + a->tick_us * 1000 / 2 >= VG_SCAN_INTERVAL_S * 1000000000ULL)
 		tick_scan_now(a);
 	/* From when it was due, so ticks do not drift; from now after a suspend that skipped some. */

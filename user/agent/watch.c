@@ -41,6 +41,7 @@ static void refresh_watch(struct agent *a, struct watch *w, __u64 seen_us)
 {
 	int pfd = vg_map_open(VG_MAP_POLICY), tfd = vg_map_open(VG_MAP_TUNNELS);
 	struct vg_policy p;
+	bool changed = false;
 	__u64 key;
 
 	if (pfd < 0 || tfd < 0)
@@ -55,9 +56,13 @@ static void refresh_watch(struct agent *a, struct watch *w, __u64 seen_us)
 
 		if (err)
 			vg_error(err, "agent: refresh guard %" PRIu64, (uint64_t)key);
-		if (before != after)
+		if (before != after) {
 			log_tunnel(a, key, &p, after, seen_us);
+			changed = true;
+		}
 	}
+	if (changed)
+		remedy_check(a);
 out:
 	if (pfd >= 0)
 		close(pfd);

@@ -314,7 +314,8 @@ bool vg_options_have_guard(const struct vg_options *o)
 
 bool vg_options_need_agent(const struct vg_options *o)
 {
-	return o->probe_url || o->gluetun_url || o->webhook || o->http;
+	return o->probe_url || o->gluetun_url || o->webhook || o->http || o->restart_dependents ||
+	       o->on_closed != VG_ON_CLOSED_NONE;
 }
 
 int vg_attach_options_check(const struct vg_options *o, char *err, size_t errlen)

@@ -104,7 +104,7 @@ int vg_attach_options_check(const struct vg_options *o, char *err, size_t errlen
 /* Does the attach say anything about a guard (beyond --log, --config, --no-agent, --webhook)? */
 bool vg_options_have_guard(const struct vg_options *o);
 
-/* Does the attach ask for anything only a running agent does (probes, alerts)? */
+/* Does the attach ask for anything only a running agent does (probes, alerts, container actions)? */
 bool vg_options_need_agent(const struct vg_options *o);
 
 /* "30", "30s", "500ms", "2m", "1h" into ms (1 ms .. 1 day); -EINVAL otherwise. */

@@ -28,7 +28,8 @@ static int need_btf(void)
 static int refuse_beside_agent(const struct vg_options *o, pid_t pid)
 {
 	const char *why = vg_options_need_agent(o) ?
-		"probes and alerts are the running agent's: put this guard in its config file and send it SIGHUP" :
+		"probes, alerts and actions on containers are the running agent's: put this guard in its "
+		"config file and send it SIGHUP" :
 		o->lease_ms ?
 		"it renews the leases of its own guards only: put this guard in its config file and send it SIGHUP" :
 		o->n_containers || o->tunnel_container ?

@@ -57,6 +57,16 @@ static struct json_object *addr_list(const struct vg_addr *a, __u32 n)
 	return arr;
 }
 
+/* As the programs see it: up, and its device still there (vg_tundev is the kernel's word). */
+static bool tunnel_present(const struct maps *m, const struct vg_policy *p, struct vg_tunnel *t)
+{
+	struct vg_tunnel_key key = vg_tunnel_key_of(p);
+	struct vg_tundev dev;
+
+	return !bpf_map_lookup_elem(m->tunnels, &key, t) && t->ifindex &&
+	       !bpf_map_lookup_elem(m->tundev, &t->slot, &dev) && dev.ifindex == t->ifindex;
+}
+
 /* Is the guard's cgroup still there (the same one: a new cgroup of that path has another id)? */
 static bool cgroup_present(const struct vg_guard_info *info, __u64 id)
 {
@@ -122,13 +132,8 @@ static struct json_object *guard_json(const struct maps *m, __u64 id, const stru
 	json_object_object_add(g, "cgroup_present", json_object_new_boolean(cgroup_present(&info, id)));
 	json_object_object_add(g, "mode", json_object_new_string(vg_mode_name(p->mode)));
 	if (p->mode == VG_MODE_TUNNEL) {
-		struct vg_tunnel_key key = vg_tunnel_key_of(p);
-		struct vg_tundev dev;
 		struct vg_tunnel t;
-
-		/* As the programs see it: up, and its device still there (vg_tundev is the kernel's word). */
-		bool present = !bpf_map_lookup_elem(m->tunnels, &key, &t) && t.ifindex &&
-			       !bpf_map_lookup_elem(m->tundev, &t.slot, &dev) && dev.ifindex == t.ifindex;
+		bool present = tunnel_present(m, p, &t);
 		json_object_object_add(g, "tunnel", json_object_new_string(p->tunnel));
 		json_object_object_add(g, "netns", json_object_new_string(info.netns[0] ? info.netns : "(attaching process's)"));
 		json_object_object_add(g, "tunnel_ifindex", json_object_new_int(present ? (int)t.ifindex : 0));
@@ -176,6 +181,31 @@ static struct json_object *guard_json(const struct maps *m, __u64 id, const stru
 				       json_object_new_uint64(sum_counter(m->counters, id, r)));
 	json_object_object_add(g, "denied", counters);
 	return g;
+}
+
+int vg_guard_check(__u64 id, const char **why)
+{
+	struct maps m = { vg_map_open(VG_MAP_POLICY), vg_map_open(VG_MAP_STATE), -1,
+			  vg_map_open(VG_MAP_TUNNELS), -1, vg_map_open(VG_MAP_TUNDEV) };
+	struct vg_state st = { 0 };
+	struct vg_policy p;
+	struct vg_tunnel t;
+	int r = 1;
+
+	if (m.policy < 0 || m.state < 0 || m.tunnels < 0 || m.tundev < 0)
+		r = m.policy < 0 ? m.policy : m.state < 0 ? m.state : m.tunnels < 0 ? m.tunnels : m.tundev;
+	else if (bpf_map_lookup_elem(m.policy, &id, &p))
+		r = -ENOENT;
+	else if (p.mode == VG_MODE_TUNNEL && !tunnel_present(&m, &p, &t))
+		*why = "tunnel missing";
+	else if (bpf_map_lookup_elem(m.state, &id, &st) || st.state != VG_STATE_OPEN)
+		*why = "closed";
+	else if (st.lease_deadline_ns && vg_boot_ns() > st.lease_deadline_ns)
+		*why = "lease run out";
+	else
+		r = 0;
+	close_maps(&m);
+	return r;
 }
 
 int vg_status_json(struct json_object **out)

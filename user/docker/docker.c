@@ -112,10 +112,10 @@ static int request(const char *sock, bool post, const char *path, long timeout_m
 }
 
 /* A request whose answer is read whole into *b (freed by the caller); -EIO when it is too long. */
-static int call(const char *sock, bool post, const char *path, long timeout_ms, struct body *b,
-		long *status, const char *what, char *err, size_t errlen)
+static int call(const char *sock, bool post, const char *path, long timeout_ms, const atomic_bool *stop,
+		struct body *b, long *status, const char *what, char *err, size_t errlen)
 {
-	int r = request(sock, post, path, timeout_ms, on_body, b, NULL, status, err, errlen);
+	int r = request(sock, post, path, timeout_ms, on_body, b, stop, status, err, errlen);
 
 	if (r == -ECANCELED) {
 		snprintf(err, errlen, "docker: %s: answer over %d bytes", what, BODY_MAX);
@@ -138,7 +138,7 @@ int vg_docker_inspect(const char *sock, const char *name, struct vg_docker_conta
 	}
 	snprintf(path, sizeof(path), "/containers/%s/json", name);
 	snprintf(what, sizeof(what), "container '%s'", name);
-	r = call(sock, false, path, REQUEST_TIMEOUT_MS, &b, &status, what, err, errlen);
+	r = call(sock, false, path, REQUEST_TIMEOUT_MS, NULL, &b, &status, what, err, errlen);
 	if (!r && status == 404) {
 		snprintf(err, errlen, "docker: container '%s': no such container", name);
 		r = -ENOENT;
@@ -158,7 +158,7 @@ int vg_docker_ping(const char *sock, char *err, size_t errlen)
 {
 	struct body b = { 0 };
 	long status = 0;
-	int r = call(sock, false, "/_ping", REQUEST_TIMEOUT_MS, &b, &status, sock, err, errlen);
+	int r = call(sock, false, "/_ping", REQUEST_TIMEOUT_MS, NULL, &b, &status, sock, err, errlen);
 
 	if (!r && status != 200) {
 		snprintf(err, errlen, "docker: %s: _ping answered %ld", sock, status);
@@ -173,7 +173,7 @@ int vg_docker_list(const char *sock, struct vg_docker_summary **out, int *n, cha
 	struct body b = { 0 };
 	char msg[256];
 	long status = 0;
-	int r = call(sock, false, "/containers/json?all=1", REQUEST_TIMEOUT_MS, &b, &status, "list",
+	int r = call(sock, false, "/containers/json?all=1", REQUEST_TIMEOUT_MS, NULL, &b, &status, "list",
 		     err, errlen);
 
 	*out = NULL;
@@ -197,7 +197,8 @@ int vg_docker_list(const char *sock, struct vg_docker_summary **out, int *n, cha
 	return r;
 }
 
-int vg_docker_act(const char *sock, const char *id, const char *action, char *err, size_t errlen)
+int vg_docker_act(const char *sock, const char *id, const char *action, const atomic_bool *stop,
+		  char *err, size_t errlen)
 {
 	struct body b = { 0 };
 	char path[320], what[320], msg[256];
@@ -210,7 +211,7 @@ int vg_docker_act(const char *sock, const char *id, const char *action, char *er
 	}
 	snprintf(path, sizeof(path), "/containers/%s/%s", id, action);
 	snprintf(what, sizeof(what), "%s of container %.12s", action, id);
-	r = call(sock, true, path, ACTION_TIMEOUT_MS, &b, &status, what, err, errlen);
+	r = call(sock, true, path, ACTION_TIMEOUT_MS, stop, &b, &status, what, err, errlen);
 	/* 304: start or stop of a container that already is; 409: (un)pause of one that already is. */
 	if (!r && (status == 304 || status == 409)) {
 		r = -EALREADY;

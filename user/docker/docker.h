@@ -35,11 +35,13 @@ int vg_docker_list(const char *sock, struct vg_docker_summary **out, int *n, cha
 
 /*
  * POST /containers/{id}/{action}: "restart", "pause", "unpause", "stop" or
- * "start" (it waits while the engine stops the container: up to a minute).
- * -EALREADY when the container already is in that state, -ENOENT when it
- * is gone, -EIO/-ENOTCONN with err otherwise.
+ * "start" (it waits while the engine stops the container: up to a minute,
+ * or until *stop is set: -EINTR; stop may be NULL). -EALREADY when the
+ * container already is in that state, -ENOENT when it is gone, -EIO or
+ * -ENOTCONN with err otherwise.
  */
-int vg_docker_act(const char *sock, const char *id, const char *action, char *err, size_t errlen);
+int vg_docker_act(const char *sock, const char *id, const char *action, const atomic_bool *stop,
+		  char *err, size_t errlen);
 
 /* A running container as the kernel sees it. */
 struct vg_docker_target {

@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "agent_state.h"
+#include "clock.h"
+#include "docker.h"
+#include "remedy.h"
+#include "restart_budget.h"
+#include "status.h"
+#include "error.h"
+
+/* A tunnel container that is not ready yet (not running, unhealthy) is asked again this often. */
+#define NOT_READY_RETRY_NS (5 * 1000000000LL)
+
+/* What the agent keeps per guard, by name: it outlives reloads, which renumber the guards. */
+struct remedy_guard {
+	char name[64];
+	ino_t vpn_netns;            /* the tunnel container's namespace in the last applied set */
+	bool restart_due;           /* it changed: its dependents are restarted once the tunnel is there */
+	int64_t due_at;             /* not before (monotonic ns) */
+	struct vg_restart_budget budget;
+	bool busy;                  /* a job of this guard is with the thread */
+	bool held;                  /* on-closed: its containers are paused or stopped */
+	enum vg_on_closed held_how;
+	char held_ids[VG_REMEDY_MAX_IDS][65];
+	int n_held;
+};
+
+struct remedy {
+	struct vg_remedy *thread;
+	int efd;
+	sd_event_source *timer;
+	struct remedy_guard guards[MAX_GROUPS];
+	int n;
+};
+
+static struct remedy_guard *guard_of(struct remedy *r, const char *name)
+{
+	for (int i = 0; i < r->n; i++)
+		if (!strcmp(r->guards[i].name, name))
+			return &r->guards[i];
+	if (r->n == MAX_GROUPS) {
+		/* Guards that left the set hold nothing (released when they left): reuse one. */
+		for (int i = 0; i < r->n; i++)
+			if (!r->guards[i].busy && !r->guards[i].held) {
+				memset(&r->guards[i], 0, sizeof(r->guards[i]));
+				snprintf(r->guards[i].name, sizeof(r->guards[i].name), "%s", name);
+				return &r->guards[i];
+			}
+		return NULL;
+	}
+	snprintf(r->guards[r->n].name, sizeof(r->guards[0].name), "%s", name);
+	return &r->guards[r->n++];
+}
+
+static bool wants_remedy(const struct vg_options *o)
+{
+	return o->restart_dependents || o->on_closed != VG_ON_CLOSED_NONE;
+}
+
+/* The thread on the engine, started when a guard first asks for it. */
+static struct vg_remedy *thread_of(struct agent *a, const struct vg_options *o)
+{
+	char sock[PATH_MAX], err[PATH_MAX + 128];
+
+	if (a->remedy->thread)
+		return a->remedy->thread;
+	if (vg_docker_socket(o->docker_host, sock, sizeof(sock), err, sizeof(err))) {
+		vg_error(-EINVAL, "agent: %s", err);
+		return NULL;
+	}
+	a->remedy->thread = vg_remedy_start(sock, a->remedy->efd);
+	if (!a->remedy->thread)
+		vg_error(-errno, "agent: start the thread that acts on containers (%s)", sock);
+	return a->remedy->thread;
+}
+
+/* A job of guard rg; spec NULL: a release for a guard that left the set (it needs no spec). */
+static int queue(struct agent *a, const struct vg_guard_spec *spec, struct remedy_guard *rg,
+		 enum vg_remedy_kind kind, const char *why)
+{
+	struct vg_remedy_job *j = calloc(1, sizeof(*j));
+	char *rels[VG_MAX_CGROUP_ARGS];
+	struct vg_remedy *t = spec ? thread_of(a, spec->o) : a->remedy->thread;
+	int err;
+
+	if (!j || !t) {
+		free(j);
+		return -ENOMEM;
+	}
+	j->kind = kind;
+	snprintf(j->guard, sizeof(j->guard), "%s", rg->name);
+	snprintf(j->why, sizeof(j->why), "%s", why);
+	j->how = kind == VG_REMEDY_RELEASE ? rg->held_how : spec->o->on_closed;
+	if (spec) {
+		snprintf(j->vpn, sizeof(j->vpn), "%s", spec->o->tunnel_container ?: "");
+		j->words = (char **)spec->o->containers;
+		j->n_words = spec->o->n_containers;
+		/* Only the --cgroup ones: a --container's own cgroup is found by its name. */
+		for (int i = 0; i < spec->o->n_cgroups; i++)
+			rels[i] = (char *)spec->cgroups[i].rel;
+		j->rels = rels;
+		j->n_rels = spec->o->n_cgroups;
+	}
+	if (kind == VG_REMEDY_RELEASE) {
+		memcpy(j->ids, rg->held_ids, sizeof(j->ids));
+		j->n_ids = rg->n_held;
+	}
+	err = vg_remedy_queue(t, j);
+	free(j);
+	if (err)
+		return vg_error(err, "agent: guard %s: queue a job for the engine", rg->name);
+	rg->busy = true;
+	return 0;
+}
+
+static void arm(struct agent *a, int64_t at)
+{
+	uint64_t usec = at > 0 ? (uint64_t)at / 1000 : 0, now;
+	uint64_t cur = 0;
+	int on = SD_EVENT_OFF;
+
+	sd_event_now(a->loop, CLOCK_MONOTONIC, &now);
+	sd_event_source_get_enabled(a->remedy->timer, &on);
+	sd_event_source_get_time(a->remedy->timer, &cur);
+	if (on != SD_EVENT_OFF && cur <= usec && cur > now)
+		return;
+	sd_event_source_set_time(a->remedy->timer, usec > now ? usec : now + 1);
+	sd_event_source_set_enabled(a->remedy->timer, SD_EVENT_ONESHOT);
+}
+
+static void check_restart(struct agent *a, int g, struct remedy_guard *rg, int64_t now)
+{
+	const char *why = NULL;
+	int64_t at;
+	int r;
+
+	if (!rg->restart_due || rg->busy)
+		return;
+	/* Nothing while the new tunnel is missing: the dependents would only come back to no tunnel. */
+	r = vg_guard_check(a->set->specs[g].cgroups[0].id, &why);
+	if (r < 0 || (r && !strcmp(why, "tunnel missing")))
+		return;
+	at = vg_restart_next(&rg->budget, now);
+	if (at < rg->due_at)
+		at = rg->due_at;
+	if (at > now) {
+		arm(a, at);
+		return;
+	}
+	if (!queue(a, &a->set->specs[g], rg, VG_REMEDY_RESTART, "tunnel container started in a new namespace"))
+		rg->restart_due = false;
+}
+
+static void check_on_closed(struct agent *a, int g, struct remedy_guard *rg)
+{
+	const struct vg_guard_spec *spec = &a->set->specs[g];
+	const char *why = NULL;
+	int r;
+
+	if (rg->busy || (spec->o->on_closed == VG_ON_CLOSED_NONE && !rg->held))
+		return;
+	r = vg_guard_check(spec->cgroups[0].id, &why);
+	if (r < 0)
+		return;
+	if (r && !rg->held && spec->o->on_closed != VG_ON_CLOSED_NONE) {
+		char reason[48];
+
+		snprintf(reason, sizeof(reason), "guard %s", why);
+		rg->held_how = spec->o->on_closed;
+		queue(a, spec, rg, VG_REMEDY_HOLD, reason);
+	} else if (!r && rg->held) {
+		queue(a, spec, rg, VG_REMEDY_RELEASE, "guard open");
+	}
+}
+
+void remedy_check(struct agent *a)
+{
+	int64_t now = (int64_t)vg_mono_ns();
+
+	if (!a->remedy)
+		return;
+	for (int g = 0; g < a->set->n; g++) {
+		const struct vg_guard_spec *spec = &a->set->specs[g];
+		struct remedy_guard *rg;
+
+		if (!wants_remedy(spec->o) || a->groups[g].let_go || !(rg = guard_of(a->remedy, spec->name)))
+			continue;
+		check_restart(a, g, rg, now);
+		check_on_closed(a, g, rg);
+	}
+}
+
+static bool in_set(const struct vg_guard_set *s, const char *name)
+{
+	for (int g = 0; g < s->n; g++)
+		if (!strcmp(s->specs[g].name, name) && wants_remedy(s->specs[g].o))
+			return true;
+	return false;
+}
+
+void remedy_reloaded(struct agent *a)
+{
+	struct remedy *r = a->remedy;
+
+	for (int g = 0; r && g < a->set->n; g++) {
+		const struct vg_guard_spec *spec = &a->set->specs[g];
+		struct remedy_guard *rg;
+		struct stat st;
+
+		if (!spec->o->restart_dependents || !(rg = guard_of(r, spec->name)) ||
+		    a->set->reqs[g].netns_fd < 0 || fstat(a->set->reqs[g].netns_fd, &st))
+			continue;
+		/* A new namespace, or the first look: dependents left in another one are restarted. */
+		if (rg->vpn_netns != st.st_ino)
+			rg->restart_due = true;
+		rg->vpn_netns = st.st_ino;
+	}
+	/* A guard that left the set (or its on-closed) gives back what it holds. */
+	for (int i = 0; r && i < r->n; i++)
+		if (r->guards[i].held && !r->guards[i].busy && !in_set(a->set, r->guards[i].name))
+			queue(a, NULL, &r->guards[i], VG_REMEDY_RELEASE, "guard left the set");
+	remedy_check(a);
+}
+
+static const char *alert_words(const char *action)
+{
+	static const struct { const char *action, *words; } words[] = {
+		{ "restart", "restarted a container left in the old namespace of its VPN container" },
+		{ "pause", "paused a container while the guard is closed" },
+		{ "stop", "stopped a container while the guard is closed" },
+		{ "unpause", "unpaused a container: the guard is open again" },
+		{ "start", "started a container again: the guard is open again" },
+	};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (!strcmp(action, words[i].action))
+			return words[i].words;
+	return action;
+}
+
+static void took(struct agent *a, struct vg_remedy_result *res)
+{
+	struct remedy_guard *rg = guard_of(a->remedy, res->guard);
+	int64_t now = (int64_t)vg_mono_ns();
+
+	for (size_t i = 0; i < json_object_array_length(res->records); i++) {
+		struct json_object *rec = json_object_array_get_idx(res->records, i);
+		char what[160];
+
+		agent_log(a, rec);
+		snprintf(what, sizeof(what), "%s%s", strcmp(vg_json_str(rec, "result"), "failed") ?
+			 "" : "could not: ", alert_words(vg_json_str(rec, "action")));
+		alert_send(a, rec, what);
+	}
+	json_object_put(res->records);
+	if (!rg)
+		return;
+	rg->busy = false;
+	if (res->kind == VG_REMEDY_RESTART) {
+		if (res->n_ids)
+			vg_restart_took(&rg->budget, now);
+		/* Not ready, or a restart that failed (the engine gone): the round is due again. */
+		if (res->not_ready || res->failed) {
+			rg->restart_due = true;
+			rg->due_at = now + NOT_READY_RETRY_NS;
+		}
+	} else if (res->kind == VG_REMEDY_HOLD) {
+		/* Held even when nothing ran: the release is then empty, and containers that start meanwhile stay. */
+		rg->held = !res->failed || res->n_ids;
+		memcpy(rg->held_ids, res->ids, sizeof(rg->held_ids));
+		rg->n_held = res->n_ids;
+	} else {
+		rg->held = false;
+		rg->n_held = 0;
+	}
+}
+
+static int on_results(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct agent *a = userdata;
+	struct vg_remedy_result res;
+	uint64_t n;
+
+	(void)s, (void)revents;
+	if (read(fd, &n, sizeof(n)) < 0)
+		return 0;
+	while (a->remedy->thread && vg_remedy_take(a->remedy->thread, &res))
+		took(a, &res);
+	remedy_check(a);
+	return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	(void)s, (void)usec;
+	remedy_check(userdata);
+	return 0;
+}
+
+int remedy_init(struct agent *a)
+{
+	int err;
+
+	if (!(a->remedy = calloc(1, sizeof(*a->remedy))))
+		return vg_error(-ENOMEM, "agent: remedy");
+	a->remedy->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (a->remedy->efd < 0)
+		return vg_error(-errno, "agent: eventfd for the engine's actions");
+	err = sd_event_add_io(a->loop, NULL, a->remedy->efd, EPOLLIN, on_results, a);
+	if (err >= 0)
+		err = sd_event_add_time(a->loop, &a->remedy->timer, CLOCK_MONOTONIC, 0, 1000, on_timer, a);
+	if (err >= 0)
+		err = sd_event_source_set_enabled(a->remedy->timer, SD_EVENT_OFF);
+	return err < 0 ? vg_error(err, "agent: watch the engine's actions") : 0;
+}
+
+void remedy_free(struct agent *a)
+{
+	if (!a->remedy)
+		return;
+	vg_remedy_stop(a->remedy->thread);
+	a->remedy->timer = sd_event_source_unref(a->remedy->timer);
+	if (a->remedy->efd >= 0)
+		close(a->remedy->efd);
+	free(a->remedy);
+	a->remedy = NULL;
+}
