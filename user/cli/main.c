@@ -45,13 +45,15 @@ int main(int argc, char **argv)
 	case VG_CMD_DETACH:
 		return vg_cmd_detach(&o);
 	case VG_CMD_STATUS:
-		return vg_cmd_status(o.json);
+		return o.check ? vg_cmd_status_check(o.check, o.json) : vg_cmd_status(o.json);
 	case VG_CMD_EVENTS:
 		return vg_cmd_events(o.follow, o.json);
 	case VG_CMD_SCAN:
 		return vg_cmd_scan(o.json);
 	case VG_CMD_REPORT:
 		return vg_cmd_report(&o);
+	case VG_CMD_DOCTOR:
+		return vg_cmd_doctor(o.json);
 	default:
 		return usage_error("no command given");
 	}
