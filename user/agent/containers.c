@@ -26,14 +26,34 @@ static bool set_names(const struct vg_guard_set *s, const struct vg_docker_event
 	return false;
 }
 
+/* The engine's own comings and goings, as the record's action says them and its alert words them. */
+static const char *engine_action(const struct vg_follow_item *it, const char **alert)
+{
+	if (it->gone) {
+		*alert = "the Docker engine is gone: enforcement goes on, container starts are not followed";
+		return "engine_gone";
+	}
+	if (it->back) {
+		*alert = "the Docker engine is back: its containers looked up again";
+		return "engine_back";
+	}
+	*alert = NULL;
+	return it->lost ? "lost" : "stream";
+}
+
 static void log_docker(struct agent *a, const struct vg_follow_item *it, const char *result)
 {
 	struct json_object *rec = vg_log_record(VG_REC_DOCKER);
+	const char *alert = NULL;
 
 	if (it->error[0] || it->lost) {
-		json_object_object_add(rec, "action", json_object_new_string(it->lost ? "lost" : "stream"));
-		json_object_object_add(rec, "error", json_object_new_string(
-			it->lost ? "events queue full: some were dropped" : it->error));
+		const char *error = it->error[0] ? it->error : it->back ? NULL : "events queue full: some were dropped";
+
+		json_object_object_add(rec, "action", json_object_new_string(engine_action(it, &alert)));
+		if (error)
+			json_object_object_add(rec, "error", json_object_new_string(error));
+		if (it->back)
+			json_object_object_add(rec, "gone_s", json_object_new_double(it->gone_s));
 	} else {
 		json_object_object_add(rec, "container", json_object_new_string(it->ev.name));
 		json_object_object_add(rec, "id", json_object_new_string(it->ev.id));
@@ -46,6 +66,8 @@ static void log_docker(struct agent *a, const struct vg_follow_item *it, const c
 		json_object_object_add(rec, "after_start_ms",
 				       json_object_new_double((double)(vg_real_ns() - it->ev.time_ns) / 1e6));
 	agent_log(a, rec);
+	if (alert)
+		alert_send(a, rec, alert);
 	json_object_put(rec);
 }
 

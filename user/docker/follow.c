@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "clock.h"
 #include "follow.h"
 #include "worker.h"
 #include "error.h"
@@ -12,6 +13,8 @@
 #define QUEUE_LEN 64
 #define PAUSE_FIRST_MS 1000
 #define PAUSE_MAX_MS 30000
+/* Asking a gone engine is a refused connect() on its socket: cheap, so its return is seen within a second. */
+#define GONE_PING_MS 1000
 
 struct vg_follower {
 	char sock[PATH_MAX];
@@ -52,6 +55,22 @@ static int on_event(const struct vg_docker_event *ev, void *ctx)
 	return 0;
 }
 
+/* Asks the engine until it answers, then queues its return; true when told to stop meanwhile. */
+static bool wait_back(struct vg_follower *f)
+{
+	uint64_t gone_ns = vg_mono_ns();
+	struct vg_follow_item it = { .lost = true, .back = true };
+
+	do {
+		if (vg_worker_sleep(&f->w, GONE_PING_MS))
+			return true;
+	} while (vg_docker_ping(f->sock, it.error, sizeof(it.error)));
+	it.error[0] = 0;
+	it.gone_s = (double)(vg_mono_ns() - gone_ns) / 1e9;
+	push(f, &it);
+	return false;
+}
+
 static void *run(void *arg)
 {
 	struct vg_follower *f = arg;
@@ -64,8 +83,16 @@ static void *run(void *arg)
 		vg_docker_events(f->sock, f->since_ns, on_event, f, &f->w.stop, it.error, sizeof(it.error));
 		if (atomic_load(&f->w.stop))
 			break;
+		/* The ping's error says why the engine is gone better than a stream cut off does. */
+		it.gone = vg_docker_ping(f->sock, it.error, sizeof(it.error)) != 0;
 		push(f, &it);
-		/* A stream that delivered something was healthy: reconnect soon; an engine that is gone: back off. */
+		if (it.gone) {
+			if (wait_back(f))
+				break;
+			pause_ms = PAUSE_FIRST_MS;
+			continue;
+		}
+		/* A stream that delivered something was healthy: reconnect soon; one that keeps failing: back off. */
 		pause_ms = f->heard ? PAUSE_FIRST_MS : pause_ms;
 		if (vg_worker_sleep(&f->w, pause_ms))
 			break;

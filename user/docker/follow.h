@@ -16,11 +16,18 @@
 
 struct vg_follower;
 
-/* What the agent takes from the queue: an event, a stream failure, or "events were lost". */
+/*
+ * What the agent takes from the queue: an event, a stream failure, the
+ * engine gone, or "events were lost" (the queue was full, or the engine is
+ * back: what it did meanwhile was not streamed).
+ */
 struct vg_follow_item {
 	struct vg_docker_event ev;  /* valid when neither error[0] nor lost */
-	char error[256];            /* the stream ended or failed: why */
-	bool lost;                  /* the queue was full: events were dropped */
+	char error[256];            /* the stream ended or failed (gone: the engine does not answer): why */
+	bool gone;                  /* with error: the engine does not answer */
+	bool lost;                  /* events were dropped, or missed while the engine was gone (back) */
+	bool back;                  /* with lost: the engine answers again after gone_s seconds */
+	double gone_s;
 };
 
 /* sock is copied; since_ns: wall clock, as vg_docker_events takes it. NULL with errno. */
