@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Unit tests of the namespace-escape scan: reading /proc text
+ * Unit tests of the namespace-escape scan and ghosts: reading /proc text
  * (user/scan/proc_parse.c) and judging a process table (user/scan/scan_logic.c), on
  * made-up tables shaped like what this machine showed with Docker.
  */
@@ -141,7 +141,8 @@ static struct vg_proc clean[] = {
 
 static struct vg_scan_input input(struct vg_proc *p, int n, const struct vg_scan_guard *g, int ng)
 {
-	return (struct vg_scan_input){ p, n, g, ng, HOST_PID };
+	return (struct vg_scan_input){ .procs = p, .n_procs = n, .guards = g, .n_guards = ng,
+				       .own_pidns = HOST_PID };
 }
 
 static int judge(const struct vg_scan_input *in, struct vg_finding *out, int max)
@@ -367,6 +368,101 @@ static void test_listed(void **state)
 	assert_string_equal(vg_finding_name((enum vg_finding_kind)99), "unknown");
 }
 
+/* ---- ghosts: containers the engine does not run ---- */
+
+#define ID_A "4724b971a9c2a4b0c1f9f1e7d2b8c3a6e5d4f3a2b1c0d9e8f7a6b5c4d3e2f1a0"
+#define ID_B "2b3e04f4c0ffee00112233445566778899aabbccddeeff001122334455667788"
+
+static void test_container_id(void **state)
+{
+	(void)state;
+	static const struct { const char *cgroup, *id; } rows[] = {
+		/* cgroupfs driver (Debian 12's engine), under --cgroup-parent or its default /docker. */
+		{ "/vpnguard.slice/" ID_A, ID_A },
+		{ "/docker/" ID_A, ID_A },
+		{ "/" ID_A, ID_A },
+		/* systemd driver. */
+		{ "/vpnguard.slice/docker-" ID_A ".scope", ID_A },
+		{ "/system.slice/docker-" ID_B ".scope", ID_B },
+		/* Nested engines: the deepest container is the one the process is in. */
+		{ "/docker/" ID_A "/docker/" ID_B, ID_B },
+		{ "/docker/" ID_A "/sub", ID_A },
+		/* Not a container id: short, long, upper case, other runtimes' scopes, decorated. */
+		{ "/vpnguard.slice/4724b971", NULL },
+		{ "/vpnguard.slice/" ID_A "0", NULL },
+		{ "/vpnguard.slice/4724B971a9c2a4b0c1f9f1e7d2b8c3a6e5d4f3a2b1c0d9e8f7a6b5c4d3e2f1a0", NULL },
+		{ "/machine.slice/libpod-" ID_A ".scope", NULL },
+		{ "/vpnguard.slice/docker-" ID_A ".scopes", NULL },
+		{ "/vpnguard.slice/docker-" ID_A, NULL },
+		{ "/vpnguard.slice/x" ID_A, NULL },
+		{ "/", NULL },
+		{ "", NULL },
+	};
+	char id[VG_CONTAINER_ID_LEN + 1];
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		printf("#   %s\n", rows[i].cgroup);
+		assert_int_equal(vg_cgroup_container_id(rows[i].cgroup, id), rows[i].id != NULL);
+		if (rows[i].id)
+			assert_string_equal(id, rows[i].id);
+	}
+}
+
+static void test_state_owns(void **state)
+{
+	(void)state;
+	static const char *const owns[] = { "running", "paused", "restarting", "created", "removing" };
+
+	for (size_t i = 0; i < sizeof(owns) / sizeof(owns[0]); i++)
+		assert_true(vg_scan_state_owns(owns[i]));
+	assert_false(vg_scan_state_owns("exited"));
+	assert_false(vg_scan_state_owns("dead"));
+}
+
+static void test_ghost(void **state)
+{
+	(void)state;
+	/* A: the engine runs it. B: it forgot it, its two processes still run under the slice. */
+	struct vg_proc procs[] = {
+		clean[0], clean[1],
+		{ 1000, "sleep", "/vpnguard.slice/" ID_A, 600, VPN_NET, QB_PID, 0, 0 },
+		{ 2000, "vgprobe", "/vpnguard.slice/" ID_B, 700, VPN_NET, 4026532190ULL, 0, 0 },
+		{ 2001, "sh", "/vpnguard.slice/" ID_B, 710, VPN_NET, 4026532190ULL, 0, 0 },
+		/* Not guarded: a ghost or not, the scan does not judge it. */
+		{ 3000, "sleep", "/docker/" ID_B, 800, HOST_NET, HOST_PID, 0, 0 },
+	};
+	static const char running[][VG_CONTAINER_ID_LEN + 1] = { ID_A };
+	struct vg_scan_input in = input(procs, 6, slice_guard, 1);
+	struct vg_finding f[8];
+
+	/* The escape rules see nothing: the ghosts are judged apart. */
+	assert_int_equal(judge(&in, f, 8), 0);
+	assert_int_equal(vg_scan_ghosts(&in, running, 1, f, 8), 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(f[i].kind, VG_FIND_GHOST);
+		assert_int_equal(procs[f[i].ref].pid, 2000);    /* the oldest of its cgroup */
+		assert_int_equal(f[i].guard, 0);
+	}
+	assert_int_equal(procs[f[0].proc].pid, 2000);
+	assert_int_equal(procs[f[1].proc].pid, 2001);
+
+	struct json_object *o = vg_finding_to_json(&in, &f[1]);
+	assert_string_equal(vg_json_str(o, "kind"), "ghost");
+	assert_string_equal(vg_json_str(o, "pid"), "2001");
+	assert_string_equal(vg_json_str(o, "container_pid"), "2000");
+	assert_string_equal(vg_json_str(o, "container_id"), ID_B);
+	assert_non_null(strstr(vg_json_str(o, "detail"), "container 2b3e04f4c0ff,"));
+	json_object_put(o);
+	o = vg_finding_to_json(&in, &f[0]);
+	char line[1024];
+	vg_finding_to_line(o, line, sizeof(line));
+	assert_non_null(strstr(line, "FOUND ghost   pid 2000 (vgprobe)"));
+	json_object_put(o);
+	/* An engine that runs nothing: every process of a container's cgroup in the guard is one. */
+	assert_int_equal(vg_scan_ghosts(&in, running, 0, NULL, 0), 3);
+	assert_string_equal(vg_finding_name(VG_FIND_GHOST), "ghost");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -385,6 +481,9 @@ int main(void)
 		cmocka_unit_test(test_one_container_in_two_cgroups),
 		cmocka_unit_test(test_count_beyond_max),
 		cmocka_unit_test(test_listed),
+		cmocka_unit_test(test_container_id),
+		cmocka_unit_test(test_state_owns),
+		cmocka_unit_test(test_ghost),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,12 +3,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
+#include "docker.h"
 #include "event_fmt.h"
 #include "loader.h"
 #include "proc_parse.h"
@@ -150,14 +152,112 @@ static void free_table(struct table *t)
 	free(t);
 }
 
-int vg_scan(struct json_object **out)
+/* vg_docker_list gives at most this many: a list that long may have left out containers that run. */
+#define ENGINE_LIST_MAX 256
+
+/* What the engine said runs, for the ghost judgement. */
+struct engine {
+	char sock[PATH_MAX];
+	const char (*running)[VG_CONTAINER_ID_LEN + 1];   /* NULL: it could not be asked */
+	int n_running;
+	char error[PATH_MAX + 256];     /* then why */
+};
+
+/* Does a process of a guard sit in a cgroup named for a container? Only then is the engine asked. */
+static bool names_container(const struct vg_scan_input *in)
+{
+	char id[VG_CONTAINER_ID_LEN + 1];
+
+	for (int i = 0; i < in->n_procs; i++)
+		if (vg_scan_guard_of(in, in->procs[i].cgroup) >= 0 &&
+		    vg_cgroup_container_id(in->procs[i].cgroup, id))
+			return true;
+	return false;
+}
+
+/* The engine DOCKER_HOST names (or the default): the ids it runs in e->running, or why not in e->error. */
+static void ask_engine(struct engine *e)
+{
+	struct vg_docker_summary *list;
+	char (*ids)[VG_CONTAINER_ID_LEN + 1];
+	int n;
+
+	if (vg_docker_socket(NULL, e->sock, sizeof(e->sock), e->error, sizeof(e->error)) ||
+	    vg_docker_list(e->sock, &list, &n, e->error, sizeof(e->error)))
+		return;
+	if (n >= ENGINE_LIST_MAX)
+		snprintf(e->error, sizeof(e->error), "docker: %s: %d containers or more: the list may leave "
+			 "out some that run", e->sock, ENGINE_LIST_MAX);
+	else if (!(ids = calloc(n ? n : 1, sizeof(*ids))))
+		snprintf(e->error, sizeof(e->error), "docker: list of containers: %s", strerror(ENOMEM));
+	else {
+		for (int i = 0; i < n; i++)
+			if (vg_scan_state_owns(list[i].state))
+				snprintf(ids[e->n_running++], sizeof(*ids), "%s", list[i].id);
+		e->running = ids;
+	}
+	free(list);
+}
+
+/*
+ * A process seen in a cgroup named for a container, which the engine listed
+ * after: if the container ended in between, the engine calls it exited and
+ * its processes are gone (they die with its init, before the engine hears of
+ * the exit). One that is still there, the same process in the same cgroup,
+ * is a ghost.
+ */
+static bool still_there(const struct vg_proc *p)
+{
+	char path[32], cgroup[PATH_MAX];
+	struct vg_proc now;
+	int fd, r;
+
+	snprintf(path, sizeof(path), "/proc/%d", p->pid);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	r = read_proc(fd, p->pid, &now, cgroup, sizeof(cgroup));
+	close(fd);
+	return !r && now.start == p->start && !strcmp(cgroup, p->cgroup);
+}
+
+/* The ghosts, without those that were a container ending while the engine was asked. */
+static int still_ghosts(const struct vg_scan_input *in, struct vg_finding *ghosts, int n)
+{
+	int k = 0;
+
+	for (int i = 0; i < n; i++)
+		if (still_there(&in->procs[ghosts[i].proc]))
+			ghosts[k++] = ghosts[i];
+	return k;
+}
+
+static void add_engine(struct json_object *res, const struct engine *e)
+{
+	struct json_object *o = json_object_new_object();
+	char note[sizeof(e->error) + 64];
+
+	json_object_object_add(o, "socket", e->sock[0] ? json_object_new_string(e->sock) : NULL);
+	if (e->running) {
+		json_object_object_add(o, "running", json_object_new_int(e->n_running));
+	} else {
+		json_object_object_add(o, "error", json_object_new_string(e->error));
+		snprintf(note, sizeof(note), "ghosts not looked for: %s", e->error);
+		json_object_object_add(res, "note", json_object_new_string(note));
+	}
+	json_object_object_add(res, "engine", o);
+}
+
+static int scan(struct json_object **out, bool docker)
 {
 	struct table *t = calloc(1, sizeof(*t));
 	struct vg_scan_input in = { 0 };
 	struct vg_finding *found = NULL;
 	struct json_object *guards, *findings;
+	struct engine e = { 0 };
+	bool asked = false;
 	struct stat self;
-	int n, r, in_guards = 0;
+	int n, n_ghosts, r, in_guards = 0;
 
 	if (!t)
 		return -ENOMEM;
@@ -169,13 +269,23 @@ int vg_scan(struct json_object **out)
 		goto out;
 	}
 	in = (struct vg_scan_input){ t->procs, t->n, t->guards, t->n_guards, self.st_ino };
+	/* An engine that cannot be asked is said, not an error: the rest of the scan needs none. */
+	if (docker && names_container(&in)) {
+		asked = true;
+		ask_engine(&e);
+	}
 	n = vg_scan_judge(&in, NULL, 0);
-	found = calloc(n ? n : 1, sizeof(*found));
+	n_ghosts = e.running ? vg_scan_ghosts(&in, e.running, e.n_running, NULL, 0) : 0;
+	found = calloc(n + n_ghosts + 1, sizeof(*found));
 	if (!found) {
 		r = -ENOMEM;
 		goto out;
 	}
 	vg_scan_judge(&in, found, n);
+	if (n_ghosts) {
+		vg_scan_ghosts(&in, e.running, e.n_running, found + n, n_ghosts);
+		n += still_ghosts(&in, found + n, n_ghosts);
+	}
 
 	*out = json_object_new_object();
 	guards = json_object_new_array();
@@ -189,8 +299,21 @@ int vg_scan(struct json_object **out)
 	json_object_object_add(*out, "guards", guards);
 	json_object_object_add(*out, "processes", json_object_new_int(in_guards));
 	json_object_object_add(*out, "findings", findings);
+	if (asked)
+		add_engine(*out, &e);
 out:
+	free((void *)e.running);
 	free(found);
 	free_table(t);
 	return r;
+}
+
+int vg_scan(struct json_object **out)
+{
+	return scan(out, false);
+}
+
+int vg_scan_docker(struct json_object **out)
+{
+	return scan(out, true);
 }

@@ -16,6 +16,46 @@ static bool inside(const char *guard, const char *cgroup)
 	return !strncmp(guard, cgroup, n) && (cgroup[n] == 0 || cgroup[n] == '/');
 }
 
+/* Is s n lowercase hex digits, as Docker writes ids? */
+static bool hex_id(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+bool vg_cgroup_container_id(const char *cgroup, char id[VG_CONTAINER_ID_LEN + 1])
+{
+	static const char pre[] = "docker-", post[] = ".scope";
+	const size_t np = sizeof(pre) - 1, ns = sizeof(post) - 1, n = VG_CONTAINER_ID_LEN;
+	const char *found = NULL;
+
+	for (const char *c = cgroup; c; c = strchr(c, '/')) {
+		const char *name = *c == '/' ? c + 1 : c;
+		size_t len = strcspn(name, "/");
+
+		if (len == n && hex_id(name, n))
+			found = name;
+		else if (len == np + n + ns && !strncmp(name, pre, np) && hex_id(name + np, n) &&
+			 !strncmp(name + np + n, post, ns))
+			found = name + np;
+		c = name + len;
+		if (!*c)
+			break;
+	}
+	if (found) {
+		memcpy(id, found, n);
+		id[n] = 0;
+	}
+	return found;
+}
+
+bool vg_scan_state_owns(const char *state)
+{
+	return strcmp(state, "exited") && strcmp(state, "dead");
+}
+
 int vg_scan_guard_of(const struct vg_scan_input *in, const char *cgroup)
 {
 	int best = -1;
@@ -98,6 +138,30 @@ int vg_scan_judge(const struct vg_scan_input *in, struct vg_finding *out, int ma
 	return n;
 }
 
+/* Is the container with this id one of the n the engine has processes of? */
+static bool engine_runs(const char (*running)[VG_CONTAINER_ID_LEN + 1], int n, const char *id)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(running[i], id))
+			return true;
+	return false;
+}
+
+int vg_scan_ghosts(const struct vg_scan_input *in, const char (*running)[VG_CONTAINER_ID_LEN + 1], int n_running,
+		   struct vg_finding *out, int max)
+{
+	char id[VG_CONTAINER_ID_LEN + 1];
+	int n = 0;
+
+	for (int i = 0; i < in->n_procs; i++) {
+		int g = vg_scan_guard_of(in, in->procs[i].cgroup);
+
+		if (g >= 0 && vg_cgroup_container_id(in->procs[i].cgroup, id) && !engine_runs(running, n_running, id))
+			add(out, max, &n, VG_FIND_GHOST, i, ref_of(in, i), g);
+	}
+	return n;
+}
+
 const char *vg_finding_name(enum vg_finding_kind kind)
 {
 	static const char *const names[] = {
@@ -105,6 +169,7 @@ const char *vg_finding_name(enum vg_finding_kind kind)
 		[VG_FIND_PIDNS] = "pidns",
 		[VG_FIND_NET_RAW] = "net_raw",
 		[VG_FIND_OUTSIDE] = "outside",
+		[VG_FIND_GHOST] = "ghost",
 	};
 
 	return (unsigned)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "unknown";
@@ -115,7 +180,7 @@ struct json_object *vg_finding_to_json(const struct vg_scan_input *in, const str
 	const struct vg_proc *p = &in->procs[f->proc];
 	const struct vg_proc *r = f->ref >= 0 ? &in->procs[f->ref] : NULL;
 	struct json_object *o = json_object_new_object();
-	char detail[256];
+	char detail[256], id[VG_CONTAINER_ID_LEN + 1] = "";
 
 	switch (f->kind) {
 	case VG_FIND_NETNS:
@@ -135,6 +200,11 @@ struct json_object *vg_finding_to_json(const struct vg_scan_input *in, const str
 		snprintf(detail, sizeof(detail), "in the PID namespace of the container of pid %d "
 			 "(cgroup %s) but outside its guard", r->pid, r->cgroup);
 		break;
+	case VG_FIND_GHOST:
+		vg_cgroup_container_id(p->cgroup, id);
+		snprintf(detail, sizeof(detail), "its cgroup names container %.12s, which the engine does "
+			 "not run (a ghost): end its processes and remove its cgroup", id);
+		break;
 	}
 	json_object_object_add(o, "kind", json_object_new_string(vg_finding_name(f->kind)));
 	json_object_object_add(o, "pid", json_object_new_int(p->pid));
@@ -144,6 +214,8 @@ struct json_object *vg_finding_to_json(const struct vg_scan_input *in, const str
 	json_object_object_add(o, "guard_id", json_object_new_uint64(in->guards[f->guard].id));
 	json_object_object_add(o, "container_pid", r ? json_object_new_int(r->pid) : NULL);
 	json_object_object_add(o, "detail", json_object_new_string(detail));
+	if (id[0])
+		json_object_object_add(o, "container_id", json_object_new_string(id));
 	return o;
 }
 
