@@ -70,7 +70,8 @@ _vpnguard_bpf_containers()
 	done < <(timeout 1 docker ${host:+-H "$host"} ps --format '{{.Names}}' 2>/dev/null)
 }
 
-# The [guard NAME] sections of the config, when it can be read (it is root's, mode 0600).
+# The [guard NAME] sections of the config (--config on the line, else _vpnguard_bpf_config, else
+# /etc/vpnguard/vpnguard.conf), when it can be read: it is root's, mode 0600.
 _vpnguard_bpf_guards()
 {
 	local cur=$1 conf=$2 line
@@ -89,7 +90,8 @@ _vpnguard_bpf_files()
 
 _vpnguard_bpf()
 {
-	local cur=${COMP_WORDS[COMP_CWORD]} prev="" bin cmd i opt w host="" conf=/etc/vpnguard/vpnguard.conf
+	local cur=${COMP_WORDS[COMP_CWORD]} prev="" bin cmd i opt w host=""
+	local conf=${_vpnguard_bpf_config:-/etc/vpnguard/vpnguard.conf}
 	local -A given=()
 	COMPREPLY=()
 	((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
