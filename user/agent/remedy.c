@@ -14,10 +14,11 @@
 #include "remedy.h"
 #include "restart_budget.h"
 #include "status.h"
+#include "verdict.h"
 #include "error.h"
 
-/* A tunnel container that is not ready yet (not running, unhealthy) is asked again this often. */
-#define NOT_READY_RETRY_NS (5 * 1000000000LL)
+/* A tunnel container not ready yet (not running, unhealthy), or an engine that failed: again this often. */
+#define RETRY_NS (5 * 1000000000LL)
 
 /* What the agent keeps per guard, by name: it outlives reloads, which renumber the guards. */
 struct remedy_guard {
@@ -27,6 +28,7 @@ struct remedy_guard {
 	int64_t due_at;             /* not before (monotonic ns) */
 	struct vg_restart_budget budget;
 	bool busy;                  /* a job of this guard is with the thread */
+	int64_t hold_retry_at;      /* a hold or release failed: not again before (monotonic ns) */
 	bool held;                  /* on-closed: its containers are paused or stopped */
 	enum vg_on_closed held_how;
 	char held_ids[VG_REMEDY_MAX_IDS][65];
@@ -136,17 +138,21 @@ static void arm(struct agent *a, int64_t at)
 	sd_event_source_set_enabled(a->remedy->timer, SD_EVENT_ONESHOT);
 }
 
-static void check_restart(struct agent *a, int g, struct remedy_guard *rg, int64_t now)
+/* The guard's object of status --json (NULL when the kernel holds no guard on its first cgroup). */
+static struct json_object *status_of(struct json_object *status, const struct vg_guard_spec *spec)
 {
-	const char *why = NULL;
+	return status ? vg_status_guard(status, spec->cgroups[0].id) : NULL;
+}
+
+static void check_restart(struct agent *a, int g, struct remedy_guard *rg, struct json_object *st, int64_t now)
+{
+	struct json_object *present;
 	int64_t at;
-	int r;
 
 	if (!rg->restart_due || rg->busy)
 		return;
 	/* Nothing while the new tunnel is missing: the dependents would only come back to no tunnel. */
-	r = vg_guard_check(a->set->specs[g].cgroups[0].id, &why);
-	if (r < 0 || (r && !strcmp(why, "tunnel missing")))
+	if (!st || !json_object_object_get_ex(st, "tunnel_present", &present) || !json_object_get_boolean(present))
 		return;
 	at = vg_restart_next(&rg->budget, now);
 	if (at < rg->due_at)
@@ -159,31 +165,32 @@ static void check_restart(struct agent *a, int g, struct remedy_guard *rg, int64
 		rg->restart_due = false;
 }
 
-static void check_on_closed(struct agent *a, int g, struct remedy_guard *rg)
+static void check_on_closed(struct agent *a, int g, struct remedy_guard *rg, struct json_object *st, int64_t now)
 {
 	const struct vg_guard_spec *spec = &a->set->specs[g];
-	const char *why = NULL;
-	int r;
+	char why[256];
+	bool open;
 
-	if (rg->busy || (spec->o->on_closed == VG_ON_CLOSED_NONE && !rg->held))
+	if (rg->busy || !st || (spec->o->on_closed == VG_ON_CLOSED_NONE && !rg->held))
 		return;
-	r = vg_guard_check(spec->cgroups[0].id, &why);
-	if (r < 0)
+	if (now < rg->hold_retry_at) {
+		arm(a, rg->hold_retry_at);
 		return;
-	if (r && !rg->held && spec->o->on_closed != VG_ON_CLOSED_NONE) {
-		char reason[48];
-
-		snprintf(reason, sizeof(reason), "guard %s", why);
+	}
+	open = vg_guard_verdict(st, why, sizeof(why));
+	if (!open && !rg->held && spec->o->on_closed != VG_ON_CLOSED_NONE) {
 		rg->held_how = spec->o->on_closed;
-		queue(a, spec, rg, VG_REMEDY_HOLD, reason);
-	} else if (!r && rg->held) {
-		queue(a, spec, rg, VG_REMEDY_RELEASE, "guard open");
+		queue(a, spec, rg, VG_REMEDY_HOLD, why);
+	} else if (open && rg->held) {
+		queue(a, spec, rg, VG_REMEDY_RELEASE, why);
 	}
 }
 
 void remedy_check(struct agent *a)
 {
 	int64_t now = (int64_t)vg_mono_ns();
+	struct json_object *status = NULL;
+	bool asked = false;
 
 	if (!a->remedy)
 		return;
@@ -193,9 +200,16 @@ void remedy_check(struct agent *a)
 
 		if (!wants_remedy(spec->o) || a->groups[g].let_go || !(rg = guard_of(a->remedy, spec->name)))
 			continue;
-		check_restart(a, g, rg, now);
-		check_on_closed(a, g, rg);
+		/* What the kernel holds, read once for every guard (and only when one asks for it). */
+		if (!asked) {
+			asked = true;
+			if (vg_status_json(&status))
+				status = NULL;
+		}
+		check_restart(a, g, rg, status_of(status, spec), now);
+		check_on_closed(a, g, rg, status_of(status, spec), now);
 	}
+	json_object_put(status);
 }
 
 static bool in_set(const struct vg_guard_set *s, const char *name)
@@ -230,20 +244,23 @@ void remedy_reloaded(struct agent *a)
 	remedy_check(a);
 }
 
-static const char *alert_words(const char *action)
+/* "restarted qbit" or "could not restart qbit": the alert's title after the guard's name. */
+static void alert_words(struct json_object *rec, char *buf, size_t len)
 {
-	static const struct { const char *action, *words; } words[] = {
-		{ "restart", "restarted a container left in the old namespace of its VPN container" },
-		{ "pause", "paused a container while the guard is closed" },
-		{ "stop", "stopped a container while the guard is closed" },
-		{ "unpause", "unpaused a container: the guard is open again" },
-		{ "start", "started a container again: the guard is open again" },
+	static const struct { const char *action, *done; } words[] = {
+		{ "restart", "restarted" }, { "pause", "paused" }, { "stop", "stopped" },
+		{ "unpause", "unpaused" }, { "start", "started" },
 	};
+	const char *action = vg_json_str(rec, "action"), *done = action;
+	const char *name = vg_json_str(rec, "container");
 
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (!strcmp(action, words[i].action))
-			return words[i].words;
-	return action;
+			done = words[i].done;
+	if (!strcmp(vg_json_str(rec, "result"), "failed"))
+		snprintf(buf, len, "could not %s %s", action, name ?: "its containers");
+	else
+		snprintf(buf, len, "%s %s", done, name ?: "");
 }
 
 static void took(struct agent *a, struct vg_remedy_result *res)
@@ -253,11 +270,10 @@ static void took(struct agent *a, struct vg_remedy_result *res)
 
 	for (size_t i = 0; i < json_object_array_length(res->records); i++) {
 		struct json_object *rec = json_object_array_get_idx(res->records, i);
-		char what[160];
+		char what[320];
 
 		agent_log(a, rec);
-		snprintf(what, sizeof(what), "%s%s", strcmp(vg_json_str(rec, "result"), "failed") ?
-			 "" : "could not: ", alert_words(vg_json_str(rec, "action")));
+		alert_words(rec, what, sizeof(what));
 		alert_send(a, rec, what);
 	}
 	json_object_put(res->records);
@@ -270,17 +286,33 @@ static void took(struct agent *a, struct vg_remedy_result *res)
 		/* Not ready, or a restart that failed (the engine gone): the round is due again. */
 		if (res->not_ready || res->failed) {
 			rg->restart_due = true;
-			rg->due_at = now + NOT_READY_RETRY_NS;
+			rg->due_at = now + RETRY_NS;
 		}
-	} else if (res->kind == VG_REMEDY_HOLD) {
+		return;
+	}
+	/* The engine failed: not again at once (it may be gone), but after a pause. */
+	if (res->failed)
+		rg->hold_retry_at = now + RETRY_NS;
+	if (res->kind == VG_REMEDY_HOLD) {
 		/* Held even when nothing ran: the release is then empty, and containers that start meanwhile stay. */
 		rg->held = !res->failed || res->n_ids;
 		memcpy(rg->held_ids, res->ids, sizeof(rg->held_ids));
 		rg->n_held = res->n_ids;
-	} else {
-		rg->held = false;
-		rg->n_held = 0;
+		return;
 	}
+	/* What could not be given back is kept, to be tried again. */
+	int kept = 0;
+
+	for (int i = 0; i < rg->n_held; i++) {
+		bool given = false;
+
+		for (int k = 0; k < res->n_ids && !given; k++)
+			given = !strcmp(rg->held_ids[i], res->ids[k]);
+		if (!given)
+			memmove(rg->held_ids[kept++], rg->held_ids[i], sizeof(rg->held_ids[0]));
+	}
+	rg->n_held = kept;
+	rg->held = kept > 0;
 }
 
 static int on_results(sd_event_source *s, int fd, uint32_t revents, void *userdata)

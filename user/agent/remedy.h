@@ -30,7 +30,7 @@ enum vg_remedy_kind {
 struct vg_remedy_job {
 	enum vg_remedy_kind kind;
 	char guard[64];
-	char why[48];               /* for the records: what the agent saw */
+	char why[128];              /* for the records: what the agent saw */
 	enum vg_on_closed how;      /* hold and release */
 	char vpn[256];              /* the tunnel container (restart; a hold never touches it) */
 	char **words;               /* the guard's --container words */
@@ -45,7 +45,8 @@ struct vg_remedy_result {
 	enum vg_remedy_kind kind;
 	char guard[64];
 	struct json_object *records;        /* an array of `docker` records, the caller's to put */
-	char ids[VG_REMEDY_MAX_IDS][65];   /* hold: what it paused or stopped; restart: what it restarted */
+	/* hold: what it paused or stopped; restart: what it restarted; release: what is given back */
+	char ids[VG_REMEDY_MAX_IDS][65];
 	int n_ids;
 	bool not_ready;             /* restart: the tunnel container is not running or unhealthy */
 	bool failed;                /* some action (or the engine) failed */

@@ -105,15 +105,20 @@ static void record(struct vg_remedy_result *res, const struct vg_remedy_job *j, 
 	res->failed |= err && err != -EALREADY;
 }
 
+/*
+ * The action on one container; res->ids lists it when it is settled: done, or
+ * for a release also already so or gone (nothing is left to give back).
+ */
 static void act(struct vg_remedy *r, const struct vg_remedy_job *j, struct vg_remedy_result *res,
 		const char *action, const char *id, const char *name)
 {
 	char err[PATH_MAX + 256] = "";
 	uint64_t t0 = vg_mono_ns();
 	int rc = vg_docker_act(r->sock, id, action, &r->w.stop, err, sizeof(err));
+	bool settled = !rc || (j->kind == VG_REMEDY_RELEASE && (rc == -EALREADY || rc == -ENOENT));
 
 	record(res, j, action, id, name, rc, err, (double)(vg_mono_ns() - t0) / 1e9);
-	if (!rc && res->n_ids < VG_REMEDY_MAX_IDS)
+	if (settled && res->n_ids < VG_REMEDY_MAX_IDS)
 		snprintf(res->ids[res->n_ids++], sizeof(res->ids[0]), "%s", id);
 }
 

@@ -183,31 +183,6 @@ static struct json_object *guard_json(const struct maps *m, __u64 id, const stru
 	return g;
 }
 
-int vg_guard_check(__u64 id, const char **why)
-{
-	struct maps m = { vg_map_open(VG_MAP_POLICY), vg_map_open(VG_MAP_STATE), -1,
-			  vg_map_open(VG_MAP_TUNNELS), -1, vg_map_open(VG_MAP_TUNDEV) };
-	struct vg_state st = { 0 };
-	struct vg_policy p;
-	struct vg_tunnel t;
-	int r = 1;
-
-	if (m.policy < 0 || m.state < 0 || m.tunnels < 0 || m.tundev < 0)
-		r = m.policy < 0 ? m.policy : m.state < 0 ? m.state : m.tunnels < 0 ? m.tunnels : m.tundev;
-	else if (bpf_map_lookup_elem(m.policy, &id, &p))
-		r = -ENOENT;
-	else if (p.mode == VG_MODE_TUNNEL && !tunnel_present(&m, &p, &t))
-		*why = "tunnel missing";
-	else if (bpf_map_lookup_elem(m.state, &id, &st) || st.state != VG_STATE_OPEN)
-		*why = "closed";
-	else if (st.lease_deadline_ns && vg_boot_ns() > st.lease_deadline_ns)
-		*why = "lease run out";
-	else
-		r = 0;
-	close_maps(&m);
-	return r;
-}
-
 int vg_status_json(struct json_object **out)
 {
 	struct maps m = {
