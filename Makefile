@@ -120,7 +120,7 @@ deb:
 			'$(DEB_VERSION)' '$(DEB_VERSION)' '$(VERSION)' '$(DEB_VERSION)' \
 			"$$(dpkg-parsechangelog -S Maintainer)" "$$(dpkg-parsechangelog -S Date)" > $(DEB_TREE)/debian/changelog; \
 	fi
-	cd $(DEB_TREE) && DEB_BUILD_OPTIONS="noddebs $$DEB_BUILD_OPTIONS" dpkg-buildpackage -us -uc -b
+	cd $(DEB_TREE) && DEB_BUILD_OPTIONS="noddebs $$DEB_BUILD_OPTIONS" dpkg-buildpackage -us -uc -b -jauto
 	mv $(DEB_PARENT)/*.deb $(DEB_PARENT)/*.buildinfo $(DEB_PARENT)/*.changes $(OUT)/deb/
 	rm -rf $(DEB_PARENT)
 	ls -l $(OUT)/deb/vpnguard-bpf_$(DEB_VERSION)_*.deb

@@ -15,8 +15,8 @@
     completes with the packaged binary;
   - debian/changelog's version is user/lib/version.h's.
 
-Root (dpkg-buildpackage's clean and the unit tests run as the caller). Two package builds:
-about 2.5 minutes on 2 cores.
+Root (dpkg-buildpackage's clean and the unit tests run as the caller). Two package builds
+(the second without the unit tests): about 3 minutes on 2 idle cores, 6 on a loaded machine.
 
     pytest-3 -p no:cacheprovider tests/test_packaging.py
     pytest-3 -p no:cacheprovider tests/test_packaging.py -k contents
@@ -75,7 +75,9 @@ def built(tmp_path_factory):
     took = {}
     for version in (VERSION, OLD):
         start = time.monotonic()
-        run(["make", "deb"] + ([f"DEB_VERSION={version}"] if version != VERSION else []), cwd=str(src))
+        # The unit tests run in the first build; the second is the same code.
+        env = {**os.environ, "DEB_BUILD_OPTIONS": "" if version == VERSION else "nocheck"}
+        run(["make", "deb"] + ([f"DEB_VERSION={version}"] if version != VERSION else []), cwd=str(src), env=env)
         took[version] = time.monotonic() - start
     print(f"\nmake deb: {took[VERSION]:.0f} s; make deb DEB_VERSION={OLD}: {took[OLD]:.0f} s")
     debs = {v: src / "build" / "deb" / f"vpnguard-bpf_{v}_{ARCH}.deb" for v in (VERSION, OLD)}
@@ -111,8 +113,7 @@ def test_artifacts_stay_in_build(built, what):
                    if built["before"].get(p) != built["after"].get(p)}
         assert not changed, sorted(changed)
     else:
-        assert built["parent_after"] == built["parent_before"] + sorted(
-            f"unpacked-{v}" for v in (VERSION, OLD))
+        assert built["parent_after"] == sorted(built["parent_before"] + [f"unpacked-{v}" for v in (VERSION, OLD)])
 
 
 def overrides():
@@ -229,7 +230,7 @@ SCRIPTS = [
 @pytest.mark.parametrize("script,pattern,present", SCRIPTS,
                          ids=[f"{s}-{i}" for i, (s, _, _) in enumerate(SCRIPTS)])
 def test_maintainer_scripts(built, script, pattern, present):
-    text = control(built, script)
+    text = "\n".join(line for line in control(built, script).splitlines() if not line.lstrip().startswith("#"))
     assert bool(re.search(pattern, text, re.M)) == present, text
 
 
