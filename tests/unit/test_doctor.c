@@ -96,6 +96,11 @@ static void cgroupfs_unknown_home(struct vg_doc_facts *f)
 	cgroupfs(f);
 	f->dockerd_cgroup[0] = 0;
 }
+static void cgroupfs_engine_at_root(struct vg_doc_facts *f)
+{
+	cgroupfs(f);
+	snprintf(f->dockerd_cgroup, sizeof(f->dockerd_cgroup), "/");
+}
 static void odd_driver(struct vg_doc_facts *f) { snprintf(f->docker_driver, sizeof(f->docker_driver), "none"); }
 static void no_guards(struct vg_doc_facts *f) { f->n_guards = 0; }
 static void scan_failed(struct vg_doc_facts *f) { f->scan_err = -EACCES; }
@@ -169,6 +174,8 @@ static const struct row rows[] = {
 	  "/sys/fs/cgroup/unified/system.slice/docker.service/vpnguard.slice/<id>)", NULL },
 	{ "cgroupfs, engine's cgroup unknown", cgroupfs_unknown_home, "docker", VG_DOC_OK,
 	  "/sys/fs/cgroup/unified/<its cgroup>/vpnguard.slice/<id>", NULL },
+	{ "cgroupfs, engine in the root cgroup", cgroupfs_engine_at_root, "docker", VG_DOC_OK,
+	  "below the engine's own cgroup: /sys/fs/cgroup/unified/vpnguard.slice/<id>)", NULL },
 	{ "another driver", odd_driver, "docker", VG_DOC_WARN, "not known for this driver", "grep '^0::'" },
 	{ "no guards", no_guards, "net_raw", VG_DOC_SKIP, "no guard attached", NULL },
 	{ "scan failed", scan_failed, "net_raw", VG_DOC_WARN, "Permission denied", "scan" },

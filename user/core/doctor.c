@@ -247,7 +247,8 @@ static void judge_docker(const struct vg_doc_facts *f, const char *cg2, struct v
 	else if (!strcmp(f->docker_driver, "cgroupfs"))
 		snprintf(where + n, sizeof(where) - n, "cgroup_parent: /vpnguard.slice lands in %s/vpnguard.slice/<id> "
 			 "(a relative vpnguard.slice lands below the engine's own cgroup: %s%s/vpnguard.slice/<id>)",
-			 cg2, cg2, f->dockerd_cgroup[0] ? f->dockerd_cgroup : "/<its cgroup>");
+			 cg2, cg2, !f->dockerd_cgroup[0] ? "/<its cgroup>" :
+			 strcmp(f->dockerd_cgroup, "/") ? f->dockerd_cgroup : "");
 	else {
 		put(c, "docker", VG_DOC_WARN, "check where a container lands: grep '^0::' /proc/PID/cgroup",
 		    "%swhere cgroup_parent lands is not known for this driver", where);

@@ -44,7 +44,7 @@ struct vg_doc_facts {
 	char docker_err[PATH_MAX + 512]; /* "": it answered */
 	char docker_driver[32];      /* CgroupDriver */
 	char docker_cgroup_version[8];
-	char dockerd_cgroup[PATH_MAX]; /* the engine's own cgroup v2 (below the mount); "" unknown */
+	char dockerd_cgroup[PATH_MAX]; /* the engine's own cgroup v2 ("/" the root); "" unknown */
 	bool slice_guarded;          /* <cgroup2>/vpnguard.slice has a guard */
 	/* Guarded processes holding CAP_NET_RAW: scan's net_raw records, or scan_err. */
 	int n_guards;

@@ -178,7 +178,7 @@ static void probe_docker(struct vg_doc_facts *f, const char *cg2)
 		free(buf);
 	}
 	if (!strcmp(comm, "dockerd") && !vg_cgroup_of_pid(peer, &cg, err, sizeof(err)))
-		snprintf(f->dockerd_cgroup, sizeof(f->dockerd_cgroup), "%s", strcmp(cg.rel, "/") ? cg.rel : "");
+		snprintf(f->dockerd_cgroup, sizeof(f->dockerd_cgroup), "%s", cg.rel);
 	snprintf(path, sizeof(path), "/vpnguard.slice");
 	f->slice_guarded = cg2[0] && !vg_cgroup_resolve(path, &slice, err, sizeof(err)) &&
 			   !vg_guard_find(path, &id) && id == slice.id;
