@@ -1,0 +1,121 @@
+"""Fixtures of the system test (tests/system, docs/system-test.md): vpnguard-bpf's .deb in a
+Debian 12 booted with systemd as PID 1.
+
+  debs      make deb and make deb DEB_VERSION=0.0.9 of this tree (vgsystem.built_debs)
+  root_tar  the debootstrapped Debian 12 with the package's Depends and Recommends, cached
+  world     the session's vgtopo.Topology (routing "split": without the guard's steering
+            nothing but the tunnel's own /24 goes through it), under the kernel tests' lock
+  machine   the Machine booted in the world's HOME, the packages in /root/debs
+  figures   the measured times, printed at the end of the run
+
+tests/conftest.py applies too (root, tools, the session's own pin root, vg: make all,
+which builds build/vgprobe, the machine's flood tool). What cannot run fails.
+"""
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from vgguard import kernel_lock_held  # noqa: E402
+from vgsystem import Machine, MachineError, built_debs, cached_root, runtime_packages  # noqa: E402
+from vgtopo import Topology  # noqa: E402
+
+SYSTEM_TOOLS = ("debootstrap", "systemd-nspawn", "nsenter", "dpkg-deb", "tar")
+FIGURES = {}
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.write_sep("-", "system test figures")
+        for k, v in FIGURES.items():
+            terminalreporter.write_line(f"{k}: {v}")
+
+
+@pytest.fixture(scope="session")
+def figures():
+    return FIGURES
+
+
+@pytest.fixture(scope="session")
+def debs(vg):
+    import shutil
+    missing = [t for t in SYSTEM_TOOLS if shutil.which(t) is None]
+    if missing:
+        pytest.fail(f"missing tools: {' '.join(missing)} (apt-get install debootstrap "
+                    f"systemd-container)", pytrace=False)
+    try:
+        d = built_debs()
+    except MachineError as e:
+        pytest.fail(str(e), pytrace=False)
+    if d["seconds"]:
+        FIGURES["make deb (both versions)"] = f"{d['seconds']:.0f} s"
+    return d
+
+
+@pytest.fixture(scope="session")
+def root_tar(debs):
+    pkgs = sorted(set(runtime_packages(debs["current"])) | set(runtime_packages(debs["old"])))
+    try:
+        tar, seconds = cached_root(pkgs)
+    except MachineError as e:
+        pytest.fail(str(e), pytrace=False)
+    FIGURES["root tree"] = f"{os.path.basename(tar)} " + (
+        f"(debootstrapped in {seconds:.0f} s)" if seconds else "(cached)")
+    return tar
+
+
+@pytest.fixture(scope="session")
+def system_lock(root_tar):
+    """The kernel tests' lock for the whole session (its guards and floods load the machine
+    other suites time on); taken once the slow downloads are done."""
+    try:
+        with kernel_lock_held() as waited:
+            if waited > 1:
+                FIGURES["waited for the kernel tests' lock"] = f"{waited:.0f} s"
+            yield
+    except TimeoutError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def world(system_lock):
+    with Topology(routing="split") as t:
+        yield t
+
+
+def _boot(root_tar, debs, topo, layout):
+    m = Machine(root_tar, topo, layout)
+    try:
+        m.unpack()
+        for kind in ("current", "old"):
+            m.copy_in(debs[kind], f"/root/debs/{os.path.basename(debs[kind])}")
+        m.boot()
+    except BaseException as e:
+        m.remove()
+        if isinstance(e, MachineError):
+            pytest.fail(str(e), pytrace=False)
+        raise
+    FIGURES[f"boot to a running system ({layout})"] = f"{m.boots[0]:.1f} s"
+    return m
+
+
+@pytest.fixture(scope="session")
+def machine(root_tar, debs, world):
+    m = _boot(root_tar, debs, world, "unified")
+    try:
+        yield m
+    finally:
+        m.remove()
+
+
+@pytest.fixture
+def hybrid_machine(root_tar, debs, system_lock, topo):
+    """A machine of its own in a topology of its own, on the host's hybrid layout."""
+    m = _boot(root_tar, debs, topo, "hybrid")
+    try:
+        yield m
+    finally:
+        m.remove()
