@@ -12,7 +12,7 @@
     never stopped on upgrade, stopped on removal, the slice never touched, purge removes the
     config directory and the log;
   - from the unpacked package: the binary's --version, the man pages render, the completion
-    completes with the packaged binary;
+    completes with the packaged binary and bash-completion loads it by the command's name;
   - debian/changelog's version is user/lib/version.h's.
 
 Root (dpkg-buildpackage's clean and the unit tests run as the caller). Two package builds
@@ -273,3 +273,12 @@ def test_packaged_completion(built):
               "_vpnguard_bpf; printf '%s\\n' \"${COMPREPLY[@]}\"\n")
     out = run(["/bin/bash", "--norc", "-c", script])
     assert sorted(out.split()) == ["--check", "--help", "--json"]
+
+
+def test_packaged_completion_loads_on_demand(built):
+    """bash-completion finds it by the command's name in its completions dir, as installed."""
+    share = built["unpacked"][VERSION] / "usr" / "share"
+    script = ("source /usr/share/bash-completion/bash_completion\n"
+              "__load_completion vpnguard-bpf && complete -p vpnguard-bpf\n")
+    out = run(["/bin/bash", "--norc", "-c", script], env={**os.environ, "XDG_DATA_DIRS": str(share)})
+    assert out.strip() == "complete -F _vpnguard_bpf vpnguard-bpf"
