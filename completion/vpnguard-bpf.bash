@@ -47,16 +47,21 @@ _vpnguard_bpf_cgroup2()
 	done </proc/self/mounts
 }
 
-# Directories below the cgroup v2 mount (the root cgroup itself is refused by attach).
+# Directories below the cgroup v2 mount (the root cgroup itself is refused by attach): full
+# paths, or paths below the mount when the word is one ("vpnguard.slice/...").
 _vpnguard_bpf_cgroups()
 {
-	local cur=$1 mnt d
+	local cur=$1 mnt d rel=""
 	mnt=$(_vpnguard_bpf_cgroup2)
 	[[ -n $mnt ]] || return
+	if [[ -n $cur && $cur != /* ]]; then
+		rel=$mnt/
+		cur=$mnt/$cur
+	fi
 	[[ $cur == "$mnt"/* ]] || cur=$mnt/
 	compopt -o filenames 2>/dev/null
 	while IFS= read -r d; do
-		[[ $d == "$mnt"/?* ]] && COMPREPLY+=("$d")
+		[[ $d == "$mnt"/?* ]] && COMPREPLY+=("${d#"$rel"}")
 	done < <(compgen -d -- "$cur")
 }
 

@@ -86,7 +86,8 @@ def world(tmp_path_factory):
             if script:
                 (d / "docker").write_text(script)
                 (d / "docker").chmod(0o755)
-        yield {"t": str(t), "cgroup": cg, "mnt": mnt, "conf": str(conf), "fake": str(fake)}
+        yield {"t": str(t), "cgroup": cg, "rel": os.path.basename(cg), "mnt": mnt, "conf": str(conf),
+               "fake": str(fake)}
     finally:
         for child in ("torrent", "arr"):
             if os.path.isdir(os.path.join(cg, child)):
@@ -135,6 +136,7 @@ CASES = [
     ("cgroup-children", ["attach", "--cgroup", "{cgroup}/"], "none",
      lambda w: [w["cgroup"] + "/arr", w["cgroup"] + "/torrent"]),
     ("cgroup-prefix", ["attach", "--cgroup", "{cgroup}/t"], "none", lambda w: [w["cgroup"] + "/torrent"]),
+    ("cgroup-relative", ["attach", "--cgroup", "{rel}/t"], "none", lambda w: [w["rel"] + "/torrent"]),
     ("cgroup-top", ["detach", "--cgroup", ""], "none",
      lambda w: sorted(os.path.join(w["mnt"], d) for d in os.listdir(w["mnt"])
                       if os.path.isdir(os.path.join(w["mnt"], d)))),
