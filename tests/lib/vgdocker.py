@@ -16,7 +16,11 @@ image is pulled: the image is imported from a tarball of a root file system hold
 busybox-static and a static build of tests/tools/vgprobe.c. Its environment (DOCKER_HOST,
 DOCKER_CONFIG) is given to each command, never put in os.environ. down() removes every
 container, stops the daemon by PID (its shims too, after a SIGKILL), unmounts what it
-mounted and puts /etc/docker and /run/containerd back as they were.
+mounted and puts /etc/docker and /run/containerd back as they were. A crash: kill() (dockerd
+SIGKILLed; its containerd follows, the shims and containers stay), forget(ID) while it is down
+(the engine started again will not know that container), restart() (with live-restore, so
+the containers that ran are kept; it stays on for the rest of the session), end_ghost(ID, PID)
+for a container the engine forgot.
 
 ContainerTopology is topology.sh's TOPO_HOME_PID and topo_home_move: home_move(PID) builds
 the wire and the tunnel in PID's namespace. tests/docker/dockerworld.py builds one test's
@@ -26,11 +30,12 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 
-from vgproc import cgroup2_mount, end_pid, end_popen, wait_until
+from vgproc import cgroup2_mount, end_pid, end_popen, pid_alive, wait_until
 from vgtopo import Topology, TopoError
 from vgworld import REPO
 
@@ -121,15 +126,7 @@ class Engine:
         os.makedirs(os.path.join(self.dir, "cli"))
         with open(os.path.join(self.dir, "daemon.json"), "w") as f:
             f.write("{}\n")
-        d = self.dir
-        with open(os.path.join(d, "dockerd.log"), "ab") as log:
-            self.proc = subprocess.Popen(
-                [DOCKERD, "--config-file", f"{d}/daemon.json", "--data-root", f"{d}/data",
-                 "--exec-root", f"{d}/exec", "--pidfile", f"{d}/dockerd.pid", "-H", self.host,
-                 "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false",
-                 "--ip-forward=false", "--ip-masq=false", "--bridge=none",
-                 "--userland-proxy=false", "--log-level", "warn"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        self._daemon_spawn()
         wait_until(lambda: self.proc.poll() is not None or self._answers(), 30, 0.2)
         if not self._answers():
             self._fail(f"dockerd (pid {self.proc.pid}) does not answer on {self.sock}")
@@ -142,6 +139,119 @@ class Engine:
                                capture_output=True, text=True, env=self.env, timeout=300)
         if r.returncode != 0:
             self._fail(f"cannot import the test image: {r.stderr.strip()}")
+
+    def _daemon_spawn(self):
+        d = self.dir
+        with open(os.path.join(d, "dockerd.log"), "ab") as log:
+            self.proc = subprocess.Popen(
+                [DOCKERD, "--config-file", f"{d}/daemon.json", "--data-root", f"{d}/data",
+                 "--exec-root", f"{d}/exec", "--pidfile", f"{d}/dockerd.pid", "-H", self.host,
+                 "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false",
+                 "--ip-forward=false", "--ip-masq=false", "--bridge=none",
+                 "--userland-proxy=false", "--log-level", "warn"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+    def _containerd_pid(self):
+        """The containerd dockerd started (its pidfile in our exec root), while it runs."""
+        try:
+            with open(os.path.join(self.dir, "exec", "containerd", "containerd.pid")) as f:
+                pid = int(f.read().strip() or 0)
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                mine = f"{self.dir}/exec/containerd/".encode() in f.read()
+        except (OSError, ValueError):
+            return None
+        return pid if mine and pid_alive(pid) else None
+
+    def kill(self):
+        """dockerd SIGKILLed by PID, as a crash; the shims and the containers under them go
+        on. Its containerd follows it (dockerd starts it with a parent-death signal) and is
+        waited for; then its pidfile goes: a dockerd started again takes any live PID there,
+        a zombie not yet reaped or a PID used again, for its containerd and waits for that
+        one's socket for ever. Returns the PID of the containerd that went."""
+        cpid = self._containerd_pid()
+        end_popen(self.proc, signal.SIGKILL)
+        if cpid and not wait_until(lambda: not pid_alive(cpid), 15, 0.05):
+            raise EngineError(f"containerd (pid {cpid}) outlived dockerd by 15 s")
+        try:
+            os.unlink(os.path.join(self.dir, "exec", "containerd", "containerd.pid"))
+        except FileNotFoundError:
+            pass
+        return cpid
+
+    def restart(self, live_restore=True):
+        """dockerd started again on the same roots after kill() (live_restore: with
+        `"live-restore": true` in its config, so the containers that ran are kept; without
+        it Debian's dockerd stops each one it finds running, 10 s of SIGTERM then SIGKILL,
+        before it answers). Returns the wall-clock time its socket first answered /_ping
+        (polled every 20 ms); raises EngineError unless that is within 30 s."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise EngineError(f"dockerd (pid {self.proc.pid}) still runs")
+        d = self.dir
+        with open(os.path.join(d, "daemon.json"), "w") as f:
+            f.write('{"live-restore": true}\n' if live_restore else "{}\n")
+        self._daemon_spawn()
+        answered = []
+
+        def up():
+            if self._ping():
+                answered.append(time.time())
+            return answered or self.proc.poll() is not None
+        wait_until(up, 30, 0.02)
+        if not answered:
+            raise EngineError(f"dockerd (pid {self.proc.pid}) does not answer on {self.sock} "
+                              "after a restart")
+        return answered[0]
+
+    def _ping(self):
+        """GET /_ping on the socket, as the engine's clients ask it (no CLI in between)."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(1)
+                s.connect(self.sock)
+                s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+                return s.recv(64).split(b" ")[1:2] == [b"200"]
+        except (OSError, IndexError):
+            return False
+
+    def forget(self, cid):
+        """While the engine is down: its state of container cid moved out of its data root,
+        so the engine started again does not know the container, which runs on under its
+        shim (a ghost). Renamed, not removed: the container's mounts are inside."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise EngineError("forget() needs the engine down")
+        os.rename(os.path.join(self.dir, "data", "containers", cid),
+                  os.path.join(self.dir, "data", f"forgotten-{cid}"))
+
+    def end_ghost(self, cid, pid):
+        """A container the engine no longer knows, pid its init: every process of its cgroup
+        and its shim ended by PID, its cgroup removed (v2, and the v1 hierarchies of a hybrid
+        layout). Returns the PIDs ended."""
+        rel = cg_of_pid(pid)
+        shim = _ppid(pid)
+        try:
+            with open(f"/proc/{shim}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            cmd = ""
+        if not ("containerd-shim" in cmd and cid in cmd and f"{self.dir}/exec/" in cmd):
+            shim = None  # not (or no longer) its shim: not ours to end
+        ended = []
+        v2 = cgroup2_mount()
+        if rel and rel != "/":
+            ended = _cgroup_pids(v2 + rel)
+            for p in ended:
+                end_pid(p, signal.SIGKILL)
+        if shim:
+            end_pid(shim, signal.SIGKILL)
+            ended.append(shim)
+        if rel and rel != "/" and cid in rel:
+            for h in sorted(os.listdir("/sys/fs/cgroup")):
+                d = os.path.join("/sys/fs/cgroup", h) + rel
+                if os.path.isdir(d):
+                    wait_until(lambda d=d: _rmdir_quiet(d), 5, 0.05)
+            if os.path.isdir(v2 + rel):
+                wait_until(lambda: _rmdir_quiet(v2 + rel), 5, 0.05)
+        return ended
 
     def _rootfs_tar(self):
         """The image's root file system as a tarball: busybox and its applets, vgprobe."""
@@ -290,6 +400,36 @@ class Engine:
         """Nothing of the engine's in flight: removals done, the spare made."""
         self.reap()
         self._spare_done()
+
+
+def _ppid(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _cgroup_pids(path):
+    """The PIDs in a cgroup v2 directory and below it."""
+    out = []
+    for d, _, _ in os.walk(path):
+        try:
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                out += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _rmdir_quiet(d):
+    try:
+        os.rmdir(d)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
 
 
 def rm_cgroup_parent(rel):
