@@ -16,12 +16,13 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
 from vgdocker import rm_cgroup_parent
-from vgproc import cgroup2_mount
-from vgtunnel import CLOSED, set_state
+from vgproc import cgroup2_mount, wait_until
+from vgtunnel import CLOSED, OPEN, set_state
 from vgworld import gid_of
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -112,3 +113,53 @@ def test_check_by_config_name_follows_the_container(world, vg, name, change, rc,
     line = line.format(c=re.escape(c.name), t=re.escape(w.t.wg_client))
     assert r.returncode == rc and re.search(line, r.stdout.strip()) and r.stderr == "", \
         f"{name}: exit {r.returncode} (wanted {rc}): {r.stdout!r} {r.stderr!r}\nwanted /{line}/"
+
+
+# -- the Compose healthcheck: a sidecar that runs status --check ---------------------------
+def sidecar_opts(w, vg):
+    """What a sidecar needs to judge a guard as the host does (docs/docker.md's snippet): the
+    host's PID namespace (a --tunnel-container guard's namespace is /proc/PID/ns/net), network
+    namespace (a guard with no --netns is the host's) and cgroup namespace, bpffs read-write
+    (pinned maps are opened read-write), the cgroup tree, CAP_SYS_ADMIN (bpf(2), setns(2)).
+    The binary and its libraries are the host's, bind-mounted into the suite's busybox image."""
+    loader = "/lib64/ld-linux-x86-64.so.2"  # a link into the directory of the libraries
+    libdir = os.path.dirname(os.path.join(os.path.dirname(loader), os.readlink(loader)))
+    return ("--pid", "host", "--cgroupns", "host", "--cap-add", "SYS_ADMIN",
+            "-v", "/sys/fs/bpf:/sys/fs/bpf", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+            "-v", f"{os.path.realpath(libdir)}:{libdir}:ro", "-v", "/lib64:/lib64:ro",
+            "-v", f"{os.path.realpath(vg)}:/usr/sbin/vpnguard-bpf:ro",
+            "-e", f"VPNGUARD_PIN_ROOT={os.environ['VPNGUARD_PIN_ROOT']}")
+
+
+def health(w, cid):
+    return w.e.inspect(cid, "{{.State.Health.Status}}")
+
+
+def test_sidecar_healthcheck_follows_the_guard(world, vg, note):
+    w = world
+    g = w.guard_slice()
+    w.client()
+    slice_rel = w.rel(w.slice)
+    # Once, as `docker run --rm`: the verdict and its exit status from inside a container.
+    r = w.e.docker("run", "--rm", "--network", "host", *sidecar_opts(w, vg), w.e.image,
+                   "/usr/sbin/vpnguard-bpf", "status", "--check", slice_rel)
+    assert (r.returncode, r.stdout.strip()) == \
+        (0, f"{slice_rel}: open: tunnel {w.t.wg_client} present"), f"{r.stdout}{r.stderr}"
+    # As a healthcheck: healthy while the guard is open, unhealthy once it closes, and back.
+    c = w.run("vgcheck", network="host", opts=sidecar_opts(w, vg) + (
+        "--health-cmd", f"/usr/sbin/vpnguard-bpf status --check {slice_rel}",
+        "--health-interval", "1s", "--health-timeout", "5s", "--health-retries", "1"))
+    t0 = time.monotonic()
+    assert wait_until(lambda: health(w, c.id) == "healthy", 30, 0.2), health(w, c.id)
+    up = time.monotonic() - t0
+    set_state(g.gid, CLOSED)
+    t0 = time.monotonic()
+    assert wait_until(lambda: health(w, c.id) == "unhealthy", 30, 0.2), health(w, c.id)
+    down = time.monotonic() - t0
+    last = w.e.inspect(c.id, "{{(index .State.Health.Log 0).Output}}")
+    assert f"{slice_rel}: closed: state closed" in w.e.inspect(
+        c.id, "{{range .State.Health.Log}}{{.Output}}{{end}}"), last
+    set_state(g.gid, OPEN)
+    assert wait_until(lambda: health(w, c.id) == "healthy", 30, 0.2), health(w, c.id)
+    note(f"sidecar healthcheck (interval 1 s): healthy {up:.1f} s after start, unhealthy "
+         f"{down:.1f} s after the guard closed")

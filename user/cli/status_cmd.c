@@ -120,6 +120,7 @@ static int cgroup_part(struct json_object *root, const char *arg, struct part *p
 	struct vg_cgroup cg;
 	__u64 id;
 
+	err[0] = 0;
 	if (!vg_cgroup_resolve(arg, &cg, err, errlen))
 		g = vg_status_guard(root, cg.id);
 	if (!g && !vg_guard_find(arg, &id))

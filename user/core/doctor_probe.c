@@ -26,6 +26,8 @@
 
 #define TEXT_MAX (1 << 20)
 #define DOCKER_TIMEOUT_S 3
+/* Where the shipped vpnguard.slice is, below the cgroup2 mount. */
+#define SLICE "/vpnguard.slice"
 
 /* A file's text (at most TEXT_MAX bytes), malloc'd; NULL with errno. */
 static char *slurp(const char *path)
@@ -179,9 +181,8 @@ static void probe_docker(struct vg_doc_facts *f, const char *cg2)
 	}
 	if (!strcmp(comm, "dockerd") && !vg_cgroup_of_pid(peer, &cg, err, sizeof(err)))
 		snprintf(f->dockerd_cgroup, sizeof(f->dockerd_cgroup), "%s", cg.rel);
-	snprintf(path, sizeof(path), "/vpnguard.slice");
-	f->slice_guarded = cg2[0] && !vg_cgroup_resolve(path, &slice, err, sizeof(err)) &&
-			   !vg_guard_find(path, &id) && id == slice.id;
+	f->slice_guarded = cg2[0] && !vg_cgroup_resolve(SLICE, &slice, err, sizeof(err)) &&
+			   !vg_guard_find(SLICE, &id) && id == slice.id;
 }
 
 static void probe_net_raw(struct vg_doc_facts *f)
