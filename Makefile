@@ -98,32 +98,34 @@ $(OUT)/man/%: man/%.scd user/lib/version.h
 # The Debian package (docs/packaging.md), built from a copy of the tree under build/ because
 # dpkg-buildpackage writes beside the source directory: the tracked and untracked-but-not-ignored
 # files of a git checkout (DEB_REF=HEAD: a commit's tree instead, as CI has it, without what is being
-# edited), else everything but build/. DEB_VERSION=0.0.9 builds the same tree as
-# version 0.0.9 (the copy's version.h and changelog say so) for upgrade tests. build/deb/ keeps
-# every version built; the dbgsym package is not made (DEB_BUILD_OPTIONS=noddebs).
-DEB_VERSION ?= $(VERSION)
-DEB_PARENT  := $(OUT)/debsrc-$(DEB_VERSION)
-DEB_TREE    := $(DEB_PARENT)/vpnguard-bpf-$(DEB_VERSION)
+# edited), else everything but build/. DEB_VERSION=0.0.9 builds the copy as version 0.0.9 (its
+# version.h and changelog say so; default: the copy's own version) for upgrade tests. build/deb/
+# keeps every version built; the dbgsym package is not made (DEB_BUILD_OPTIONS=noddebs).
+DEB_PARENT := $(OUT)/debsrc-$(or $(DEB_VERSION),$(if $(DEB_REF),ref,tree))
 deb:
 	rm -rf $(DEB_PARENT)
-	mkdir -p $(DEB_TREE) $(OUT)/deb
+	mkdir -p $(DEB_PARENT)/src $(OUT)/deb
 	if [ -n "$(DEB_REF)" ]; then \
 		git archive $(DEB_REF); \
 	elif [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ]; then \
 		git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf -; \
 	else \
 		tar --exclude=./$(OUT) --exclude=./.git -cf - .; \
-	fi | tar -xf - -C $(DEB_TREE)
-	if [ "$(DEB_VERSION)" != "$(VERSION)" ]; then \
-		sed -i 's/^#define VG_VERSION ".*"/#define VG_VERSION "$(DEB_VERSION)"/' $(DEB_TREE)/user/lib/version.h; \
+	fi | tar -xf - -C $(DEB_PARENT)/src
+	set -e; t=$(DEB_PARENT)/src; \
+	have=$$(sed -n 's/^#define VG_VERSION "\(.*\)"/\1/p' $$t/user/lib/version.h); \
+	want='$(DEB_VERSION)'; want=$${want:-$$have}; \
+	if [ "$$want" != "$$have" ]; then \
+		sed -i "s/^#define VG_VERSION \".*\"/#define VG_VERSION \"$$want\"/" $$t/user/lib/version.h; \
 		printf 'vpnguard-bpf (%s) unstable; urgency=medium\n\n  * make deb DEB_VERSION=%s: the tree of %s as version %s.\n\n -- %s  %s\n' \
-			'$(DEB_VERSION)' '$(DEB_VERSION)' '$(VERSION)' '$(DEB_VERSION)' \
-			"$$(dpkg-parsechangelog -S Maintainer)" "$$(dpkg-parsechangelog -S Date)" > $(DEB_TREE)/debian/changelog; \
-	fi
-	cd $(DEB_TREE) && DEB_BUILD_OPTIONS="noddebs $$DEB_BUILD_OPTIONS" dpkg-buildpackage -us -uc -b -jauto
-	mv $(DEB_PARENT)/*.deb $(DEB_PARENT)/*.buildinfo $(DEB_PARENT)/*.changes $(OUT)/deb/
-	rm -rf $(DEB_PARENT)
-	ls -l $(OUT)/deb/vpnguard-bpf_$(DEB_VERSION)_*.deb
+			"$$want" "$$want" "$$have" "$$want" "$$(dpkg-parsechangelog -l $$t/debian/changelog -S Maintainer)" \
+			"$$(dpkg-parsechangelog -l $$t/debian/changelog -S Date)" > $$t/debian/changelog.new; \
+		mv $$t/debian/changelog.new $$t/debian/changelog; \
+	fi; \
+	(cd $$t && DEB_BUILD_OPTIONS="noddebs $$DEB_BUILD_OPTIONS" dpkg-buildpackage -us -uc -b -jauto); \
+	mv $(DEB_PARENT)/*.deb $(DEB_PARENT)/*.buildinfo $(DEB_PARENT)/*.changes $(OUT)/deb/; \
+	rm -rf $(DEB_PARENT); \
+	ls -l $(OUT)/deb/vpnguard-bpf_$${want}_*.deb
 
 deps:
 	sh scripts/install-deps.sh
