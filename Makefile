@@ -100,7 +100,8 @@ $(OUT)/man/%: man/%.scd user/lib/version.h
 # files of a git checkout (DEB_REF=HEAD: a commit's tree instead, as CI has it, without what is being
 # edited), else everything but build/. DEB_VERSION=0.0.9 builds the copy as version 0.0.9 (its
 # version.h and changelog say so; default: the copy's own version) for upgrade tests. build/deb/
-# keeps every version built; the dbgsym package is not made (DEB_BUILD_OPTIONS=noddebs).
+# keeps every version built; the dbgsym package is not made (DEB_BUILD_OPTIONS=noddebs). The
+# package's own makes get nothing of this one's flags or variables (MAKEFLAGS).
 DEB_PARENT := $(OUT)/debsrc-$(or $(DEB_VERSION),$(if $(DEB_REF),ref,tree))
 deb:
 	rm -rf $(DEB_PARENT)
@@ -122,7 +123,8 @@ deb:
 			"$$(dpkg-parsechangelog -l $$t/debian/changelog -S Date)" > $$t/debian/changelog.new; \
 		mv $$t/debian/changelog.new $$t/debian/changelog; \
 	fi; \
-	(cd $$t && DEB_BUILD_OPTIONS="noddebs $$DEB_BUILD_OPTIONS" dpkg-buildpackage -us -uc -b -jauto); \
+	(cd $$t && unset MAKEFLAGS MFLAGS MAKELEVEL && \
+	 DEB_BUILD_OPTIONS="noddebs $$DEB_BUILD_OPTIONS" dpkg-buildpackage -us -uc -b -jauto); \
 	mv $(DEB_PARENT)/*.deb $(DEB_PARENT)/*.buildinfo $(DEB_PARENT)/*.changes $(OUT)/deb/; \
 	rm -rf $(DEB_PARENT); \
 	ls -l $(OUT)/deb/vpnguard-bpf_$${want}_*.deb
