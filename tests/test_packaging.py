@@ -13,7 +13,9 @@
     config directory and the log;
   - from the unpacked package: the binary's --version, the man pages render, the completion
     completes with the packaged binary and bash-completion loads it by the command's name;
-  - debian/changelog's version is user/lib/version.h's.
+  - debian/changelog's version is user/lib/version.h's;
+  - `make install` (this tree, into a temp DESTDIR) puts the man pages and the completion
+    where PREFIX, MANDIR and BASHCOMPDIR say.
 
 Root (dpkg-buildpackage's clean and the unit tests run as the caller). Two package builds
 (the second without the unit tests): about 3 minutes on 2 idle cores, 6 on a loaded machine.
@@ -282,3 +284,20 @@ def test_packaged_completion_loads_on_demand(built):
               "__load_completion vpnguard-bpf && complete -p vpnguard-bpf\n")
     out = run(["/bin/bash", "--norc", "-c", script], env={**os.environ, "XDG_DATA_DIRS": str(share)})
     assert out.strip() == "complete -F _vpnguard_bpf vpnguard-bpf"
+
+
+@pytest.mark.parametrize("prefix,completions", [
+    ("/usr", "/usr/share/bash-completion/completions"),
+    ("/usr/local", "/usr/local/share/bash-completion/completions"),
+], ids=["usr", "usr-local"])
+def test_make_install_man_and_completion(tmp_path, prefix, completions):
+    """make install (this tree) puts the man pages in MANDIR and the completion where
+    bash-completion looks for PREFIX; MANDIR and BASHCOMPDIR move them."""
+    run(["make", "-s", "-C", REPO, "install", f"DESTDIR={tmp_path}/a", f"PREFIX={prefix}"])
+    for path in (f"{prefix}/share/man/man8/vpnguard-bpf.8", f"{prefix}/share/man/man5/vpnguard.conf.5",
+                 f"{completions}/vpnguard-bpf"):
+        assert os.path.isfile(f"{tmp_path}/a{path}"), path
+    run(["make", "-s", "-C", REPO, "install", f"DESTDIR={tmp_path}/b", f"PREFIX={prefix}",
+         "MANDIR=/m", "BASHCOMPDIR=/c"])
+    for path in ("/m/man8/vpnguard-bpf.8", "/m/man5/vpnguard.conf.5", "/c/vpnguard-bpf"):
+        assert os.path.isfile(f"{tmp_path}/b{path}"), path
