@@ -230,8 +230,14 @@ SYSTEMD = [
         ETC + "vpnguard.service": UNORDERED, **WANTS,
         ETC + "docker.service.d/vpnguard.conf": "[Unit]\nAfter=vpnguard.service\n"}, 0, "ok",
      r"is enabled and ordered before docker\.service"),
+    ("enabled by docker.service's wants", {
+        ETC + "vpnguard.service": None,
+        ETC + "docker.service.wants/vpnguard.service": "->/etc/systemd/system/vpnguard.service"},
+     0, "ok", r"is enabled and ordered before docker\.service"),
     ("masked", {ETC + "vpnguard.service": "->/dev/null"}, 0, "warn",
      r"vpnguard\.service is masked \(/etc/systemd/system/vpnguard\.service\); fix: systemctl unmask"),
+    ("an empty unit file is masked too", {ETC + "vpnguard.service": ""}, 0, "warn",
+     r"vpnguard\.service is masked"),
 ]
 
 
