@@ -14,7 +14,9 @@ trap 'rm -rf "$t"' EXIT
 make -s install DESTDIR="$t/dest" PREFIX=/usr >"$t/out" 2>&1 || { nok "make install DESTDIR"; cat "$t/out"; }
 for f in usr/sbin/vpnguard-bpf usr/lib/systemd/system/vpnguard.service usr/lib/systemd/system/vpnguard.slice \
 	usr/lib/systemd/system/vpnguard-report.service usr/lib/systemd/system/vpnguard-report.timer \
-	etc/logrotate.d/vpnguard etc/vpnguard/vpnguard.conf usr/share/doc/vpnguard-bpf/vpnguard.conf.sample; do
+	etc/logrotate.d/vpnguard etc/vpnguard/vpnguard.conf usr/share/doc/vpnguard-bpf/vpnguard.conf.sample \
+	usr/share/man/man8/vpnguard-bpf.8 usr/share/man/man5/vpnguard.conf.5 \
+	usr/share/bash-completion/completions/vpnguard-bpf; do
 	if [ -f "$t/dest/$f" ]; then ok "installed /$f"; else nok "missing /$f"; fi
 done
 [ -x "$t/dest/usr/sbin/vpnguard-bpf" ] && ok "binary is executable" || nok "binary is not executable"
