@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make test: the unit tests (no root needed), the kernel tests, the real torrent clients and the
+# make test: the unit tests (no root needed), the package, man pages and completion, the kernel tests, the real torrent clients and the
 # Docker tests (root), one total.
 set -u
 cd "$(dirname "$0")/.."
@@ -11,6 +11,8 @@ tally make -s unit-test
 tally make -s fuzz-smoke
 tally bash tests/test_install.sh
 tally env PYTHONDONTWRITEBYTECODE=1 pytest-3 -q -rfE -p no:cacheprovider tests/test_report_cli.py
+tally env PYTHONDONTWRITEBYTECODE=1 pytest-3 -q -rfE -p no:cacheprovider tests/test_manpage.py tests/test_completion.py
+tally env PYTHONDONTWRITEBYTECODE=1 pytest-3 -q -rfE -p no:cacheprovider tests/test_packaging.py
 tally bash tests/kernel/run.sh
 tally bash tests/clients/run.sh
 tally bash tests/docker/run.sh
