@@ -143,8 +143,10 @@ def _crash(w, e, a, hook, c, x, ghost, at, figs):
     assert e.inspect(c.id, "{{.State.Running}} {{.State.Pid}}") == f"true {init}"
     assert pid_alive(shim)
     hook.wait(lambda r, b: b.get("action") == "engine_back")
-    assert [b.get("action") for _, b in hook.posts(lambda r, b: b.get("event") == "docker")] \
-        == ["engine_gone", "engine_back"], hook.posts()
+    posts = [b for _, b in hook.posts(lambda r, b: b.get("event") == "docker")]
+    assert [b.get("action") for b in posts] == ["engine_gone", "engine_back"], posts
+    assert "the Docker engine is gone" in posts[0].get("message", ""), posts[0]
+    assert "the Docker engine is back" in posts[1].get("message", ""), posts[1]
     # Following resumed from the last event seen: the start before the crash stays one.
     assert len(starts(a, x.name)) == 1, starts(a, x.name)
     x.restart()
