@@ -29,20 +29,19 @@ bool vg_cgroup_container_id(const char *cgroup, char id[VG_CONTAINER_ID_LEN + 1]
 {
 	static const char pre[] = "docker-", post[] = ".scope";
 	const size_t np = sizeof(pre) - 1, ns = sizeof(post) - 1, n = VG_CONTAINER_ID_LEN;
-	const char *found = NULL;
+	const char *found = NULL, *name = cgroup;
 
-	for (const char *c = cgroup; c; c = strchr(c, '/')) {
-		const char *name = *c == '/' ? c + 1 : c;
-		size_t len = strcspn(name, "/");
+	while (*name) {
+		size_t len;
 
+		name += strspn(name, "/");
+		len = strcspn(name, "/");
 		if (len == n && hex_id(name, n))
 			found = name;
 		else if (len == np + n + ns && !strncmp(name, pre, np) && hex_id(name + np, n) &&
 			 !strncmp(name + np + n, post, ns))
 			found = name + np;
-		c = name + len;
-		if (!*c)
-			break;
+		name += len;
 	}
 	if (found) {
 		memcpy(id, found, n);
