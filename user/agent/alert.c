@@ -21,9 +21,10 @@ void alert_send(struct agent *a, struct json_object *rec, const char *what)
 
 	if (!a->webhook || json_object_deep_copy(rec, &body, NULL))
 		return;
-	snprintf(title, sizeof(title), "vpnguard: %s %s", guard, what);
-	snprintf(msg, sizeof(msg), "%s: %s%s%s%s%s", title, why, seen ? ", address seen " : "",
-		 seen ?: "", error ? ": " : "", error ?: "");
+	/* Records of the engine's own comings and goings belong to no guard and have no why. */
+	snprintf(title, sizeof(title), "vpnguard: %s%s%s", guard ?: "", guard ? " " : "", what);
+	snprintf(msg, sizeof(msg), "%s%s%s%s%s%s%s", title, why ? ": " : "", why ?: "",
+		 seen ? ", address seen " : "", seen ?: "", error ? ": " : "", error ?: "");
 	json_object_object_add(body, "title", json_object_new_string(title));
 	json_object_object_add(body, "message", json_object_new_string(msg));
 	json_object_object_add(body, "content", json_object_new_string(msg));

@@ -16,7 +16,6 @@
 #define REQUEST_TIMEOUT_MS 10000L
 /* A restart or stop waits for the container to end: the engine's own 10 s, then SIGKILL. */
 #define ACTION_TIMEOUT_MS 60000L
-#define LIST_MAX 256
 #define BODY_MAX (1 << 20)
 
 /* Starts and deaths of containers; the filter JSON, URL-encoded. */
@@ -154,11 +153,11 @@ int vg_docker_inspect(const char *sock, const char *name, struct vg_docker_conta
 	return r;
 }
 
-int vg_docker_ping(const char *sock, char *err, size_t errlen)
+int vg_docker_ping(const char *sock, const atomic_bool *stop, char *err, size_t errlen)
 {
 	struct body b = { 0 };
 	long status = 0;
-	int r = call(sock, false, "/_ping", REQUEST_TIMEOUT_MS, NULL, &b, &status, sock, err, errlen);
+	int r = call(sock, false, "/_ping", REQUEST_TIMEOUT_MS, stop, &b, &status, sock, err, errlen);
 
 	if (!r && status != 200) {
 		snprintf(err, errlen, "docker: %s: _ping answered %ld", sock, status);
@@ -182,10 +181,10 @@ int vg_docker_list(const char *sock, struct vg_docker_summary **out, int *n, cha
 		vg_docker_error_message(b.buf ? b.buf : "", msg, sizeof(msg));
 		snprintf(err, errlen, "docker: list of containers: engine answered %ld: %s", status, msg);
 		r = -EIO;
-	} else if (!r && !(*out = calloc(LIST_MAX, sizeof(**out)))) {
+	} else if (!r && !(*out = calloc(VG_DOCKER_LIST_MAX, sizeof(**out)))) {
 		snprintf(err, errlen, "docker: list of containers: %s", strerror(ENOMEM));
 		r = -ENOMEM;
-	} else if (!r && vg_docker_parse_list(b.buf ? b.buf : "", *out, LIST_MAX, n, msg, sizeof(msg))) {
+	} else if (!r && vg_docker_parse_list(b.buf ? b.buf : "", *out, VG_DOCKER_LIST_MAX, n, msg, sizeof(msg))) {
 		snprintf(err, errlen, "docker: list of containers: %s", msg);
 		r = -EIO;
 	}

@@ -27,10 +27,14 @@ int vg_docker_socket(const char *flag, char *sock, size_t len, char *err, size_t
 int vg_docker_inspect(const char *sock, const char *name, struct vg_docker_container *c,
 		      char *err, size_t errlen);
 
-/* GET /_ping: 0 when the engine answers, -ENOTCONN (or -EIO) with err when it does not. */
-int vg_docker_ping(const char *sock, char *err, size_t errlen);
+/*
+ * GET /_ping: 0 when the engine answers, -ENOTCONN (or -EIO) with err when it
+ * does not, -EINTR once *stop is set (a hung engine must not hold up a stop).
+ */
+int vg_docker_ping(const char *sock, const atomic_bool *stop, char *err, size_t errlen);
 
-/* Every container the engine knows, running or not (at most 256): *out is the caller's to free. */
+/* Every container the engine knows, running or not (at most VG_DOCKER_LIST_MAX): *out is the caller's to free. */
+#define VG_DOCKER_LIST_MAX 256
 int vg_docker_list(const char *sock, struct vg_docker_summary **out, int *n, char *err, size_t errlen);
 
 /*

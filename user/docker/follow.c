@@ -64,7 +64,7 @@ static bool wait_back(struct vg_follower *f)
 	do {
 		if (vg_worker_sleep(&f->w, GONE_PING_MS))
 			return true;
-	} while (vg_docker_ping(f->sock, it.error, sizeof(it.error)));
+	} while (vg_docker_ping(f->sock, &f->w.stop, it.error, sizeof(it.error)));
 	it.error[0] = 0;
 	it.gone_s = (double)(vg_mono_ns() - gone_ns) / 1e9;
 	push(f, &it);
@@ -84,7 +84,7 @@ static void *run(void *arg)
 		if (atomic_load(&f->w.stop))
 			break;
 		/* The ping's error says why the engine is gone better than a stream cut off does. */
-		it.gone = vg_docker_ping(f->sock, it.error, sizeof(it.error)) != 0;
+		it.gone = vg_docker_ping(f->sock, &f->w.stop, it.error, sizeof(it.error)) != 0;
 		push(f, &it);
 		if (it.gone) {
 			if (wait_back(f))

@@ -271,10 +271,16 @@ static void reload_words(struct line *l)
 static void docker_words(struct line *l)
 {
 	const char *container = field(l, "container"), *id = field(l, "id"), *action = field(l, "action"),
-		   *error = field(l, "error"), *reload = field(l, "reload"), *after = field(l, "after_start_ms");
+		   *error = field(l, "error"), *reload = field(l, "reload"), *after = field(l, "after_start_ms"),
+		   *gone = field(l, "gone_s");
 
 	if (container || id)
 		say(l, "docker: container %s (id %.12s) %s", container ?: "?", id ?: "?", action ?: "?");
+	else if (action && !strcmp(action, "engine_gone"))
+		say(l, "docker: the engine is gone");
+	else if (action && !strcmp(action, "engine_back") && gone)
+		say(l, "docker: the engine is back after %.1f s",
+		    json_object_get_double(json_object_object_get(l->rec, "gone_s")));
 	else
 		say(l, "docker: the engine's events %s", action && !strcmp(action, "lost") ? "were lost" :
 		    action ?: "?");

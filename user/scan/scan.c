@@ -152,9 +152,6 @@ static void free_table(struct table *t)
 	free(t);
 }
 
-/* vg_docker_list gives at most this many: a list that long may have left out containers that run. */
-#define ENGINE_LIST_MAX 256
-
 /* What the engine said runs, for the ghost judgement. */
 struct engine {
 	char sock[PATH_MAX];
@@ -185,9 +182,10 @@ static void ask_engine(struct engine *e)
 	if (vg_docker_socket(NULL, e->sock, sizeof(e->sock), e->error, sizeof(e->error)) ||
 	    vg_docker_list(e->sock, &list, &n, e->error, sizeof(e->error)))
 		return;
-	if (n >= ENGINE_LIST_MAX)
+	/* vg_docker_list gives at most this many: a list that long may have left out containers that run. */
+	if (n >= VG_DOCKER_LIST_MAX)
 		snprintf(e->error, sizeof(e->error), "docker: %s: %d containers or more: the list may leave "
-			 "out some that run", e->sock, ENGINE_LIST_MAX);
+			 "out some that run", e->sock, VG_DOCKER_LIST_MAX);
 	else if (!(ids = calloc(n ? n : 1, sizeof(*ids))))
 		snprintf(e->error, sizeof(e->error), "docker: list of containers: %s", strerror(ENOMEM));
 	else {
