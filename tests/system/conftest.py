@@ -6,6 +6,9 @@ Debian 12 booted with systemd as PID 1.
   world     the session's vgtopo.Topology (routing "split": without the guard's steering
             nothing but the tunnel's own /24 goes through it), under the kernel tests' lock
   machine   the Machine booted in the world's HOME, the packages in /root/debs
+  hybrid_machine, bare_machine(nspawn args)
+            a machine of the test's own in a topology of its own (the topo fixture): on the
+            host's hybrid cgroup layout, or given less than NSPAWN_BPF
   figures   the measured times, printed at the end of the run
 
 tests/conftest.py applies too (root, tools, the session's own pin root, vg: make all,
@@ -13,6 +16,7 @@ which builds build/vgprobe, the machine's flood tool). What cannot run fails.
 """
 import os
 import sys
+import time
 
 import pytest
 
@@ -20,7 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from vgguard import kernel_lock_held  # noqa: E402
-from vgsystem import Machine, MachineError, built_debs, cached_root, runtime_packages  # noqa: E402
+from vgsystem import NSPAWN_BPF, Machine, MachineError, built_debs, cached_root, runtime_packages  # noqa: E402
 from vgtopo import Topology  # noqa: E402
 
 SYSTEM_TOOLS = ("debootstrap", "systemd-nspawn", "nsenter", "dpkg-deb", "tar")
@@ -75,7 +79,12 @@ def system_lock(root_tar):
         with kernel_lock_held() as waited:
             if waited > 1:
                 FIGURES["waited for the kernel tests' lock"] = f"{waited:.0f} s"
-            yield
+            t0 = time.monotonic()
+            try:
+                yield
+            finally:
+                FIGURES["under the lock (worlds, boots, cases, power-offs)"] = \
+                    f"{time.monotonic() - t0:.0f} s"
     except TimeoutError as e:
         pytest.fail(str(e), pytrace=False)
 
@@ -86,8 +95,8 @@ def world(system_lock):
         yield t
 
 
-def _boot(root_tar, debs, topo, layout):
-    m = Machine(root_tar, topo, layout)
+def _boot(root_tar, debs, topo, layout, nspawn_bpf=NSPAWN_BPF):
+    m = Machine(root_tar, topo, layout, nspawn_bpf)
     try:
         m.unpack()
         for kind in ("current", "old"):
@@ -98,7 +107,8 @@ def _boot(root_tar, debs, topo, layout):
         if isinstance(e, MachineError):
             pytest.fail(str(e), pytrace=False)
         raise
-    FIGURES[f"boot to a running system ({layout})"] = f"{m.boots[0]:.1f} s"
+    if nspawn_bpf == NSPAWN_BPF:
+        FIGURES[f"boot to a running system ({layout})"] = f"{m.boots[0]:.1f} s"
     return m
 
 
@@ -119,3 +129,19 @@ def hybrid_machine(root_tar, debs, system_lock, topo):
         yield m
     finally:
         m.remove()
+
+
+@pytest.fixture
+def bare_machine(root_tar, debs, system_lock, topo):
+    """bare_machine(nspawn args): a unified machine given those args for BPF instead of
+    NSPAWN_BPF, in a topology of its own; removed after the test."""
+    made = []
+
+    def boot(nspawn_bpf):
+        made.append(_boot(root_tar, debs, topo, "unified", nspawn_bpf))
+        return made[-1]
+    try:
+        yield boot
+    finally:
+        for m in made:
+            m.remove()

@@ -44,11 +44,15 @@ def apt_install(m, deb):
     return time.monotonic() - t0
 
 
-def fresh(m):
-    """No package, no guard: stopped, detached, purged."""
+def fresh(m, debs):
+    """No package, no guard: stopped, detached (by the package's binary: installed again if a
+    removal left the programs without it), purged."""
+    slice_progs = os.path.isdir(m.host_cgroup(SLICE)) and cg_progs(m.host_cgroup(SLICE))
+    if not installed_version(m) and slice_progs:
+        apt_install(m, debs["current"])
     if installed_version(m):
         m.systemctl("disable", "--now", "vpnguard.service", check=False)
-        m.run(["vpnguard-bpf", "detach"], timeout=120)
+        m.run(["vpnguard-bpf", "detach"], check=True, timeout=120)
         m.run(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "purge", "-y", "-q",
                "vpnguard-bpf"], check=True, timeout=300)
     if os.path.isdir(m.host_cgroup(SLICE)):
@@ -59,7 +63,7 @@ def running(m, debs, *extra):
     """The current package installed, configured for the world's tunnel (plus extra lines)
     and vpnguard.service active: what cases 2-4 start from."""
     if installed_version(m) != debs["version"]:
-        fresh(m)
+        fresh(m, debs)
         apt_install(m, debs["current"])
     want = config(m.t, *extra)
     if m.run(["cat", CONF]).stdout != want:
@@ -112,7 +116,7 @@ def ms(a, b):
 # -- 1. enable --now: READY with the guard attached, before docker.service -------------------------
 def test_enable_now(machine, debs, figures):
     m, t = machine, machine.t
-    fresh(m)
+    fresh(m, debs)
     apt_install(m, debs["current"])
     # The package installs the unit without enabling it (the config must name this host's
     # tunnel first).
@@ -301,7 +305,7 @@ def test_agent_killed(machine, debs, figures, sig, restarts):
 # -- 5. upgrade under a flood; remove and purge -----------------------------------------------------
 def test_upgrade_under_flood(machine, debs, figures):
     m, t = machine, machine.t
-    fresh(m)
+    fresh(m, debs)
     apt_install(m, debs["old"])
     m.put(CONF, config(t), 0o600)
     m.systemctl("enable", "--now", "vpnguard.service")
@@ -383,3 +387,38 @@ def test_hybrid_layout(hybrid_machine, debs):
     assert rep.get("ok", 0) > 0 and rep.get("failed") == 0, rep["line"]
     before.expect(far={"tunnel": f">={rep['ok'] * 9 // 10}"})
     assert off_tunnel_refused(m)
+
+
+# -- what the machine must be given for BPF --------------------------------------------------
+NEEDS = [
+    # nspawn's words for BPF, what the agent says when it cannot start
+    ("no-bpf-syscall", ["--capability=CAP_NET_ADMIN"],
+     "load BPF programs (VPNGUARD_DEBUG=1 shows the verifier log) of vpnguard.bpf.o: "
+     "Operation not permitted"),
+    ("no-cap-net-admin", ["--system-call-filter=bpf"], ": Operation not permitted"),
+]
+
+
+@pytest.mark.parametrize("topo", ["split"], indirect=True)
+@pytest.mark.parametrize("name,words,error", NEEDS, ids=[n[0] for n in NEEDS])
+def test_nspawn_needs(bare_machine, debs, name, words, error):
+    """Without the bpf() system call in nspawn's filter (its allow-list has none) the programs
+    do not load; without CAP_NET_ADMIN (--network-namespace-path does not give it) the
+    steering rules are refused. Either way the agent exits 1 and nothing stays attached.
+    CAP_BPF and CAP_PERFMON are not among the words: CAP_SYS_ADMIN, in nspawn's default set
+    (systemd as PID 1 cannot boot without it), covers both."""
+    m = bare_machine(words)
+    apt_install(m, debs["current"])
+    m.put(CONF, config(m.t), 0o600)
+    r = m.systemctl("start", "vpnguard.service", check=False)
+    assert r.returncode != 0, "vpnguard.service started"
+    journal = m.journal("vpnguard")
+    assert error in journal, journal
+    if name == "no-cap-net-admin":
+        assert "route fwmark" in journal, journal
+    s = m.show("vpnguard.service", "Result", "SubState")
+    # Restart=on-failure tries again every 2 s: failed, or waiting for the next try.
+    assert s["Result"] == "exit-code" and s["SubState"] in ("failed", "auto-restart"), s
+    host_slice = m.host_cgroup(SLICE)
+    assert not os.path.isdir(host_slice) or cg_progs(host_slice) == [], \
+        "a failed attach left programs on the slice"

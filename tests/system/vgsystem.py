@@ -223,11 +223,13 @@ class Machine:
     """A Debian 12 root unpacked from tar into a temp dir and booted by systemd-nspawn -b in
     topo's HOME namespace. layout: "unified" (SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1, a
     cgroup2-only tree as Debian 12 boots by default) or "hybrid" (nspawn's choice on this
-    hybrid host: cgroup2 at /sys/fs/cgroup/unified inside)."""
+    hybrid host: cgroup2 at /sys/fs/cgroup/unified inside). nspawn_bpf: what it is given for
+    BPF (NSPAWN_BPF; less, to show what each is for)."""
 
-    def __init__(self, tar, topo, layout="unified"):
+    def __init__(self, tar, topo, layout="unified", nspawn_bpf=NSPAWN_BPF):
         assert layout in ("unified", "hybrid"), layout
         self.tar, self.t, self.layout = tar, topo, layout
+        self.nspawn_bpf = list(nspawn_bpf)
         self.name = f"vgsys{topo.suffix}{layout[0]}"
         self.cg2 = cgroup2_mount()
         self.v1 = _mount_of("cgroup", "name=systemd")  # the hybrid host's systemd hierarchy
@@ -285,7 +287,7 @@ class Machine:
         argv = ["systemd-nspawn", "--quiet", f"--directory={self.root}", "--boot",
                 f"--machine={self.name}", "--register=no", "--keep-unit",
                 f"--network-namespace-path={self.t.home_netns}",
-                f"--bind={self.bpffs}:/sys/fs/bpf", "--console=read-only"] + NSPAWN_BPF
+                f"--bind={self.bpffs}:/sys/fs/bpf", "--console=read-only"] + self.nspawn_bpf
         self._log = open(os.path.join(self.dir, f"nspawn.{len(self.boots)}.log"), "wb")
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
