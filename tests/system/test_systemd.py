@@ -169,7 +169,8 @@ def test_boot_order(machine, debs, figures):
     try:
         vg = m.show("vpnguard.service", "ActiveState", "ActiveEnterTimestampMonotonic",
                     "InactiveExitTimestampMonotonic")
-        dk = m.show("docker.service", "ActiveState", "InactiveExitTimestampMonotonic")
+        dk = m.show("docker.service", "ActiveState", "InactiveExitTimestampMonotonic", "After")
+        assert "vpnguard.service" in dk["After"].split(), dk["After"]
         mgr = m.run(["systemctl", "show", "--property=UserspaceTimestampMonotonic"]).stdout
         pid1 = int(mgr.strip().split("=", 1)[1])
         assert vg["ActiveState"] == "active" and dk["ActiveState"] == "active", (vg, dk)
@@ -188,24 +189,27 @@ def test_boot_order(machine, debs, figures):
 
 # -- 2. reload re-reads the config --------------------------------------------------------------
 RELOADS = [
-    # id, line added, probe (addr key, port), before, after, far after, status check
-    ("dns", "dns = {R}", ("resolver", 53), "sent 0/1 errno EPERM", "sent 1/1",
-     {"tunnel": 1, "dnstun": 1}, lambda g, t: g["dns"] == [t.resolver]),
-    ("allow", "allow = {L}", ("lan_host", 9), "sent 1/1", "sent 1/1",
-     {"lan": 1}, lambda g, t: g["allow"] == [t.lan_net]),
-    ("refused", "bogus = 1", ("resolver", 53), "sent 0/1 errno EPERM", "sent 0/1 errno EPERM",
-     {}, lambda g, t: g["dns"] == [] and g["allow"] == []),
+    # id, line added, probe (addr key, port): its line and what arrives before, then after;
+    # the guard's status after
+    ("dns", "dns = {R}", ("resolver", 53), ("sent 0/1 errno EPERM", {}),
+     ("sent 1/1", {"tunnel": 1, "dnstun": 1}), lambda g, t: g["dns"] == [t.resolver]),
+    ("allow", "allow = {L}", ("lan_host", 9), ("sent 1/1", {"tunnel": 1}),
+     ("sent 1/1", {"lan": 1}), lambda g, t: g["allow"] == [t.lan_net]),
+    ("refused", "bogus = 1", ("resolver", 53), ("sent 0/1 errno EPERM", {}),
+     ("sent 0/1 errno EPERM", {}), lambda g, t: g["dns"] == [] and g["allow"] == []),
 ]
 
 
 @pytest.mark.parametrize("row", RELOADS, ids=[r[0] for r in RELOADS])
 def test_reload(machine, debs, row):
     m, t = machine, machine.t
-    name, line, (key, port), before_line, after_line, far_after, check = row
+    name, line, (key, port), (before_line, far_before), (after_line, far_after), check = row
     running(m, debs)
     pid = main_pid(m)
     probe = [VGPROBE, "sendto", getattr(t, key), str(port)]
+    snap = Snapshot(t)
     assert m.in_slice(probe) == before_line
+    snap.expect(far=far_before)
     n = reload_records(m)
     m.put(CONF, config(t, line.format(R=t.resolver, L=t.lan_net)), 0o600)
     try:
@@ -343,7 +347,9 @@ REMOVALS = [
     ("remove", ["/usr/sbin/vpnguard-bpf", "/usr/lib/systemd/system/vpnguard.service"],
      [CONF, "/var/log/vpnguard/events.jsonl"]),
     ("purge", ["/usr/sbin/vpnguard-bpf", "/usr/lib/systemd/system/vpnguard.service",
-               "/etc/vpnguard", "/var/log/vpnguard", "/run/vpnguard"], []),
+               "/etc/vpnguard", "/var/log/vpnguard", "/run/vpnguard",
+               "/etc/systemd/system/multi-user.target.wants/vpnguard.service",
+               "/etc/systemd/system/docker.service.wants/vpnguard.service"], []),
 ]
 
 
@@ -351,13 +357,14 @@ REMOVALS = [
 def test_removal(machine, debs, how, gone, kept):
     """The package goes as docs/packaging.md says: the agent stopped, nothing detached (the
     programs hold until `vpnguard-bpf detach` or a reboot), purge takes the config, log and
-    run directory."""
+    run directory and forgets the enable state."""
     m = machine
     running(m, debs)
     progs = cg_progs(m.host_cgroup(SLICE), ids=True)
     m.run(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", how, "-y", "-q", "vpnguard-bpf"],
           check=True, timeout=300)
-    left = m.run(["sh", "-c", 'for p; do [ -e "$p" ] && echo "$p"; done; true', "sh"] + gone)
+    left = m.run(["sh", "-c", 'for p; do [ -e "$p" ] || [ -L "$p" ] && echo "$p"; done; true',
+                  "sh"] + gone)
     assert left.stdout.split() == [], f"{how} left {left.stdout.split()}"
     missing = m.run(["sh", "-c", 'for p; do [ -e "$p" ] || echo "$p"; done; true', "sh"] + kept)
     assert missing.stdout.split() == [], f"{how} removed {missing.stdout.split()}"
