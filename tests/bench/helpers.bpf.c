@@ -3,10 +3,11 @@
  * helpers.bpf.c - what one helper call or map access costs on this machine,
  * each in isolation: a cgroup_skb program per operation, run by
  * BPF_PROG_TEST_RUN (the kernel hands it an skb with a socket of its own)
- * doing the operation LOOPS times in a loop;
- * tests/bench/helpers.c subtracts the empty loop. The operations are the
+ * doing the operation `loops` times in a loop: LOOPS for its price in a
+ * tight loop, 1 for its price once per system call, as a hook pays it;
+ * tests/bench/helpers.c subtracts the empty program. The operations are the
  * ones on vpnguard's per-call path (bpf/vpnguard.bpf.c), with maps of the
- * same kinds, key sizes and value sizes.
+ * same kinds, key sizes and value sizes, plus an array lookup to compare.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -21,6 +22,14 @@ struct {
 	__type(key, __u64);
 	__type(value, struct vg_policy);
 } policy SEC(".maps");
+
+/* The policy in an array instead of a hash: what the lookup's memory costs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vg_policy);
+} policy_array SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -60,12 +69,14 @@ struct {
 /* The keys the loader wrote, as the programs look them up. */
 const volatile __u64 policy_key = 0;
 const volatile __u32 tundev_key = 0;
+/* LOOPS, or 1: set by the loader. */
+const volatile __u32 loops = LOOPS;
 struct vg_tunnel_key tunnel_key = {};
 
 /* What a loop leaves behind, so that the compiler keeps every call. */
 __u64 sink;
 
-/* One program per operation: LOOPS of it, the loop not unrolled (as the verifier walks it). */
+/* One program per operation: `loops` of it, the loop not unrolled (as the verifier walks it). */
 #define BENCH(name, ...)                                                      \
 	SEC("cgroup_skb/egress")                                                \
 	int name(struct __sk_buff *skb)                                         \
@@ -75,7 +86,7 @@ __u64 sink;
 		__u64 acc = 0;                                                  \
 									\
 		_Pragma("clang loop unroll(disable)")                           \
-		for (__u32 i = 0; i < LOOPS; i++) {                             \
+		for (__u32 i = 0; i < loops; i++) {                             \
 			__VA_ARGS__;                                            \
 		}                                                               \
 		sink = acc;                                                     \
@@ -83,14 +94,22 @@ __u64 sink;
 	}
 
 BENCH(empty, acc += i; asm volatile("" : "+r"(acc)))
+/* A lookup and the first field read, as judge() reads the policy. */
 BENCH(hash_lookup_u64, {
 	__u64 k = policy_key;
-	acc += bpf_map_lookup_elem(&policy, &k) != 0;
+	struct vg_policy *p = bpf_map_lookup_elem(&policy, &k);
+	acc += p ? p->n_allow : 0;
+})
+BENCH(array_lookup, {
+	__u32 z = 0;
+	struct vg_policy *p = bpf_map_lookup_elem(&policy_array, &z);
+	acc += p ? p->n_allow : 0;
 })
 BENCH(hash_lookup_tunnel_key, acc += bpf_map_lookup_elem(&tunnels, &tunnel_key) != 0)
 BENCH(percpu_array_lookup, {
 	__u32 z = 0;
-	acc += bpf_map_lookup_elem(&facts, &z) != 0;
+	__u64 *f = bpf_map_lookup_elem(&facts, &z);
+	acc += f ? *f : 0;
 })
 BENCH(devmap_hash_lookup, {
 	__u32 k = tundev_key;
@@ -104,6 +123,7 @@ BENCH(ktime_get_coarse_ns, acc += bpf_ktime_get_coarse_ns())
 BENCH(ktime_get_boot_ns, acc += bpf_ktime_get_boot_ns())
 BENCH(ktime_get_ns, acc += bpf_ktime_get_ns())
 BENCH(get_netns_cookie, acc += bpf_get_netns_cookie(skb))
+BENCH(get_socket_cookie, acc += bpf_get_socket_cookie(skb))
 BENCH(sk_fullsock, {
 	struct bpf_sock *sk = sk0;
 	if (sk)

@@ -136,22 +136,37 @@ def load_helpers(path):
 # On refresh only (at most every VG_FACTS_TTL_NS per CPU), not on the per-call path.
 REFRESH_ONLY = ("ktime_get_boot_ns", "ktime_get_ns", "hash_lookup_tunnel_key", "devmap_hash_lookup",
                 "percpu_hash_lookup_counter", "get_current_pid_tgid")
+# Not in the programs at all: what the same lookup costs in an array, to compare.
+COMPARE_ONLY = ("array_lookup",)
+# Cold, this one allocates the socket's storage: once per socket, at its first sendmsg().
+ONCE_PER_SOCKET = ("sk_storage_get_create",)
 
 
 def helper_lines(h):
     if not h:
         return []
-    ns = h["ns_per_call"]
-    lines = ["One helper call or map access in isolation (BPF_PROG_TEST_RUN, "
-             f"{h['loops']} in a loop, the median of 9 trials):", "",
-             "| helper or map access | on the per-call path | ns per call |", "| --- | --- | ---: |"]
+    ns, cold = h["ns_per_call"], h.get("cold_ns_per_call", {})
+    lines = ["One helper call or map access in isolation (BPF_PROG_TEST_RUN): warm, "
+             f"{h['loops']} in a loop (the median of 9 trials); cold, one per system call as a "
+             "hook makes it (the mean of the middle half of 2001 calls; a negative figure is "
+             "within the noise of the empty program it is measured against, whose cold run "
+             f"takes {h.get('cold_empty_run_ns', 0):.0f} ns with the clock reads that time it):", "",
+             "| helper or map access | on the per-call path | ns per call, warm | ns per call, cold |",
+             "| --- | --- | ---: | ---: |"]
     for name, v in ns.items():
-        lines.append(f"| `{name}` | {'no (refresh, denial)' if name in REFRESH_ONLY else 'yes'} | {v:.1f} |")
-    hot = {k: v for k, v in ns.items() if k not in REFRESH_ONLY}
-    worst = max(hot, key=hot.get) if hot else None
-    if worst:
-        lines += ["", f"- no helper call on the per-call path above 30 ns: the dearest is `{worst}`, "
-                  f"{hot[worst]:.1f} ns: {verdict(hot[worst] <= 30)}"]
+        where = ("no (refresh, denial)" if name in REFRESH_ONLY else
+                 "no (to compare)" if name in COMPARE_ONLY else
+                 "yes (cold: a socket's first `sendmsg()`)" if name in ONCE_PER_SOCKET else "yes")
+        c = f"{cold[name]:.1f}" if name in cold else "–"
+        lines.append(f"| `{name}` | {where} | {v:.1f} | {c} |")
+    skip = REFRESH_ONLY + COMPARE_ONLY
+    lines.append("")
+    for label, figures, leave_out in (("warm", ns, skip), ("cold", cold, skip + ONCE_PER_SOCKET)):
+        hot = {k: v for k, v in figures.items() if k not in leave_out}
+        worst = max(hot, key=hot.get) if hot else None
+        if worst:
+            lines += [f"- no helper call on the per-call path above 30 ns ({label}): the dearest is "
+                      f"`{worst}`, {hot[worst]:.1f} ns: {verdict(hot[worst] <= 30)}"]
     return lines + [""]
 
 
@@ -258,18 +273,17 @@ def markdown(r):
     u, c, b, lk = w["udp_sendto"], w["connect"], w["tcp_bulk"], w["leak_window"]
     if all(u[k] is not None for k in CONFIGS):
         nft_o, vg_o = u["nft"] - u["none"], u["vpnguard"] - u["none"]
-        lines.append(f"- UDP `sendto` overhead at most nft's, aiming for half: "
-                     f"vpnguard {vg_o:+.0f} ns, nft {nft_o:+.0f} ns: {verdict(vg_o <= nft_o)}"
-                     f"{', half reached' if vg_o <= nft_o / 2 else ''}")
+        lines.append(f"- UDP `sendto` overhead at most half nft's: "
+                     f"vpnguard {vg_o:+.0f} ns, nft {nft_o:+.0f} ns: {verdict(vg_o <= nft_o / 2)}")
     if b["none"] and b["vpnguard"] is not None:
-        loss = 100 * (1 - b["vpnguard"] / b["none"])
-        lines.append(f"- TCP bulk within 2% of none: {-loss:+.1f}%: {verdict(loss <= 2)}")
-    conn = [(p, c[p]["vpnguard"] - c[p]["none"]) for p in ("udp", "tcp")
-            if c[p]["vpnguard"] is not None and c[p]["none"] is not None]
-    if conn:
-        lines.append("- `connect()` overhead under 1 µs: " +
-                     ", ".join(f"{p.upper()} {o:+.0f} ns" for p, o in conn) +
-                     f": {verdict(all(o < 1000 for _, o in conn))}")
+        kept = 100 * b["vpnguard"] / b["none"]
+        lines.append(f"- TCP bulk at least 99% of none: {kept:.1f}%: {verdict(kept >= 99)}")
+    for p in ("udp", "tcp"):
+        m = c[p]
+        if all(m[k] is not None for k in CONFIGS):
+            nft_o, vg_o = m["nft"] - m["none"], m["vpnguard"] - m["none"]
+            lines.append(f"- {p.upper()} `connect()` overhead at most nft's: vpnguard {vg_o:+.0f} ns, "
+                         f"nft {nft_o:+.0f} ns: {verdict(vg_o <= nft_o)}")
     if lk["max"]["vpnguard"] is not None:
         lines.append(f"- zero packets on the fallback path: vpnguard {fmt(lk['max']['vpnguard'])} "
                      f"in the worst round (nft {fmt(lk['max']['nft'])}, none {fmt(lk['max']['none'])}): "
