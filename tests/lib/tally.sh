@@ -12,8 +12,13 @@ _tally_count() { # WORD LINE: the number before WORD in LINE, 0 if none
 }
 
 tally() {
-	local last p f e
-	last=$("$@" 2>&1 | tee /dev/stderr | tail -n 1)
+	local last p f e out
+	# The output goes to stderr by the descriptor itself: `tee /dev/stderr` would open the file
+	# again, and when stderr is a file (a CI log) truncate what the suites before wrote there.
+	out=$(mktemp /tmp/vgtally.XXXXXX) || { failed=$((failed + 1)); return; }
+	"$@" 2>&1 | tee "$out" >&2
+	last=$(tail -n 1 "$out")
+	rm -f "$out"
 	if [[ $last =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
 		passed=$((passed + BASH_REMATCH[1]))
 		failed=$((failed + BASH_REMATCH[2]))
