@@ -8,6 +8,7 @@ its programs keep it off the veth.
 Run one case: cd tests && pytest-3 -q -p no:cacheprovider system/test_systemd.py -k kill
 Each case brings the machine to the state it needs (installed, configured, running) itself.
 """
+import json
 import os
 import time
 
@@ -181,6 +182,11 @@ def test_boot_order(machine, debs, figures):
             f"(machine running {m.boots[-1]:.1f} s after nspawn)")
         assert_guarded(m.host_cgroup(SLICE))
         assert off_tunnel_refused(m)
+        # The package's own check agrees, run as an admin would, under the machine's limits.
+        doc = json.loads(m.in_slice(["vpnguard-bpf", "doctor", "--json"], slice_="system.slice",
+                                    user="root") or "{}")
+        checks = {c["name"]: c for c in doc.get("checks", [])}
+        assert doc.get("ok") is True and checks.get("systemd", {}).get("result") == "ok", doc
     finally:
         m.systemctl("disable", "--now", "docker.service", check=False)
         m.run(["rm", "-f", "/etc/systemd/system/docker.service"])
