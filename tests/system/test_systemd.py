@@ -294,7 +294,7 @@ def test_agent_killed(machine, debs, figures, sig, restarts):
             s = m.show("vpnguard.service", "NRestarts", "ExecMainStartTimestampMonotonic",
                        "ActiveEnterTimestampMonotonic")
             assert int(s["NRestarts"]) == n0 + 1, s
-            figures[f"SIGKILL to READY again (RestartSec=2s)"] = (
+            figures["SIGKILL to READY again (RestartSec=2s)"] = (
                 f"{took:.2f} s; the new agent's start to READY "
                 f"{ms(s['ExecMainStartTimestampMonotonic'], s['ActiveEnterTimestampMonotonic']):.0f} ms")
         else:
