@@ -2,11 +2,12 @@
 
     tar = cached_root(["libbpf1", ...])        # debootstrap once, kept in CACHE as a tar
     debs = built_debs()                        # make deb and make deb DEB_VERSION=OLD_VERSION
-    with Machine(tar, topo) as m:              # unpacked, booted, powered off, removed
-        m.run(["systemctl", "is-active", "vpnguard"]); m.systemctl("reload", "vpnguard")
-        f = m.flood("udp 198.51.100.1 9 --unconnected"); ...; f.stop()   # in vpnguard.slice
-        m.in_slice(["/usr/local/bin/vgprobe", "sendto", "198.51.100.53", "53"])
-        m.host_cgroup("vpnguard.slice")        # the slice's cgroup as the host sees it
+    m = Machine(tar, topo); m.unpack(); m.copy_in(deb, "/root/debs/x.deb"); m.boot()
+    m.run(["systemctl", "is-active", "vpnguard"]); m.systemctl("reload", "vpnguard")
+    f = m.flood("udp 198.51.100.1 9 --unconnected"); ...; f.stop()   # in vpnguard.slice
+    m.in_slice(["/usr/local/bin/vgprobe", "sendto", "198.51.100.53", "53"])
+    m.host_cgroup("vpnguard.slice")            # the slice's cgroup as the host sees it
+    m.reboot(); m.remove()                     # powered off, all of it removed (always call)
 
 The machine's network namespace is the topology's HOME (tests/lib/vgtopo.py): its tunnel is
 HOME's WireGuard interface and what leaves it is counted in INET, on the host side. What the
@@ -239,19 +240,6 @@ class Machine:
         self.boots = []  # seconds from nspawn's start to a running system, per boot
         self._log = None
 
-    def __enter__(self):
-        try:
-            self.unpack()
-            self.boot()
-        except BaseException:
-            self.remove()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
-        return False
-
     # -- building, booting, powering off ---------------------------------------------
     def unpack(self):
         self.dir = tempfile.mkdtemp(prefix=f"{self.name}.", dir="/var/tmp")
@@ -411,9 +399,6 @@ class Machine:
             raise MachineError(f"{' '.join(map(str, argv))} in {self.name}: exit "
                                f"{r.returncode}: {r.stderr.strip()}{r.stdout[-1000:]}")
         return r
-
-    def sh(self, script, **kw):
-        return self.run(["sh", "-c", script], **kw)
 
     def systemctl(self, *args, check=True, timeout=120):
         return self.run(["systemctl"] + list(args), check=check, timeout=timeout)
