@@ -198,8 +198,8 @@ class DockerWorld:
             _quietly(cgroups_too)
 
     def _detach_all(self):
-        """Every guard on a cgroup of this test: detached while the cgroup exists, its pins
-        removed by hand when it does not (only ours: by guard id)."""
+        """Every guard on a cgroup of this test detached, whether the cgroup exists or not; pins
+        that are still left removed by hand (only ours: by guard id)."""
         if self.cg is None:
             return
         mine = self.rel(self.cg) + "/"
@@ -207,10 +207,11 @@ class DockerWorld:
             cg = g.get("cgroup") or ""
             if not cg.startswith(mine):
                 continue
-            if os.path.isdir(self.path(cg)):
-                r = run_vg(self.vg, "detach", "--cgroup", self.path(cg))
-                if r.returncode != 0:
-                    print(f"world: detach --cgroup {cg}: {r.stderr.strip()}")
+            # Also when the cgroup is gone (a stopped container's): detach finds the guard by
+            # the path it recorded, and takes its maps' entries too, not only its pins.
+            r = run_vg(self.vg, "detach", "--cgroup", self.path(cg))
+            if r.returncode != 0:
+                print(f"world: detach --cgroup {cg}: {r.stderr.strip()}")
             d = os.path.join(pin_root(), str(g.get("cgroup_id")))
             if os.path.isdir(d):
                 print(f"world: removing leftover pins of guard {g.get('cgroup_id')} by hand")
