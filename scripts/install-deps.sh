@@ -10,7 +10,7 @@ pkgs="make gcc clang llvm libclang-rt-14-dev pkg-config libbpf-dev bpftool libel
       docker.io busybox-static iperf3
       qbittorrent-nox transmission-daemon opentracker python3-libtorrent python3-pytest chromium
       libmicrohttpd-dev prometheus xxd
-      debhelper dpkg-dev scdoc lintian bash-completion"
+      debhelper dpkg-dev scdoc lintian bash-completion debootstrap systemd-container"
 
 missing=""
 for p in $pkgs; do

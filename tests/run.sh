@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make test: the unit tests (no root needed), the package, man pages and completion, the kernel tests, the real torrent clients and the
-# Docker tests (root), one total.
+# Docker tests and the package under a booted systemd (root), one total.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lib/tally.sh
@@ -16,5 +16,6 @@ tally env PYTHONDONTWRITEBYTECODE=1 pytest-3 -q -rfE -p no:cacheprovider tests/t
 tally bash tests/kernel/run.sh
 tally bash tests/clients/run.sh
 tally bash tests/docker/run.sh
+tally bash tests/system/run.sh
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
