@@ -31,6 +31,8 @@
 #define TCX_NEXT -1
 #define TC_ACT_SHOT 2
 #define BPF_SK_STORAGE_GET_F_CREATE 1
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
 /* Keeps the compiler from moving stores across it; this CPU sees them in order. */
 #define barrier() asm volatile("" ::: "memory")
 
@@ -138,6 +140,10 @@ struct {
  * The guard-wide facts of rules 7 and 8, per CPU (vpnguard.h, "Facts read
  * again"): the guard was open, and in tunnel mode the tunnel the policy names
  * ({netns_cookie, tunnel}) had ifindex, until until_ns on the coarse clock.
+ * Beside them, the TCP connect() this CPU allowed last, for the SYN that
+ * connect() sends (egress_judged_at_connect): the socket's cookie (0: none or
+ * used), destination, port and the tunnel it must leave by (0: any
+ * interface), until syn_until_ns on the coarse clock.
  * Only this CPU writes it, but a program can interrupt another one's write
  * (softirq, preemption): writing marks it incomplete, so that the interrupting
  * program neither reads it nor writes it. Not pinned: one per copy of the
@@ -149,6 +155,12 @@ struct vg_facts {
 	__u64 tunnel[VG_IFNAMSIZ / 8];
 	__u32 ifindex;  /* 0: read in gateway mode */
 	__u32 writing;
+	__u64 syn_cookie;
+	__u64 syn_until_ns;
+	struct vg_addr syn_dst;
+	__u16 syn_dport;
+	__u16 syn_pad;
+	__u32 syn_ifindex;
 };
 
 struct {

@@ -22,6 +22,30 @@ static __always_inline void mark_for_steering(struct bpf_sock_addr *ctx, struct 
 		bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
 }
 
+/*
+ * An allowed TCP connect() sends its SYN before it returns, most often on
+ * this CPU: the egress program need not judge that packet a second time
+ * (egress_judged_at_connect). Per CPU, not per socket: no storage to create.
+ */
+static __always_inline void remember_connect(struct bpf_sock_addr *ctx, const struct attempt *at,
+					     __u32 tun_ifindex)
+{
+	__u32 zero = 0;
+	struct vg_facts *f = bpf_map_lookup_elem(&vg_facts, &zero);
+
+	if (!f || f->writing)
+		return;
+	f->writing = 1;
+	barrier();
+	f->syn_cookie = bpf_get_socket_cookie(ctx);
+	f->syn_until_ns = bpf_ktime_get_coarse_ns() + VG_FACTS_TTL_NS;
+	f->syn_dst = at->dst;
+	f->syn_dport = at->dport;
+	f->syn_ifindex = tun_ifindex;
+	barrier();
+	f->writing = 0;
+}
+
 /* connect(): the policy routing of the mark takes the socket into the tunnel; nothing is bound. */
 static __always_inline int on_connect(struct bpf_sock_addr *ctx, struct attempt *at)
 {
@@ -36,6 +60,8 @@ static __always_inline int on_connect(struct bpf_sock_addr *ctx, struct attempt 
 	if (reason)
 		return deny(at, reason);
 	mark_for_steering(ctx, sk);
+	if (at->proto == IPPROTO_TCP)
+		remember_connect(ctx, at, v.tun_ifindex);
 	return 1;
 }
 
@@ -122,10 +148,14 @@ int vg_setsockopt(struct bpf_sockopt *ctx)
 	__u64 id = guard_cgroup_id;
 	struct vg_policy *p;
 
-	/* Past a page the program sees a truncated copy; 0 hands the kernel the original. */
-	if (optlen > PAGE_SIZE_MIN)
+	/*
+	 * 0 hands the kernel the caller's own value: past a page the program
+	 * sees a truncated copy, and an option it does not judge then costs no
+	 * kernel copy of its value (and no map lookup). One it judges keeps the
+	 * copy judged, so that a thread cannot change it in between.
+	 */
+	if (optlen > PAGE_SIZE_MIN || kind == OPT_OTHER)
 		ctx->optlen = 0;
-	/* Every other option passes without a map lookup. */
 	if (kind == OPT_OTHER)
 		return 1;
 	p = bpf_map_lookup_elem(&vg_policy, &id);
@@ -182,9 +212,12 @@ static __always_inline int load_net(struct __sk_buff *skb, bool in_place, __u32 
 	return bpf_skb_load_bytes_relative(skb, off, to, len, BPF_HDR_START_NET);
 }
 
-/* Reads destination, protocol and destination port of an outgoing IP packet. */
+/*
+ * Reads destination, protocol and destination port of an outgoing IP packet;
+ * with syn, also whether it is a TCP SYN without ACK (a connect()'s first).
+ */
 static __always_inline int parse_packet(struct __sk_buff *skb, bool in_place, struct attempt *at,
-					struct vg_addr *src)
+					struct vg_addr *src, bool *syn)
 {
 	__u32 l4_off;
 
@@ -221,6 +254,13 @@ static __always_inline int parse_packet(struct __sk_buff *skb, bool in_place, st
 			return -1;
 		at->dport = ports[1];
 	}
+	if (syn && at->proto == IPPROTO_TCP) {
+		__u8 flags;
+
+		/* The flags byte of the TCP header; a header too short to hold it is no SYN. */
+		*syn = !load_net(skb, in_place, l4_off + 13, &flags, sizeof(flags)) &&
+		       (flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+	}
 	return 0;
 }
 
@@ -250,17 +290,43 @@ static __always_inline bool egress_judged_at_sendmsg(struct __sk_buff *skb)
 	return v && v->ifindex == skb->ifindex && v->daddr == ip->daddr;
 }
 
+/*
+ * The SYN of the TCP connect() this CPU allowed last (remember_connect): the
+ * same socket, to the destination judged, by the tunnel it was judged for,
+ * within VG_FACTS_TTL_NS plus a tick of the coarse clock, once. connect()
+ * sends it before it returns; a SYN sent again comes 200 ms later at the
+ * earliest (the RTO floor), so it is judged in full, as is the SYN of a task
+ * that moved to another CPU in between. Every other packet of a connection is
+ * judged in full.
+ */
+static __always_inline bool egress_judged_at_connect(struct __sk_buff *skb, const struct attempt *at)
+{
+	__u32 zero = 0;
+	struct vg_facts *f = bpf_map_lookup_elem(&vg_facts, &zero);
+
+	if (!f || f->writing || !f->syn_cookie || bpf_ktime_get_coarse_ns() >= f->syn_until_ns ||
+	    f->syn_dport != at->dport || !vg_addr_eq(&f->syn_dst, &at->dst) ||
+	    (f->syn_ifindex && f->syn_ifindex != skb->ifindex) ||
+	    f->syn_cookie != bpf_get_socket_cookie(skb))
+		return false;
+	f->syn_cookie = 0;
+	return true;
+}
+
 SEC("cgroup_skb/egress")
 int vg_egress(struct __sk_buff *skb)
 {
 	struct attempt at = { .hook = VG_HOOK_EGRESS, .ifindex = skb->ifindex };
 	struct verdict v;
+	bool syn = false;
 	__u32 reason;
 
 	if (skb->ifindex == LOOPBACK_IFINDEX || egress_judged_at_sendmsg(skb))
 		return 1;
-	if (parse_packet(skb, true, &at, NULL))
+	if (parse_packet(skb, true, &at, NULL, &syn))
 		return deny(&at, VG_R_NO_POLICY);
+	if (syn && egress_judged_at_connect(skb, &at))
+		return 1;
 	at.netns_cookie = bpf_get_netns_cookie(skb);
 	reason = judge(&at, &v);
 	if (!reason && v.tun_ifindex && skb->ifindex != v.tun_ifindex)
@@ -288,7 +354,7 @@ int vg_tc_egress(struct __sk_buff *skb)
 
 	p = bpf_map_lookup_elem(&vg_policy, &id);
 	/* Rule 2 for what no cgroup hook saw: no policy, or headers it cannot read. */
-	if (parse_packet(skb, false, &at, &src) || !p) {
+	if (parse_packet(skb, false, &at, &src, NULL) || !p) {
 		if (!ours || vg_addr_is_loopback(&at.dst))
 			return TCX_NEXT;
 		deny(&at, VG_R_NO_POLICY);
