@@ -104,7 +104,8 @@ static int add_sources(struct agent *a)
 	if (err < 0)
 		return vg_error(err, "agent: watch the events ring buffer");
 	if ((err = probing_add_source(a)) || (err = tick_add_source(a)) ||
-	    (err = reload_add_source(a)) || (err = containers_add_source(a)) || (err = remedy_init(a)))
+	    (err = reload_add_source(a)) || (err = containers_add_source(a)) || (err = remedy_init(a)) ||
+	    (err = watches_add_source(a)))
 		return err;
 	return 0;
 }
@@ -159,6 +160,7 @@ out:
 	/* The sources go with the loop; their eventfds after them. */
 	a.tick = sd_event_source_unref(a.tick);
 	a.retry = sd_event_source_unref(a.retry);
+	a.watch_retry = sd_event_source_unref(a.watch_retry);
 	sd_event_unref(a.loop);
 	for (int *fd = (int[]){ a.probe_efd, a.docker_efd, -2 }; *fd != -2; fd++)
 		if (*fd >= 0)

@@ -36,6 +36,8 @@ struct watch {
 	int netns_fd;
 	struct mnl_socket *nl;
 	sd_event_source *src;
+	bool pending;               /* a change seen, not refreshed yet (the lock was held) */
+	__u64 seen_us;              /* when the first of them was seen */
 };
 
 /* What the agent keeps of one guard of its set (same index as set->specs). */
@@ -61,7 +63,7 @@ struct agent {
 	struct watch watches[MAX_WATCHES];
 	int n_watches;
 	int probe_efd, docker_efd;
-	sd_event_source *tick, *retry;
+	sd_event_source *tick, *retry, *watch_retry;
 	__u64 tick_us, last_scan_ns;
 	int retries_left;
 	struct vg_follower *follower;
@@ -84,6 +86,7 @@ void agent_log(struct agent *a, struct json_object *rec);
 void agent_add_guard(struct json_object *rec, const struct vg_guard_spec *spec);
 
 /* watch.c: watches the namespace of every tunnel-mode guard pinned now (the old ones dropped). */
+int watches_add_source(struct agent *a);
 int watches_rebuild(struct agent *a);
 void watches_drop(struct agent *a);
 

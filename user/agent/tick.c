@@ -81,16 +81,32 @@ static void restore_pins(struct agent *a, int g, const struct vg_cgroup *cg)
 
 void tick_check_pins(struct agent *a)
 {
-	int held = 0;
+	int held = 0, lock = -1;
 
 	for (int g = 0; g < a->set->n; g++) {
 		const struct vg_guard_spec *spec = &a->set->specs[g];
 
-		for (int i = 0; i < spec->n_cgroups && !a->groups[g].let_go; i++)
+		for (int i = 0; i < spec->n_cgroups && !a->groups[g].let_go; i++) {
+			if (vg_pins_present(spec->cgroups[i].id))
+				continue;
+			/*
+			 * Pins vanish for a moment while a detach (or attach) is at work: made again
+			 * then, from programs it is about to take away, they would outlive it. The
+			 * next tick looks again once it is done.
+			 */
+			if (lock < 0 && (lock = vg_lock_try()) < 0) {
+				held = -1;
+				goto out;
+			}
 			if (!vg_pins_present(spec->cgroups[i].id))
 				restore_pins(a, g, &spec->cgroups[i]);
+		}
 		held += !a->groups[g].let_go;
 	}
+out:
+	vg_lock_drop(lock);
+	if (held < 0)
+		return;
 	/* Every guard detached: nothing is left to keep true. */
 	if (!held && a->set->n) {
 		fprintf(stderr, "vpnguard-bpf: agent: every guard was detached; exiting\n");

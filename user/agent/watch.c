@@ -11,6 +11,7 @@
 #include "loader.h"
 #include "maps.h"
 #include "netns.h"
+#include "paths.h"
 #include "error.h"
 
 /* seen_us: when netlink woke the loop, so the log shows how long the map took. */
@@ -70,6 +71,49 @@ out:
 		close(tfd);
 }
 
+/*
+ * Refreshes the watches that saw a change, unless an attach, detach or reload
+ * holds the lock: a detach's own rule changes wake the agent while it takes
+ * the guard away, and a refresh then (it loads the programs to attach tc to new
+ * interfaces) would pin again the maps the detach is removing. They are
+ * refreshed once the lock is free, RETRY_US later.
+ */
+#define RETRY_US 20000
+
+static void refresh_pending(struct agent *a)
+{
+	int lock = vg_lock_try();
+
+	if (lock < 0) {
+		sd_event_source_set_time_relative(a->watch_retry, RETRY_US);
+		sd_event_source_set_enabled(a->watch_retry, SD_EVENT_ONESHOT);
+		return;
+	}
+	for (int i = 0; i < a->n_watches; i++)
+		if (a->watches[i].pending) {
+			a->watches[i].pending = false;
+			refresh_watch(a, &a->watches[i], a->watches[i].seen_us);
+		}
+	vg_lock_drop(lock);
+}
+
+static int on_watch_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	(void)s, (void)usec;
+	refresh_pending(userdata);
+	return 0;
+}
+
+int watches_add_source(struct agent *a)
+{
+	int err = sd_event_add_time_relative(a->loop, &a->watch_retry, CLOCK_MONOTONIC, RETRY_US, 0,
+					     on_watch_retry, a);
+
+	if (err >= 0)
+		err = sd_event_source_set_enabled(a->watch_retry, SD_EVENT_OFF);
+	return err < 0 ? vg_error(err, "agent: the netlink retry timer") : 0;
+}
+
 static int on_netlink(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct agent *a = userdata;
@@ -88,8 +132,11 @@ static int on_netlink(sd_event_source *s, int fd, uint32_t revents, void *userda
 		/* The content does not matter: any link, address or rule change means re-read. */
 		while (mnl_socket_recvfrom(w->nl, buf, sizeof(buf)) > 0)
 			;
-		refresh_watch(a, w, seen_us);
+		if (!w->pending)
+			w->seen_us = seen_us;
+		w->pending = true;
 	}
+	refresh_pending(a);
 	return 0;
 }
 
@@ -150,7 +197,9 @@ static int watch_add(struct agent *a, const struct vg_guard_info *info, const st
 	}
 	a->n_watches++;
 	/* Whatever changed before the watch existed. */
-	refresh_watch(a, w, 0);
+	w->pending = true;
+	w->seen_us = 0;
+	refresh_pending(a);
 	return 0;
 }
 

@@ -68,6 +68,23 @@ int vg_lock_take(void)
 	return err;
 }
 
+int vg_lock_try(void)
+{
+	char path[4096];
+	int fd, err;
+
+	snprintf(path, sizeof(path), "%s/lock", vg_run_dir());
+	if (mkdir(vg_run_dir(), 0700) && errno != EEXIST)
+		return -errno;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0 && !flock(fd, LOCK_EX | LOCK_NB))
+		return fd;
+	err = -errno;
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
 void vg_lock_drop(int fd)
 {
 	if (fd >= 0)

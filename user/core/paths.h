@@ -20,6 +20,8 @@ const char *vg_pin_path(char *buf, unsigned long len, const char *name);
  * Returns the lock's fd, or -errno (named on stderr).
  */
 int vg_lock_take(void);
+/* The same lock if no one holds it: its fd, -EWOULDBLOCK (said nowhere) or another -errno. */
+int vg_lock_try(void);
 void vg_lock_drop(int fd);
 
 #endif
