@@ -18,18 +18,6 @@ cannot_run() {
 [ "$(id -u)" -eq 0 ] || cannot_run "they need root"
 command -v pytest-3 >/dev/null || cannot_run "pytest-3 is not installed (sh scripts/install-deps.sh)"
 
-log=$(mktemp /tmp/vgdocker-run.XXXXXX) || cannot_run "mktemp failed"
-trap 'rm -f "$log"' EXIT
-# From tests/, so tests/conftest.py (the session's own pin root, vg, the kernel lock) applies.
-(cd "$here/.." && PYTHONDONTWRITEBYTECODE=1 pytest-3 -q -rfE -p no:cacheprovider "$@" docker/) 2>&1 |
-	tee "$log"
-rc=${PIPESTATUS[0]}
-last=$(tail -n 1 "$log")
-if [[ $last =~ [0-9]+\ (passed|failed|errors?)(,.*)?\ in\ [0-9.]+s ]]; then
-	passed=$(_tally_count passed "$last")
-	failed=$(($(_tally_count failed "$last") + $(_tally_count error "$last")))
-fi
-# pytest failed without a failed test (usage, collection, internal error): still a failure.
-[ "$rc" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
+pytest_suite docker "$@"
 echo "docker: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

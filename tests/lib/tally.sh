@@ -33,3 +33,24 @@ tally() {
 		failed=$((failed + 1))
 	fi
 }
+
+# pytest_suite DIR [PYTEST ARGS...]: pytest-3 on tests/DIR, run from tests/ (so tests/conftest.py
+# applies: the session's own pin root, vg, the kernel lock), its output shown; $passed and
+# $failed are set from its summary. pytest failing without a failed test (usage, collection, an
+# internal error) counts as one failure: these suites never skip.
+pytest_suite() {
+	local dir=$1 log rc last
+	shift
+	passed=0 failed=0
+	log=$(mktemp /tmp/vgsuite.XXXXXX) || { failed=1; return; }
+	(cd "$(dirname "${BASH_SOURCE[0]}")/.." &&
+		PYTHONDONTWRITEBYTECODE=1 pytest-3 -q -rfE -p no:cacheprovider "$@" "$dir/") 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	last=$(tail -n 1 "$log")
+	rm -f "$log"
+	if [[ $last =~ [0-9]+\ (passed|failed|errors?)(,.*)?\ in\ [0-9.]+s ]]; then
+		passed=$(_tally_count passed "$last")
+		failed=$(($(_tally_count failed "$last") + $(_tally_count error "$last")))
+	fi
+	[ "$rc" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
+}

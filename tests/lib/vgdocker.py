@@ -35,7 +35,7 @@ import subprocess
 import tempfile
 import time
 
-from vgproc import cgroup2_mount, end_pid, end_popen, pid_alive, wait_until
+from vgproc import cgroup2_mount, end_pid, end_popen, pid_alive, rmdir_quiet, wait_until
 from vgtopo import Topology, TopoError
 from vgworld import REPO
 
@@ -248,9 +248,9 @@ class Engine:
             for h in sorted(os.listdir("/sys/fs/cgroup")):
                 d = os.path.join("/sys/fs/cgroup", h) + rel
                 if os.path.isdir(d):
-                    wait_until(lambda d=d: _rmdir_quiet(d), 5, 0.05)
+                    wait_until(lambda d=d: rmdir_quiet(d), 5, 0.05)
             if os.path.isdir(v2 + rel):
-                wait_until(lambda: _rmdir_quiet(v2 + rel), 5, 0.05)
+                wait_until(lambda: rmdir_quiet(v2 + rel), 5, 0.05)
         return ended
 
     def _rootfs_tar(self):
@@ -420,16 +420,6 @@ def _cgroup_pids(path):
         except OSError:
             pass
     return out
-
-
-def _rmdir_quiet(d):
-    try:
-        os.rmdir(d)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return False
-    return True
 
 
 def rm_cgroup_parent(rel):

@@ -149,7 +149,8 @@ def arrived(pid, cg2, cg=None, netns=None):
     return True
 
 
-def _rmdir(d):
+def rmdir_quiet(d):
+    """rmdir that counts a directory already gone as removed; False while it cannot go."""
     try:
         os.rmdir(d)
     except FileNotFoundError:
@@ -193,7 +194,7 @@ def cg_remove(path, root, reap=None):
             return True
         for d in sorted((d for d, _, _ in os.walk(path)), key=len, reverse=True):
             cg_empty(d, reap)
-            wait_until(lambda d=d: _rmdir(d), 0.5)
+            wait_until(lambda d=d: rmdir_quiet(d), 0.5)
     return not os.path.isdir(path)
 
 

@@ -22,20 +22,8 @@ for t in debootstrap systemd-nspawn; do
 	command -v "$t" >/dev/null || cannot_run "$t is not installed (apt-get install debootstrap systemd-container)"
 done
 
-log=$(mktemp /tmp/vgsystem-run.XXXXXX) || cannot_run "mktemp failed"
-trap 'rm -f "$log"' EXIT
 start=$(date +%s)
-# From tests/, so tests/conftest.py (the session's own pin root, vg, the kernel lock) applies.
-(cd "$here/.." && PYTHONDONTWRITEBYTECODE=1 pytest-3 -q -rfE -p no:cacheprovider "$@" system/) 2>&1 |
-	tee "$log"
-rc=${PIPESTATUS[0]}
-last=$(tail -n 1 "$log")
-if [[ $last =~ [0-9]+\ (passed|failed|errors?)(,.*)?\ in\ [0-9.]+s ]]; then
-	passed=$(_tally_count passed "$last")
-	failed=$(($(_tally_count failed "$last") + $(_tally_count error "$last")))
-fi
-# pytest failed without a failed test (usage, collection, internal error): still a failure.
-[ "$rc" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
+pytest_suite system "$@"
 echo "system test: $(($(date +%s) - start)) s in all"
 echo "system: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
