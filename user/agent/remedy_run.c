@@ -76,7 +76,8 @@ static bool guards_it(const struct vg_remedy_job *j, const struct vg_docker_cont
 	for (int i = 0; i < j->n_rels; i++) {
 		size_t n = strlen(j->rels[i]);
 
-		if (!strncmp(cg.rel, j->rels[i], n) && (cg.rel[n] == '/' || !cg.rel[n] || !strcmp(j->rels[i], "/")))
+		/* A guard is never on the root cgroup (attach refuses it): a prefix ends at a '/'. */
+		if (!strncmp(cg.rel, j->rels[i], n) && (cg.rel[n] == '/' || !cg.rel[n]))
 			return true;
 	}
 	return false;
@@ -182,6 +183,15 @@ static void hold_if_ours(struct vg_remedy *r, const struct vg_remedy_job *j, str
 	/* A container already paused is not ours to unpause later; the VPN container is never held. */
 	if (c->paused || vg_docker_designates(c->id, c->name, j->vpn) || !guards_it(j, c))
 		return;
+	/* What is taken must be given back: no more than can be remembered. */
+	if (res->n_ids == VG_REMEDY_MAX_IDS) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "the guard holds %d containers already: left running",
+			 VG_REMEDY_MAX_IDS);
+		record(res, j, j->how == VG_ON_CLOSED_STOP ? "stop" : "pause", c->id, c->name, -E2BIG, why, 0);
+		return;
+	}
 	act(r, j, res, j->how == VG_ON_CLOSED_STOP ? "stop" : "pause", c->id, c->name);
 }
 
