@@ -137,38 +137,58 @@ struct {
 } vg_sk_verdict SEC(".maps");
 
 /*
- * The guard-wide facts of rules 7 and 8, per CPU (vpnguard.h, "Facts read
- * again"): the guard was open, and in tunnel mode the tunnel the policy names
- * ({netns_cookie, tunnel}) had ifindex, until until_ns on the coarse clock.
- * Beside them, the TCP connect() this CPU allowed last, for the SYN that
- * connect() sends (egress_judged_at_connect): the socket's cookie (0: none or
- * used), destination, port and the tunnel it must leave by (0: any
- * interface), until syn_until_ns on the coarse clock.
- * Only this CPU writes it, but a program can interrupt another one's write
- * (softirq, preemption): writing marks it incomplete, so that the interrupting
- * program neither reads it nor writes it. Not pinned: one per copy of the
- * programs, that is per guard.
+ * What this CPU last read of its guard (vpnguard.h, "Facts read again"): the
+ * policy, and that the guard was open and, in tunnel mode, that the tunnel the
+ * policy names had ifindex, until until_ns on the coarse clock (0: read them
+ * again at the next check). Beside them, the TCP connect() this CPU allowed
+ * last, for the SYN that connect() sends (egress_judged_at_connect): the
+ * socket's cookie (0: none or used), destination, port and the tunnel it must
+ * leave by (0: any interface), until syn_until_ns on the coarse clock.
+ * Only this CPU writes its entry, but a program can interrupt or preempt
+ * another one on it (softirq, a preemptible kernel): seq is odd while the
+ * facts are written, and a check that saw seq change before it was done
+ * judges again from the pinned maps; syn_writing marks the SYN fields
+ * incomplete, so that an interrupting program neither reads nor writes them.
+ * One entry per CPU in a plain array, the CPU's number its key, not a per-CPU
+ * map: per-CPU memory costs a TLB miss after each entry into the kernel where
+ * page tables are isolated without PCID, and an array's does not (`make
+ * bench`, the helper table). The kernel does not align an array's values to
+ * cache lines: 64 bytes of padding at both ends keep one CPU's writes off the
+ * lines another CPU reads. Not pinned: one per copy of the programs, that is
+ * per guard; the loader sizes it to the possible CPUs (a CPU past them
+ * always reads the pinned maps).
  */
 struct vg_facts {
-	__u64 until_ns;
-	__u64 netns_cookie;
-	__u64 tunnel[VG_IFNAMSIZ / 8];
+	__u8 lead[64];
+	__u32 seq;
 	__u32 ifindex;  /* 0: read in gateway mode */
-	__u32 writing;
-	__u64 syn_cookie;
-	__u64 syn_until_ns;
-	struct vg_addr syn_dst;
+	__u64 until_ns;
+	__u32 syn_writing;
 	__u16 syn_dport;
 	__u16 syn_pad;
 	__u32 syn_ifindex;
+	__u32 syn_pad2;
+	__u64 syn_cookie;
+	__u64 syn_until_ns;
+	struct vg_addr syn_dst;
+	struct vg_policy policy;
+	__u8 tail[64];
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct vg_facts);
 } vg_facts SEC(".maps");
+
+/* This CPU's facts, or NULL (a CPU the loader did not count). */
+static __always_inline struct vg_facts *facts_here(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	return bpf_map_lookup_elem(&vg_facts, &cpu);
+}
 
 /* What a hook knows about the attempt it judges. */
 struct attempt {

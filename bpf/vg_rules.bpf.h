@@ -162,10 +162,11 @@ static __noinline int deny(const struct attempt *at, __u32 reason)
 
 /*
  * Rules 7 and 8 from the maps: the guard's state with its lease, and in
- * tunnel mode the tunnel's ifindex (*ifindex, else 0). An open guard is kept
- * in f from coarse, the coarse clock read before the boot clock: for
- * VG_FACTS_TTL_NS, and never within VG_TICK_MAX_NS of the lease deadline, the
- * most the coarse clock lags. A denial clears f, so it is read again next time.
+ * tunnel mode the tunnel's ifindex (*ifindex, else 0). An open guard's facts
+ * are kept in f with p, from coarse, the coarse clock read before the boot
+ * clock: for VG_FACTS_TTL_NS, and never within VG_TICK_MAX_NS of the lease
+ * deadline, the most the coarse clock lags. Facts that deny are not kept, so
+ * that a guard that opens again allows at once.
  */
 static __noinline __u32 read_facts(const struct vg_policy *p, struct vg_facts *f, __u64 coarse,
 				   __u32 *ifindex)
@@ -186,29 +187,17 @@ static __noinline __u32 read_facts(const struct vg_policy *p, struct vg_facts *f
 		if (left < keep + VG_TICK_MAX_NS)
 			keep = left > VG_TICK_MAX_NS ? left - VG_TICK_MAX_NS : 0;
 	}
-	if (f && !f->writing) {
-		f->writing = 1;
+	if (f && !(f->seq & 1)) {
+		f->seq++;
 		barrier();
 		f->until_ns = reason || !keep ? 0 : coarse + keep;
-		f->netns_cookie = p->netns_cookie;
-		__builtin_memcpy(f->tunnel, p->tunnel, VG_IFNAMSIZ);
 		f->ifindex = *ifindex;
+		if (f->until_ns)
+			__builtin_memcpy(&f->policy, p, sizeof(*p));
 		barrier();
-		f->writing = 0;
+		f->seq++;
 	}
 	return reason;
-}
-
-/* Are f's facts complete, fresh, and about the tunnel p names now? */
-static __always_inline bool facts_hold(const struct vg_facts *f, const struct vg_policy *p,
-				       __u64 coarse)
-{
-	__u64 tunnel[VG_IFNAMSIZ / 8];
-
-	__builtin_memcpy(tunnel, p->tunnel, VG_IFNAMSIZ);
-	return !f->writing && coarse < f->until_ns && f->netns_cookie == p->netns_cookie &&
-	       f->tunnel[0] == tunnel[0] && f->tunnel[1] == tunnel[1] &&
-	       (p->mode != VG_MODE_TUNNEL || f->ifindex);
 }
 
 /* An allowed attempt: the tunnel it must use (0: any interface). */
@@ -217,22 +206,14 @@ struct verdict {
 };
 
 /*
- * Rules 1-8 of vpnguard.h without the interface part, which differs per hook.
- * Returns a reason (> 0) to deny, or 0 with *v filled.
+ * Rules 3-8 of vpnguard.h without the interface part, which differs per hook,
+ * under policy p, with rules 7 and 8 already read (facts: a reason, or 0 and
+ * the tunnel's ifindex). Returns a reason (> 0) to deny, or 0 with *v filled.
  */
-static __always_inline __u32 judge(const struct attempt *at, struct verdict *v)
+static __always_inline __u32 judge_by(const struct attempt *at, const struct vg_policy *p,
+				      __u32 facts, __u32 ifindex, struct verdict *v)
 {
-	__u64 id = guard_cgroup_id, coarse;
-	struct vg_policy *p = bpf_map_lookup_elem(&vg_policy, &id);
-	__u32 zero = 0, ifindex;
-	struct vg_facts *f;
-	__u32 reason;
-
 	v->tun_ifindex = 0;
-	if (!p)
-		return vg_addr_is_loopback(&at->dst) ? 0 : VG_R_NO_POLICY;
-	if (vg_addr_is_loopback(&at->dst))
-		return 0;
 	if (p->netns_cookie && at->netns_cookie != p->netns_cookie)
 		return VG_R_NETNS;
 	if (port_is_dns(at->proto, at->dport) && !is_resolver(p, &at->dst))
@@ -241,16 +222,42 @@ static __always_inline __u32 judge(const struct attempt *at, struct verdict *v)
 		return port_is_discovery(at->proto, at->dport) ? VG_R_DISCOVERY : 0;
 	if (!vg_addr_is_v4(&at->dst))
 		return VG_R_IPV6;
-	f = bpf_map_lookup_elem(&vg_facts, &zero);
-	coarse = bpf_ktime_get_coarse_ns();
-	if (f && facts_hold(f, p, coarse))
-		ifindex = f->ifindex;
-	else if ((reason = read_facts(p, f, coarse, &ifindex)))
-		return reason;
+	if (facts)
+		return facts;
 	if (p->mode == VG_MODE_GATEWAY)
 		return is_gateway(p, &at->dst, at->dport) ? 0 : VG_R_NOT_GATEWAY;
 	v->tun_ifindex = ifindex;
 	return 0;
+}
+
+/*
+ * Rules 1-8: from what this CPU kept while it holds (read_facts), else from
+ * the pinned maps. Returns a reason (> 0) to deny, or 0 with *v filled.
+ */
+static __always_inline __u32 judge(const struct attempt *at, struct verdict *v)
+{
+	__u64 id = guard_cgroup_id, coarse = bpf_ktime_get_coarse_ns();
+	struct vg_facts *f = facts_here();
+	struct vg_policy *p;
+	__u32 seq, reason, ifindex;
+
+	if (vg_addr_is_loopback(&at->dst))
+		return 0;
+	if (f) {
+		seq = f->seq;
+		barrier();
+		if (!(seq & 1) && coarse < f->until_ns) {
+			reason = judge_by(at, &f->policy, 0, f->ifindex, v);
+			barrier();
+			if (f->seq == seq)
+				return reason;
+		}
+	}
+	p = bpf_map_lookup_elem(&vg_policy, &id);
+	if (!p)
+		return VG_R_NO_POLICY;
+	reason = read_facts(p, f, coarse, &ifindex);
+	return judge_by(at, p, reason, ifindex, v);
 }
 
 

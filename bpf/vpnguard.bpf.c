@@ -30,12 +30,11 @@ static __always_inline void mark_for_steering(struct bpf_sock_addr *ctx, struct 
 static __always_inline void remember_connect(struct bpf_sock_addr *ctx, const struct attempt *at,
 					     __u32 tun_ifindex)
 {
-	__u32 zero = 0;
-	struct vg_facts *f = bpf_map_lookup_elem(&vg_facts, &zero);
+	struct vg_facts *f = facts_here();
 
-	if (!f || f->writing)
+	if (!f || f->syn_writing)
 		return;
-	f->writing = 1;
+	f->syn_writing = 1;
 	barrier();
 	f->syn_cookie = bpf_get_socket_cookie(ctx);
 	f->syn_until_ns = bpf_ktime_get_coarse_ns() + VG_FACTS_TTL_NS;
@@ -43,7 +42,7 @@ static __always_inline void remember_connect(struct bpf_sock_addr *ctx, const st
 	f->syn_dport = at->dport;
 	f->syn_ifindex = tun_ifindex;
 	barrier();
-	f->writing = 0;
+	f->syn_writing = 0;
 }
 
 /* connect(): the policy routing of the mark takes the socket into the tunnel; nothing is bound. */
@@ -301,10 +300,9 @@ static __always_inline bool egress_judged_at_sendmsg(struct __sk_buff *skb)
  */
 static __always_inline bool egress_judged_at_connect(struct __sk_buff *skb, const struct attempt *at)
 {
-	__u32 zero = 0;
-	struct vg_facts *f = bpf_map_lookup_elem(&vg_facts, &zero);
+	struct vg_facts *f = facts_here();
 
-	if (!f || f->writing || !f->syn_cookie || bpf_ktime_get_coarse_ns() >= f->syn_until_ns ||
+	if (!f || f->syn_writing || !f->syn_cookie || bpf_ktime_get_coarse_ns() >= f->syn_until_ns ||
 	    f->syn_dport != at->dport || !vg_addr_eq(&f->syn_dst, &at->dst) ||
 	    (f->syn_ifindex && f->syn_ifindex != skb->ifindex) ||
 	    f->syn_cookie != bpf_get_socket_cookie(skb))

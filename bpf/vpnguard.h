@@ -52,16 +52,20 @@
  * the tunnel's ifindex: a recreated tunnel carries existing connections again.
  * The programs above stay the proof: steering only makes allowed traffic work.
  *
- * Facts read again: the policy is read for every check; the guard's state
- * and the tunnel the policy names (rules 7 and 8) are read again on each CPU
- * at least every VG_FACTS_TTL_NS plus one tick of the kernel's coarse clock
- * (the boot clock costs more than the rest of a check). So closing a guard,
- * or a tunnel's change, reaches every socket within 1 ms plus a tick
- * (2-11 ms); a policy naming another tunnel or namespace acts at once. What
- * is kept stops VG_TICK_MAX_NS before the lease deadline, so a lease runs out
- * on time as long as the coarse clock lags by less than that; after a suspend
- * (the coarse clock stops, the lease's does not), facts kept just before it
- * hold for at most the rest of their 1 ms plus a tick.
+ * Facts read again: each CPU judges from what it last read of its guard (the
+ * policy, the guard's state, the tunnel the policy names) and reads them again
+ * at least every VG_FACTS_TTL_NS plus one tick of the kernel's coarse clock (a
+ * hash lookup costs more than the rest of a check). So a policy changed or
+ * deleted behind vpnguard's back (bpftool), closing a guard, or a tunnel's
+ * change reaches every socket, existing connections included, within 1 ms
+ * plus a tick (2-11 ms); attach, reload and detach return only once no CPU
+ * can judge by the policy they replaced. Facts that deny (a closed guard, no
+ * tunnel, no policy) are not kept: a guard that opens again allows at once.
+ * What is kept stops VG_TICK_MAX_NS before the lease deadline, so a lease runs
+ * out on time as long as the coarse clock lags by less than that; after a
+ * suspend (the coarse clock stops, the lease's does not), facts kept just
+ * before it hold for at most the rest of their 1 ms plus a tick. The judged
+ * options of cgroup/setsockopt and the tc program read the policy each time.
  *
  * Beside the rules, cgroup/setsockopt refuses (VG_R_SOCKOPT) SO_BINDTODEVICE,
  * SO_BINDTOIFINDEX, IP_UNICAST_IF, IPV6_UNICAST_IF, IP_MULTICAST_IF and

@@ -6,8 +6,9 @@
  * doing the operation `loops` times in a loop: LOOPS for its price in a
  * tight loop, 1 for its price once per system call, as a hook pays it;
  * tests/bench/helpers.c subtracts the empty program. The operations are the
- * ones on vpnguard's per-call path (bpf/vpnguard.bpf.c), with maps of the
- * same kinds, key sizes and value sizes, plus an array lookup to compare.
+ * ones of vpnguard's programs (bpf/vpnguard.bpf.c), with maps of the same
+ * kinds, key sizes and value sizes, plus lookups in other kinds of map to
+ * compare.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -38,12 +39,31 @@ struct {
 	__type(value, struct vg_tunnel);
 } tunnels SEC(".maps");
 
+/* vg_facts as the programs hold it: one struct per CPU in a plain array (helpers.c sizes it). */
+struct facts {
+	__u8 lead[64];
+	__u32 seq;
+	__u32 ifindex;
+	__u64 until_ns;
+	__u8 syn[48];
+	struct vg_policy policy;
+	__u8 tail[64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct facts);
+} facts SEC(".maps");
+
+/* The same in a per-CPU array, to compare. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64[6]);
-} facts SEC(".maps");
+	__type(value, struct facts);
+} facts_percpu SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
@@ -106,10 +126,16 @@ BENCH(array_lookup, {
 	acc += p ? p->n_allow : 0;
 })
 BENCH(hash_lookup_tunnel_key, acc += bpf_map_lookup_elem(&tunnels, &tunnel_key) != 0)
+/* This CPU's facts, their freshness and the policy's first field, as judge() reads them. */
+BENCH(cpu_array_lookup, {
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct facts *f = bpf_map_lookup_elem(&facts, &cpu);
+	acc += f ? f->seq + f->until_ns + f->policy.n_allow : 0;
+})
 BENCH(percpu_array_lookup, {
 	__u32 z = 0;
-	__u64 *f = bpf_map_lookup_elem(&facts, &z);
-	acc += f ? *f : 0;
+	struct facts *f = bpf_map_lookup_elem(&facts_percpu, &z);
+	acc += f ? f->seq + f->until_ns + f->policy.n_allow : 0;
 })
 BENCH(devmap_hash_lookup, {
 	__u32 k = tundev_key;

@@ -103,7 +103,10 @@ static struct helpers_bpf *open_loaded(__u32 loops)
 	s->rodata->policy_key = 42;
 	s->rodata->tundev_key = 1;
 	s->rodata->loops = loops;
-	err = helpers_bpf__load(s);
+	err = libbpf_num_possible_cpus();
+	err = err < 0 ? err : bpf_map__set_max_entries(s->maps.facts, err);
+	if (!err)
+		err = helpers_bpf__load(s);
 	if (!err) {
 		s->bss->tunnel_key.netns_cookie = 1;
 		memcpy(s->bss->tunnel_key.ifname, "wg0", 4);

@@ -17,9 +17,10 @@ run out / running / deleted, the tunnel deleted (made again after the row). Tunn
 --gateway I:P --gateway GW (any port) --allow LAN --dns R, no tunnel, netns cookie 0.
 
 Claim of the header -> the test that proves it. order = this file, later =
-test_rule_order_later.py, notes = test_rule_order_notes.py; rules, tc, steering, steering_rows,
-egress_steering = test_<name>.py; tunnel_state, tunnel_deleted, cli_gateway, cli_events,
-cli_reattach, agent_netlink, agent_lease = test_<name>.py.
+test_rule_order_later.py, notes = test_rule_order_notes.py, facts_kept = test_facts_kept.py;
+rules, tc, steering, steering_rows, egress_steering = test_<name>.py; tunnel_state,
+tunnel_deleted, cli_gateway, cli_events, cli_reattach, agent_netlink, agent_lease =
+test_<name>.py.
 
  every hook, descendants too     rules::test_nested[*] (a child cgroup of the guarded one)
  1 loopback, whatever else holds
@@ -78,8 +79,11 @@ cli_reattach, agent_netlink, agent_lease = test_<name>.py.
    no binding, recreated tunnel) test_connections_come_back; steering_rows::test_socket_types[*]
      a socket predating the      NOT TESTED (marked at its next connect() or sendmsg())
      guard
- Facts read again (1 ms + tick)  tunnel_state::test_closed_reaction_time[*]; a policy naming
-                                 another tunnel acts at once: cli_reattach::test_reattach_*
+ Facts read again (1 ms + tick)  facts_kept::test_kept[policy deleted*, guard written CLOSED*]
+                                 (the far side's latest datagram); tunnel_state::
+                                 test_closed_reaction_time[*]
+     attach waits them out       facts_kept::test_kept[attach replacing the policy*];
+                                 cli_reattach::test_reattach_*
      kept until the lease's end  agent_lease::test_no_agent_lease_runs_out (closed on time);
                                  after a suspend: NOT TESTED
  setsockopt steering options     egress_steering::test_steering[SO_BINDTO*, IP_UNICAST_IF*,

@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/magic.h>
 #include <bpf/bpf.h>
@@ -108,7 +109,7 @@ static struct vpnguard_bpf *guard_load(__u64 id, __u32 level, __u32 fwmark)
 	char tundev[PATH_MAX];
 	struct vpnguard_bpf *skel;
 	__u32 zero = 0;
-	int err, pin_fd;
+	int err, pin_fd, ncpu;
 
 	libbpf_set_print(libbpf_print);
 	skel = vpnguard_bpf__open_opts(&opts);
@@ -119,6 +120,13 @@ static struct vpnguard_bpf *guard_load(__u64 id, __u32 level, __u32 fwmark)
 	skel->rodata->guard_cgroup_id = id;
 	skel->rodata->guard_cgroup_level = level;
 	skel->rodata->guard_fwmark = fwmark;
+	ncpu = libbpf_num_possible_cpus();
+	err = ncpu < 0 ? ncpu : bpf_map__set_max_entries(skel->maps.vg_facts, ncpu);
+	if (err) {
+		vg_error(err, "size map vg_facts for the possible CPUs");
+		vpnguard_bpf__destroy(skel);
+		return NULL;
+	}
 	vg_pin_path(tundev, sizeof(tundev), "vg_tundev");
 	pin_fd = bpf_obj_get(tundev);
 	err = pin_fd >= 0 ? bpf_map__reuse_fd(skel->maps.vg_tundev, pin_fd) : 0;
@@ -346,7 +354,8 @@ bool vg_guard_paths_fit(const char *cgroup_rel, const char *netns_path)
 	       (!netns_path || strlen(netns_path) < sizeof(info.netns));
 }
 
-static int attach_one(struct txn *t, const struct vg_attach_req *req, const struct vg_cgroup *cg)
+static int attach_one(struct txn *t, const struct vg_attach_req *req, const struct vg_cgroup *cg,
+		      bool *replaced)
 {
 	struct vg_policy policy = req->policy, old;
 	struct vg_guard_info info = { 0 }, old_info = { 0 };
@@ -377,6 +386,8 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 		return err;
 	progs.fwmark = policy.fwmark;
 	info.build = build_stamp(policy.fwmark);
+	if (had_old && memcmp(&old, &policy, sizeof(policy)))
+		*replaced = true;
 	skel = guard_progs_get(&progs);
 	if (!skel)
 		return -ENOEXEC;
@@ -424,18 +435,35 @@ out:
 	return err;
 }
 
+/*
+ * Programs that stay keep what each CPU read of the old policy for up to
+ * VG_FACTS_TTL_NS plus a tick (vpnguard.h, "Facts read again"): an attach
+ * that replaced a policy, or put an old one back, returns once no CPU can
+ * judge by what it replaced.
+ */
+static void outwait_kept_facts(void)
+{
+	struct timespec left = { 0, VG_FACTS_TTL_NS + VG_TICK_MAX_NS };
+
+	while (nanosleep(&left, &left) && errno == EINTR)
+		;
+}
+
 int vg_attach_requests(const struct vg_attach_req *reqs, int n)
 {
 	struct txn t = { 0 };
 	int err = ensure_root(&t);
+	bool replaced = false;
 
 	for (int r = 0; r < n && !err; r++)
 		for (int i = 0; i < reqs[r].n_cgroups && !err; i++)
-			err = attach_one(&t, &reqs[r], &reqs[r].cgroups[i]);
+			err = attach_one(&t, &reqs[r], &reqs[r].cgroups[i], &replaced);
 	if (err)
 		txn_rollback(&t);
 	else
 		txn_commit(&t);
+	if (replaced)
+		outwait_kept_facts();
 	return err;
 }
 
