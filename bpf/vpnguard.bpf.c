@@ -23,26 +23,27 @@ static __always_inline void mark_for_steering(struct bpf_sock_addr *ctx, struct 
 }
 
 /*
- * An allowed TCP connect() sends its SYN before it returns, most often on
- * this CPU: the egress program need not judge that packet a second time
- * (egress_judged_at_connect). Per CPU, not per socket: no storage to create.
+ * An allowed sendmsg() with an address sends its datagram before it returns,
+ * and an allowed TCP connect() its SYN, most often on this CPU: the egress
+ * program need not judge that packet a second time (egress_judged_at_hook).
+ * Per CPU, not per socket: nothing to create, nothing the socket carries.
  */
-static __always_inline void remember_connect(struct bpf_sock_addr *ctx, const struct attempt *at,
-					     __u32 tun_ifindex)
+static __always_inline void remember_allowed(void *ctx, const struct attempt *at,
+					     const struct verdict *v)
 {
 	struct vg_facts *f = facts_here();
 
-	if (!f || f->syn_writing)
+	if (!f || f->sent_writing)
 		return;
-	f->syn_writing = 1;
+	f->sent_writing = 1;
 	barrier();
-	f->syn_cookie = bpf_get_socket_cookie(ctx);
-	f->syn_until_ns = bpf_ktime_get_coarse_ns() + VG_FACTS_TTL_NS;
-	f->syn_dst = at->dst;
-	f->syn_dport = at->dport;
-	f->syn_ifindex = tun_ifindex;
+	f->sent_cookie = bpf_get_socket_cookie(ctx);
+	f->sent_until_ns = v->coarse + VG_FACTS_TTL_NS;
+	f->sent_dst = at->dst;
+	f->sent_dport = at->dport;
+	f->sent_ifindex = v->tun_ifindex;
 	barrier();
-	f->syn_writing = 0;
+	f->sent_writing = 0;
 }
 
 /* connect(): the policy routing of the mark takes the socket into the tunnel; nothing is bound. */
@@ -60,16 +61,13 @@ static __always_inline int on_connect(struct bpf_sock_addr *ctx, struct attempt 
 		return deny(at, reason);
 	mark_for_steering(ctx, sk);
 	if (at->proto == IPPROTO_TCP)
-		remember_connect(ctx, at, v.tun_ifindex);
+		remember_allowed(ctx, at, &v);
 	return 1;
 }
 
 /* sendmsg() with an address: judged like connect(), per datagram. */
 static __always_inline int on_sendmsg(struct bpf_sock_addr *ctx, struct attempt *at)
 {
-	/* Read once: the verifier refuses ctx accesses through a pointer clang has offset. */
-	struct bpf_sock *sk = ctx->sk;
-	struct vg_sk_verdict *sv;
 	struct verdict v;
 	__u32 reason;
 
@@ -79,17 +77,8 @@ static __always_inline int on_sendmsg(struct bpf_sock_addr *ctx, struct attempt 
 	reason = judge(at, &v);
 	if (reason)
 		return deny(at, reason);
-	mark_for_steering(ctx, sk);
-	/*
-	 * A tunnel verdict (IPv4 only) for the egress program; any other clears
-	 * the socket's last one. No storage (no memory): egress judges in full.
-	 */
-	sv = bpf_sk_storage_get(&vg_sk_verdict, sk, 0,
-				v.tun_ifindex ? BPF_SK_STORAGE_GET_F_CREATE : 0);
-	if (sv) {
-		sv->daddr = at->dst.w[3];
-		sv->ifindex = v.tun_ifindex;
-	}
+	mark_for_steering(ctx, ctx->sk);
+	remember_allowed(ctx, at, &v);
 	return 1;
 }
 
@@ -264,50 +253,32 @@ static __always_inline int parse_packet(struct __sk_buff *skb, bool in_place, st
 }
 
 /*
- * The hot path of a torrent client, unconnected UDP: a datagram of such a
- * socket cannot be sent without an address, so sendmsg() has just judged it
- * under the policy of the moment (and facts no older than vpnguard.h allows).
- * It passes if it goes to the destination judged and leaves by the tunnel it
- * was judged for; anything else (another interface, IP options that change
- * the destination, a verdict that was not "tunnel") is judged in full.
- * Connected sockets are judged on every packet, so that CLOSED and policy
- * changes reach connections that exist (CLOSED within the facts' bound).
+ * The packet of the attempt this CPU allowed last (remember_allowed): the
+ * same socket, to the destination and port judged, by the tunnel it was
+ * judged for, within VG_FACTS_TTL_NS plus a tick of the coarse clock, once: a
+ * UDP datagram of sendmsg() with an address (the hot path of a torrent
+ * client: DHT, uTP and trackers from one unconnected socket), or the SYN of a
+ * TCP connect(). Both are sent before the call returns; a SYN sent again
+ * comes 200 ms later at the earliest (the RTO floor), so it is judged in
+ * full, as is a packet of a task that moved to another CPU in between. Every
+ * other packet is judged in full, those of connected sockets included, so
+ * that CLOSED and policy changes reach connections that exist.
  */
-static __always_inline bool egress_judged_at_sendmsg(struct __sk_buff *skb)
+static __always_inline bool egress_judged_at_hook(struct __sk_buff *skb, const struct attempt *at,
+						  bool syn)
 {
-	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
-	struct iphdr *ip = data;
-	struct bpf_sock *sk = skb->sk;
-	struct vg_sk_verdict *v;
+	struct vg_facts *f;
 
-	if (!sk || skb->protocol != bpf_htons(ETH_P_IP) || (void *)(ip + 1) > end)
+	if (at->proto == IPPROTO_TCP ? !syn : at->proto != IPPROTO_UDP)
 		return false;
-	sk = bpf_sk_fullsock(sk);
-	if (!sk || sk->protocol != IPPROTO_UDP || sk->state != BPF_TCP_CLOSE)
+	f = facts_here();
+	if (!f || f->sent_writing || !f->sent_cookie ||
+	    bpf_ktime_get_coarse_ns() >= f->sent_until_ns || f->sent_dport != at->dport ||
+	    !vg_addr_eq(&f->sent_dst, &at->dst) ||
+	    (f->sent_ifindex && f->sent_ifindex != skb->ifindex) ||
+	    f->sent_cookie != bpf_get_socket_cookie(skb))
 		return false;
-	v = bpf_sk_storage_get(&vg_sk_verdict, sk, 0, 0);
-	return v && v->ifindex == skb->ifindex && v->daddr == ip->daddr;
-}
-
-/*
- * The SYN of the TCP connect() this CPU allowed last (remember_connect): the
- * same socket, to the destination judged, by the tunnel it was judged for,
- * within VG_FACTS_TTL_NS plus a tick of the coarse clock, once. connect()
- * sends it before it returns; a SYN sent again comes 200 ms later at the
- * earliest (the RTO floor), so it is judged in full, as is the SYN of a task
- * that moved to another CPU in between. Every other packet of a connection is
- * judged in full.
- */
-static __always_inline bool egress_judged_at_connect(struct __sk_buff *skb, const struct attempt *at)
-{
-	struct vg_facts *f = facts_here();
-
-	if (!f || f->syn_writing || !f->syn_cookie || bpf_ktime_get_coarse_ns() >= f->syn_until_ns ||
-	    f->syn_dport != at->dport || !vg_addr_eq(&f->syn_dst, &at->dst) ||
-	    (f->syn_ifindex && f->syn_ifindex != skb->ifindex) ||
-	    f->syn_cookie != bpf_get_socket_cookie(skb))
-		return false;
-	f->syn_cookie = 0;
+	f->sent_cookie = 0;
 	return true;
 }
 
@@ -319,11 +290,11 @@ int vg_egress(struct __sk_buff *skb)
 	bool syn = false;
 	__u32 reason;
 
-	if (skb->ifindex == LOOPBACK_IFINDEX || egress_judged_at_sendmsg(skb))
+	if (skb->ifindex == LOOPBACK_IFINDEX)
 		return 1;
 	if (parse_packet(skb, true, &at, NULL, &syn))
 		return deny(&at, VG_R_NO_POLICY);
-	if (syn && egress_judged_at_connect(skb, &at))
+	if (egress_judged_at_hook(skb, &at, syn))
 		return 1;
 	at.netns_cookie = bpf_get_netns_cookie(skb);
 	reason = judge(&at, &v);

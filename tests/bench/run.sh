@@ -29,9 +29,11 @@
 # tests/bench/results.md, the medians in tests/bench/results.json.
 # Knobs (environment): rounds BENCH_ROUNDS (21, workloads 1-2),
 # BENCH_BULK_ROUNDS (7), BENCH_STORM_ROUNDS (3), BENCH_LEAK_ROUNDS (3);
-# BENCH_BULK_SECONDS (3). Runs are short and rounds many: on a VM a run's
-# figure moves by a few percent from one process to the next, whatever the
-# configuration, and only many runs pin the median down.
+# BENCH_BULK_SECONDS (3); BENCH_PERF=DIR adds a `perf record -g` profile of
+# sendto and TCP connect under vpnguard (perf_profile). Runs are short and
+# rounds many: on a VM a run's figure moves by a few percent from one process
+# to the next, whatever the configuration, and only many runs pin the median
+# down.
 #
 # Needs root. Holds /run/vpnguard-kernel-tests.lock while it runs, like the
 # kernel tests; pins in a root of its own (tests/lib/check.sh). Stop it with
@@ -381,6 +383,27 @@ prog_cost() {
 	done < <(prog_counts)
 }
 
+# perf_profile WORKLOAD CMD...: one run of CMD under `perf record -g` of the load CPU, and
+# the symbols it spent its time in (the programs' JIT images by name) in
+# $BENCH_PERF/WORKLOAD.txt. Off unless BENCH_PERF names a directory.
+perf_profile() {
+	local w=$1
+	shift
+	[ -n "${BENCH_PERF:-}" ] || return 0
+	command -v perf >/dev/null || die "BENCH_PERF: perf is not installed"
+	mkdir -p "$BENCH_PERF" || die "BENCH_PERF: cannot make $BENCH_PERF"
+	perf record -q -g -C "$LOAD_CPU" -o "$BENCH_PERF/$w.data" 2>>"$WORK/load.err" 9>&- &
+	local perf_pid=$!
+	sleep 0.5 # perf is recording before the load starts
+	"$@" >/dev/null || die "perf profile: $w: $*"
+	kill -TERM "$perf_pid"
+	wait "$perf_pid" # a TERMed perf saves its data, and exits 143
+	[ -s "$BENCH_PERF/$w.data" ] || die "perf record: $w: no data"
+	perf report -q -i "$BENCH_PERF/$w.data" --stdio --no-children --sort sym --percent-limit 0.5 \
+		-g none >"$BENCH_PERF/$w.txt" 2>>"$WORK/load.err" || die "perf report: $w"
+	say "perf profile of $w: $BENCH_PERF/$w.txt"
+}
+
 bulk_once() {
 	run_in "$CG_GUARD" "$TOPO_HOME" taskset -c "$LOAD_CPU" iperf3 -c "$SERVER_IP" -p "$IPERF_PORT" \
 		-t "$BULK_SECONDS" -O 1 -J >"$WORK/iperf3.cost.json" 2>>"$WORK/load.err" 9>&-
@@ -401,6 +424,8 @@ run_prog_costs() {
 	sample prog_cost vpnguard tcp_bulk.mib "$mib"
 	sysctl -qw kernel.bpf_stats_enabled="$bpf_stats_was"
 	bpf_stats_was=
+	perf_profile udp_sendto load sendto "$PEER_NET" "$PEER_PORT" --count 400000
+	perf_profile connect_tcp load connect tcp "$SERVER_NET" "$ACCEPT_PORT" --count 20000
 }
 
 # ---------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Rule 8 for the SYN of a TCP connect(), row by row, on the real kernel.
+"""Rule 8 for the SYN of a TCP connect() and the datagram of a sendto(), row by row, on the
+real kernel.
 
-connect() judges the attempt, and the SYN it sends is not judged a second time when it leaves
-on the same CPU, to the destination and port judged, by the tunnel it was judged for
-(egress_judged_at_connect in bpf/vpnguard.bpf.c). These rows hold it to that: a SYN that
-routing sends out of another interface than the tunnel connect() allowed it for is judged in
-full and dropped (off_tunnel), and the connections that go by the tunnel still come up.
+connect() and sendmsg() with an address judge the attempt, and the SYN or the datagram they send
+is not judged a second time when it leaves on the same CPU, from the same socket, to the
+destination and port judged, by the tunnel it was judged for (egress_judged_at_hook in
+bpf/vpnguard.bpf.c). These rows hold it to that: a SYN or a datagram that routing sends out of
+another interface than the tunnel the hook allowed it for is judged in full and dropped
+(off_tunnel), and what goes by the tunnel still goes.
 
 The world and the fresh guard of each row are test_rule_order.py's. A "gone" row takes the
 guard's mark rule (`fwmark M lookup T`, VG_RULE_PREF_MARK in bpf/vpnguard.h) out of HOME for its
@@ -14,7 +16,7 @@ is the only one that sees a packet leave by it. The guard's SYN to INET's end (X
 listener answers on any address) then follows the main table out of that veth, though connect()
 judged it for the tunnel: connected there would be a leak.
 
-Run one case: pytest-3 tests/kernel/test_rule_order_syn.py -k 'gone and veth'
+Run one case: pytest-3 tests/kernel/test_rule_order_syn.py -k 'gone and datagram and veth'
 """
 import contextlib
 import json
@@ -71,6 +73,12 @@ SYN = [
      "errno ETIMEDOUT", {}, {"off_tunnel": ">=1"}, "connect tcp {X} {P} --timeout-ms 500"),
     ("rule gone, the Internet host: the main table's route is the tunnel, connected", "gone",
      "connected", {"tunnel": ">=1"}, {}, "connect tcp {I} {P}"),
+    ("a datagram to the Internet host by the tunnel: sent", "kept", "sent 3/3", {"tunnel": 3}, {},
+     "sendto {I} 9 --count 3"),
+    ("rule gone, a datagram to X by the side veth: judged again, off_tunnel", "gone",
+     r"sent 0/3 errno EPERM", {}, {"off_tunnel": ">=1"}, "sendto {X} 9 --count 3"),
+    ("rule gone, a datagram to the Internet host: the main table's route is the tunnel, sent",
+     "gone", "sent 3/3", {"tunnel": 3}, {}, "sendto {I} 9 --count 3"),
 ]
 
 
