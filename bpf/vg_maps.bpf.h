@@ -30,8 +30,6 @@
 #define PAGE_SIZE_MIN 4096
 #define TCX_NEXT -1
 #define TC_ACT_SHOT 2
-#define TCP_FLAG_SYN 0x02
-#define TCP_FLAG_ACK 0x10
 /* Keeps the compiler from moving stores across it; this CPU sees them in order. */
 #define barrier() asm volatile("" ::: "memory")
 
@@ -120,16 +118,11 @@ struct {
  * What this CPU last read of its guard (vpnguard.h, "Facts read again"): the
  * policy, and that the guard was open and, in tunnel mode, that the tunnel the
  * policy names had ifindex, until until_ns on the coarse clock (0: read them
- * again at the next check). Beside them, the attempt this CPU allowed last at
- * a sendmsg() with an address or a TCP connect(), for the packet it sends
- * (egress_judged_at_hook): the socket's cookie (0: none or used),
- * destination, port and the tunnel it must leave by (0: any interface), until
- * sent_until_ns on the coarse clock.
+ * again at the next check).
  * Only this CPU writes its entry, but a program can interrupt or preempt
  * another one on it (softirq, a preemptible kernel): seq is odd while the
  * facts are written, and a check that saw seq change before it was done
- * judges again from the pinned maps; sent_writing marks the sent_ fields
- * incomplete, so that an interrupting program neither reads nor writes them.
+ * judges again from the pinned maps.
  * One entry per CPU in a plain array, the CPU's number its key, not a per-CPU
  * map: per-CPU memory costs a TLB miss after each entry into the kernel where
  * page tables are isolated without PCID, and an array's does not (`make
@@ -144,14 +137,6 @@ struct vg_facts {
 	__u32 seq;
 	__u32 ifindex;  /* 0: read in gateway mode */
 	__u64 until_ns;
-	__u32 sent_writing;
-	__u16 sent_dport;
-	__u16 sent_pad;
-	__u32 sent_ifindex;
-	__u32 sent_pad2;
-	__u64 sent_cookie;
-	__u64 sent_until_ns;
-	struct vg_addr sent_dst;
 	struct vg_policy policy;
 	__u8 tail[64];
 };

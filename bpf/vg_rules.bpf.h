@@ -200,10 +200,9 @@ static __noinline __u32 read_facts(const struct vg_policy *p, struct vg_facts *f
 	return reason;
 }
 
-/* An allowed attempt: the tunnel it must use (0: any interface), and when it was judged. */
+/* An allowed attempt: the tunnel it must use (0: any interface). */
 struct verdict {
 	__u32 tun_ifindex;
-	__u64 coarse;
 };
 
 /*
@@ -242,7 +241,6 @@ static __always_inline __u32 judge(const struct attempt *at, struct verdict *v)
 	struct vg_policy *p;
 	__u32 seq, reason, ifindex;
 
-	v->coarse = coarse;
 	if (vg_addr_is_loopback(&at->dst))
 		return 0;
 	if (f) {

@@ -23,31 +23,10 @@ static __always_inline void mark_for_steering(struct bpf_sock_addr *ctx, struct 
 }
 
 /*
- * An allowed sendmsg() with an address sends its datagram before it returns,
- * and an allowed TCP connect() its SYN, most often on this CPU: the egress
- * program need not judge that packet a second time (egress_judged_at_hook).
- * Per CPU, not per socket: nothing to create, nothing the socket carries.
+ * connect(), and sendmsg() with an address, per datagram: the policy routing
+ * of the mark takes the socket into the tunnel; nothing is bound.
  */
-static __always_inline void remember_allowed(void *ctx, const struct attempt *at,
-					     const struct verdict *v)
-{
-	struct vg_facts *f = facts_here();
-
-	if (!f || f->sent_writing)
-		return;
-	f->sent_writing = 1;
-	barrier();
-	f->sent_cookie = bpf_get_socket_cookie(ctx);
-	f->sent_until_ns = v->coarse + VG_FACTS_TTL_NS;
-	f->sent_dst = at->dst;
-	f->sent_dport = at->dport;
-	f->sent_ifindex = v->tun_ifindex;
-	barrier();
-	f->sent_writing = 0;
-}
-
-/* connect(): the policy routing of the mark takes the socket into the tunnel; nothing is bound. */
-static __always_inline int on_connect(struct bpf_sock_addr *ctx, struct attempt *at)
+static __always_inline int on_addr_call(struct bpf_sock_addr *ctx, struct attempt *at)
 {
 	struct bpf_sock *sk = ctx->sk;
 	struct verdict v;
@@ -60,25 +39,6 @@ static __always_inline int on_connect(struct bpf_sock_addr *ctx, struct attempt 
 	if (reason)
 		return deny(at, reason);
 	mark_for_steering(ctx, sk);
-	if (at->proto == IPPROTO_TCP)
-		remember_allowed(ctx, at, &v);
-	return 1;
-}
-
-/* sendmsg() with an address: judged like connect(), per datagram. */
-static __always_inline int on_sendmsg(struct bpf_sock_addr *ctx, struct attempt *at)
-{
-	struct verdict v;
-	__u32 reason;
-
-	at->dport = (__u16)ctx->user_port;
-	at->proto = IPPROTO_UDP;
-	at->netns_cookie = bpf_get_netns_cookie(ctx);
-	reason = judge(at, &v);
-	if (reason)
-		return deny(at, reason);
-	mark_for_steering(ctx, ctx->sk);
-	remember_allowed(ctx, at, &v);
 	return 1;
 }
 
@@ -88,7 +48,7 @@ int vg_connect4(struct bpf_sock_addr *ctx)
 	struct attempt at = { .hook = VG_HOOK_CONNECT4 };
 
 	vg_addr_from_v4(&at.dst, ctx->user_ip4);
-	return on_connect(ctx, &at);
+	return on_addr_call(ctx, &at);
 }
 
 static __always_inline void addr_from_user_ip6(struct vg_addr *a, struct bpf_sock_addr *ctx)
@@ -105,7 +65,7 @@ int vg_connect6(struct bpf_sock_addr *ctx)
 	struct attempt at = { .hook = VG_HOOK_CONNECT6 };
 
 	addr_from_user_ip6(&at.dst, ctx);
-	return on_connect(ctx, &at);
+	return on_addr_call(ctx, &at);
 }
 
 SEC("cgroup/sendmsg4")
@@ -114,7 +74,7 @@ int vg_sendmsg4(struct bpf_sock_addr *ctx)
 	struct attempt at = { .hook = VG_HOOK_SENDMSG4 };
 
 	vg_addr_from_v4(&at.dst, ctx->user_ip4);
-	return on_sendmsg(ctx, &at);
+	return on_addr_call(ctx, &at);
 }
 
 SEC("cgroup/sendmsg6")
@@ -123,7 +83,7 @@ int vg_sendmsg6(struct bpf_sock_addr *ctx)
 	struct attempt at = { .hook = VG_HOOK_SENDMSG6 };
 
 	addr_from_user_ip6(&at.dst, ctx);
-	return on_sendmsg(ctx, &at);
+	return on_addr_call(ctx, &at);
 }
 
 SEC("cgroup/setsockopt")
@@ -200,12 +160,9 @@ static __always_inline int load_net(struct __sk_buff *skb, bool in_place, __u32 
 	return bpf_skb_load_bytes_relative(skb, off, to, len, BPF_HDR_START_NET);
 }
 
-/*
- * Reads destination, protocol and destination port of an outgoing IP packet;
- * with syn, also whether it is a TCP SYN without ACK (a connect()'s first).
- */
+/* Reads destination, protocol and destination port of an outgoing IP packet. */
 static __always_inline int parse_packet(struct __sk_buff *skb, bool in_place, struct attempt *at,
-					struct vg_addr *src, bool *syn)
+					struct vg_addr *src)
 {
 	__u32 l4_off;
 
@@ -242,44 +199,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, bool in_place, st
 			return -1;
 		at->dport = ports[1];
 	}
-	if (syn && at->proto == IPPROTO_TCP) {
-		__u8 flags;
-
-		/* The flags byte of the TCP header; a header too short to hold it is no SYN. */
-		*syn = !load_net(skb, in_place, l4_off + 13, &flags, sizeof(flags)) &&
-		       (flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
-	}
 	return 0;
-}
-
-/*
- * The packet of the attempt this CPU allowed last (remember_allowed): the
- * same socket, to the destination and port judged, by the tunnel it was
- * judged for, within VG_FACTS_TTL_NS plus a tick of the coarse clock, once: a
- * UDP datagram of sendmsg() with an address (the hot path of a torrent
- * client: DHT, uTP and trackers from one unconnected socket), or the SYN of a
- * TCP connect(). Both are sent before the call returns; a SYN sent again
- * comes 200 ms later at the earliest (the RTO floor), so it is judged in
- * full, as is a packet of a task that moved to another CPU in between. Every
- * other packet is judged in full, those of connected sockets included, so
- * that CLOSED and policy changes reach connections that exist.
- */
-static __always_inline bool egress_judged_at_hook(struct __sk_buff *skb, const struct attempt *at,
-						  bool syn)
-{
-	struct vg_facts *f;
-
-	if (at->proto == IPPROTO_TCP ? !syn : at->proto != IPPROTO_UDP)
-		return false;
-	f = facts_here();
-	if (!f || f->sent_writing || !f->sent_cookie ||
-	    bpf_ktime_get_coarse_ns() >= f->sent_until_ns || f->sent_dport != at->dport ||
-	    !vg_addr_eq(&f->sent_dst, &at->dst) ||
-	    (f->sent_ifindex && f->sent_ifindex != skb->ifindex) ||
-	    f->sent_cookie != bpf_get_socket_cookie(skb))
-		return false;
-	f->sent_cookie = 0;
-	return true;
 }
 
 SEC("cgroup_skb/egress")
@@ -287,15 +207,12 @@ int vg_egress(struct __sk_buff *skb)
 {
 	struct attempt at = { .hook = VG_HOOK_EGRESS, .ifindex = skb->ifindex };
 	struct verdict v;
-	bool syn = false;
 	__u32 reason;
 
 	if (skb->ifindex == LOOPBACK_IFINDEX)
 		return 1;
-	if (parse_packet(skb, true, &at, NULL, &syn))
+	if (parse_packet(skb, true, &at, NULL))
 		return deny(&at, VG_R_NO_POLICY);
-	if (egress_judged_at_hook(skb, &at, syn))
-		return 1;
 	at.netns_cookie = bpf_get_netns_cookie(skb);
 	reason = judge(&at, &v);
 	if (!reason && v.tun_ifindex && skb->ifindex != v.tun_ifindex)
@@ -323,7 +240,7 @@ int vg_tc_egress(struct __sk_buff *skb)
 
 	p = bpf_map_lookup_elem(&vg_policy, &id);
 	/* Rule 2 for what no cgroup hook saw: no policy, or headers it cannot read. */
-	if (parse_packet(skb, false, &at, &src, NULL) || !p) {
+	if (parse_packet(skb, false, &at, &src) || !p) {
 		if (!ours || vg_addr_is_loopback(&at.dst))
 			return TCX_NEXT;
 		deny(&at, VG_R_NO_POLICY);

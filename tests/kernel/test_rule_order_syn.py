@@ -1,12 +1,11 @@
 """Rule 8 for the SYN of a TCP connect() and the datagram of a sendto(), row by row, on the
 real kernel.
 
-connect() and sendmsg() with an address judge the attempt, and the SYN or the datagram they send
-is not judged a second time when it leaves on the same CPU, from the same socket, to the
-destination and port judged, by the tunnel it was judged for (egress_judged_at_hook in
-bpf/vpnguard.bpf.c). These rows hold it to that: a SYN or a datagram that routing sends out of
-another interface than the tunnel the hook allowed it for is judged in full and dropped
-(off_tunnel), and what goes by the tunnel still goes.
+connect() and sendmsg() with an address judge the attempt, and the egress program judges again
+the SYN or the datagram they send, against the interface it leaves by: the hook's verdict is for
+the tunnel, and routing has the last word on the interface. These rows hold it to that: a SYN or
+a datagram that routing sends out of another interface than the tunnel the hook allowed it for is
+dropped (off_tunnel), and what goes by the tunnel still goes.
 
 The world and the fresh guard of each row are test_rule_order.py's. A "gone" row takes the
 guard's mark rule (`fwmark M lookup T`, VG_RULE_PREF_MARK in bpf/vpnguard.h) out of HOME for its
