@@ -187,3 +187,7 @@ $(OUT)/helpers.skel.h: $(OUT)/helpers.bpf.o
 
 $(OUT)/vghelpers: tests/bench/helpers.c $(OUT)/helpers.skel.h
 	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
+
+# compare_builds.py --floor: a program that allows everything at each of vpnguard's hooks.
+$(OUT)/empty.bpf.o: tests/bench/empty.bpf.c vmlinux/vmlinux.h | $(OUT)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@

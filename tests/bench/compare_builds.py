@@ -2,7 +2,7 @@
 """compare_builds - the programs' own time of two or more builds of vpnguard-bpf, in one world.
 
     python3 tests/bench/compare_builds.py before=/tmp/old/build/vpnguard-bpf \\
-        after=build/vpnguard-bpf [--rounds 5]
+        after=build/vpnguard-bpf [--rounds 5] [--floor]
 
 `make bench` measures one build against no enforcement and nftables; on a VM its wall-clock
 figures move by a few hundred ns per call from one run to the next, more than a change to the
@@ -10,16 +10,27 @@ programs does. This puts the builds side by side instead: the world of tests/ben
 (namespaces HOME and INET, the kernel path HOME -> INET that stands for the tunnel, a TCP server
 in INET), and in each round every build in turn (the order reversed every other round) attached
 to the same cgroup (`attach --no-agent`), running the same vgbench loops (sendto, UDP connect,
-TCP connect) with kernel.bpf_stats_enabled. It prints, per workload, each program's ns per
-operation (run_time_ns / operations, the median over the rounds) and the wall-clock ns per
-operation, with "none" (an unguarded cgroup) for reference. The programs' own time includes the
-two clock reads bpf_stats adds to each run, alike for every build.
+TCP connect), once with kernel.bpf_stats_enabled off for the wall clock and once with it on
+for the programs' time. It prints, per workload, each program's ns per operation (run_time_ns /
+operations, the median over the rounds) and the wall-clock ns per operation, with "none" (an
+unguarded cgroup) for reference. The programs' own time includes the two clock reads bpf_stats
+adds to each run, alike for every build; the wall clock has none of them, and the row "wall,
+bpf_stats on" shows what they cost.
 
-Needs root, build/vgbench (make build/vgbench) and the kernel tests' lock, which it holds.
+--floor adds "empty programs": a program that allows everything at each of vpnguard's seven
+hooks (tests/bench/empty.bpf.c), attached with bpftool. Its figures are the kernel's path into a
+program at those hooks, which no change to vpnguard's programs can take away; a build's figures
+above them are its rules.
+
+Needs root, build/vgbench (make build/vgbench; build/empty.bpf.o for --floor) and the kernel
+tests' lock, which it holds.
 """
 import argparse
+import contextlib
+import functools
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,6 +42,10 @@ from vgguard import kernel_lock_held  # noqa: E402
 from vgtopo import Topology  # noqa: E402
 
 VGBENCH = os.path.join(REPO, "build", "vgbench")
+EMPTY_OBJ = os.path.join(REPO, "build", "empty.bpf.o")
+# tests/bench/empty.bpf.c's programs and the hooks they go to, vpnguard's seven
+FLOOR_HOOKS = ("sock_create", "connect4", "connect6", "sendmsg4", "sendmsg6", "setsockopt",
+               "egress")
 PATH_NET, PATH_HOME_IP, PATH_INET_IP = "10.77.0.0/24", "10.77.0.2", "10.77.0.1"
 BENCH_NET, PEER_NET, PEER_PREFIX, SERVER_IP, PORT, ACCEPT_PORT = (
     "198.18.0.0/15", "198.19.0.0", "198.19.0.0/16", "198.18.0.1", "20000", "5001")
@@ -73,33 +88,82 @@ def kernel_path(t):
     return home
 
 
+def bpf_stats(on):
+    run("sysctl", "-qw", f"kernel.bpf_stats_enabled={int(on)}")
+
+
+def wall_ns(t, cg, args):
+    """One vgbench run on the load CPU: its ns per call or per connection."""
+    r = t.run(["taskset", "-c", str(os.cpu_count() - 1), VGBENCH] + args, cg=cg, netns=t.home,
+              check=True)
+    result = dict(kv.split("=", 1) for kv in r.stdout.split())
+    return float(result.get("ns_per_call") or result["ns_per_conn"])
+
+
 def measure(t, cg, guarded_cg, figures, label):
-    """One run of every workload in cg; the programs of guarded_cg counted when cg is it."""
+    """One run of every workload in cg, with bpf_stats off (the wall clock) and on (the
+    programs of guarded_cg, when cg is it)."""
     for name, args, ops in WORKLOADS:
-        before = prog_stats(guarded_cg) if cg == guarded_cg else {}
-        r = t.run(["taskset", "-c", str(os.cpu_count() - 1), VGBENCH] + args, cg=cg,
-                  netns=t.home, check=True)
-        result = dict(kv.split("=", 1) for kv in r.stdout.split())
-        figures.setdefault((name, "wall", label), []).append(
-            float(result.get("ns_per_call") or result["ns_per_conn"]))
+        bpf_stats(False)
+        figures.setdefault((name, "wall", label), []).append(wall_ns(t, cg, args))
+        if cg != guarded_cg:
+            continue
+        bpf_stats(True)
+        before = prog_stats(guarded_cg)
+        figures.setdefault((name, "wall, bpf_stats on", label), []).append(
+            wall_ns(t, cg, args))
         total = 0.0
-        for prog, (cnt, ns) in prog_stats(guarded_cg).items() if before else ():
+        for prog, (cnt, ns) in prog_stats(guarded_cg).items():
             cnt0, ns0 = before.get(prog, (0, 0))
             if cnt - cnt0 > ops // 20:
                 figures.setdefault((name, prog, label), []).append((ns - ns0) / ops)
                 total += (ns - ns0) / ops
-        if before:
-            figures.setdefault((name, "all programs", label), []).append(total)
+        figures.setdefault((name, "all programs", label), []).append(total)
+
+
+@contextlib.contextmanager
+def build_attached(vg, t, cg, tunnel):
+    """The build vg guarding cg, as a user attaches it, while the block runs."""
+    run(vg, "attach", "--cgroup", cg, "--tunnel", tunnel, "--netns", t.home_netns,
+        "--allow", t.lan_net, "--dns", t.resolver, "--no-agent")
+    try:
+        yield
+    finally:
+        run(vg, "detach", "--cgroup", cg)
+
+
+@contextlib.contextmanager
+def floor_attached(t, cg, tunnel):
+    """tests/bench/empty.bpf.c at each of vpnguard's hooks of cg while the block runs."""
+    pins = f"/sys/fs/bpf/vgfloor-{os.getpid()}"
+    run("bpftool", "prog", "loadall", EMPTY_OBJ, pins)
+    attached = []
+    try:
+        for hook in FLOOR_HOOKS:
+            run("bpftool", "cgroup", "attach", cg, hook, "pinned", f"{pins}/floor_{hook}", "multi")
+            attached.append(hook)
+        yield
+    finally:
+        for hook in attached:
+            run("bpftool", "cgroup", "detach", cg, hook, "pinned", f"{pins}/floor_{hook}")
+        shutil.rmtree(pins)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("builds", nargs="+", metavar="NAME=BINARY")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--floor", action="store_true",
+                    help="also empty programs at vpnguard's hooks (build/empty.bpf.o)")
     a = ap.parse_args()
     builds = [b.split("=", 1) for b in a.builds]
     if any(len(b) != 2 or not os.access(b[1], os.X_OK) for b in builds):
         ap.error("each build is NAME=BINARY, an executable vpnguard-bpf")
+    if a.floor and not os.access(EMPTY_OBJ, os.R_OK):
+        ap.error(f"--floor: no {EMPTY_OBJ} (make build/empty.bpf.o)")
+    guards = [(label, functools.partial(build_attached, vg)) for label, vg in builds]
+    if a.floor:
+        guards.insert(0, ("empty programs", floor_attached))
     figures = {}
     with open("/proc/sys/kernel/bpf_stats_enabled") as f:
         stats_were = f.read().strip()
@@ -108,30 +172,32 @@ def main():
         t.spawn(["taskset", "-c", str(os.cpu_count() - 1), VGBENCH, "accept", SERVER_IP,
                  ACCEPT_PORT], netns=t.inet, stdout=subprocess.DEVNULL)
         plain, guarded = t.cgroup("plain"), t.cgroup("guarded")
-        run("sysctl", "-qw", "kernel.bpf_stats_enabled=1")
         try:
             for rnd in range(a.rounds):
                 measure(t, plain, guarded, figures, "none")
-                for label, vg in builds if rnd % 2 == 0 else builds[::-1]:
-                    run(vg, "attach", "--cgroup", guarded, "--tunnel", tunnel, "--netns",
-                        t.home_netns, "--allow", t.lan_net, "--dns", t.resolver, "--no-agent")
-                    try:
+                for label, attached in guards if rnd % 2 == 0 else guards[::-1]:
+                    with attached(t, guarded, tunnel):
                         measure(t, guarded, guarded, figures, label)
-                    finally:
-                        run(vg, "detach", "--cgroup", guarded)
         finally:
             run("sysctl", "-qw", f"kernel.bpf_stats_enabled={stats_were}")
-    labels = [b[0] for b in builds]
+    labels = [g[0] for g in guards]
+    for name, _, _ in WORKLOADS:
+        # Each round's own difference: a VM's host moves every figure from round to round.
+        none = figures[(name, "wall", "none")]
+        for lab in labels:
+            figures[(name, "wall − none", lab)] = [
+                w - n for w, n in zip(figures[(name, "wall", lab)], none)]
     print("| workload | program | " + " | ".join(["none"] + labels) + " |")
     print("| --- | --- |" + " ---: |" * (len(labels) + 1))
     for name, _, _ in WORKLOADS:
         rows = sorted({k[1] for k in figures if k[0] == name},
-                      key=lambda p: (p == "wall", p == "all programs", p))
+                      key=lambda p: (p.startswith("wall"), p == "all programs", p))
         for prog in rows:
             cells = [figures.get((name, prog, lab)) for lab in ["none"] + labels]
             print(f"| {name} | {'wall clock' if prog == 'wall' else prog} | " + " | ".join(
                 f"{statistics.median(c):.0f}" if c else "–" for c in cells) + " |")
-    print(f"\nmedians of {a.rounds} rounds; programs: run_time_ns per operation (bpf_stats)")
+    print(f"\nmedians of {a.rounds} rounds; programs: run_time_ns per operation (bpf_stats); "
+          "wall − none: each round's difference")
 
 
 if __name__ == "__main__":

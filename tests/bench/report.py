@@ -23,9 +23,25 @@ def load(path):
 
 
 def per_config(runs, workload, key):
-    """{config: median or None} for one figure."""
+    """{config: median or None} for one figure, and "overhead": {nft, vpnguard} (see overhead)."""
     got = runs.get((workload, key), {})
-    return {c: (statistics.median(got[c]) if got.get(c) else None) for c in CONFIGS}
+    m = {c: (statistics.median(got[c]) if got.get(c) else None) for c in CONFIGS}
+    return dict(m, overhead=overhead(got))
+
+
+def overhead(got):
+    """{config: the median over the rounds of config − none in the same round}, nft and vpnguard.
+
+    The configurations take turns within a round, so a round's differences see the machine as it
+    was for all three; a VM whose host gets busier or quieter during the run (seen here: every
+    figure 50% higher for the first half of the rounds) moves the medians of the columns, each
+    by where its own samples fall, but not the differences of a round.
+    """
+    out = {}
+    for c in ("nft", "vpnguard"):
+        pairs = [v - n for v, n in zip(got.get(c, []), got.get("none", []))]
+        out[c] = statistics.median(pairs) if pairs else None
+    return out
 
 
 def samples(runs, workload, key):
@@ -206,17 +222,17 @@ def cells(m, digits=0):
 
 
 def delta(m, c, digits=0):
-    if m[c] is None or m["none"] is None:
+    if m["overhead"][c] is None:
         return "–"
-    return f"{m[c] - m['none']:+,.{digits}f}".replace(",", " ")
+    return f"{m['overhead'][c]:+,.{digits}f}".replace(",", " ")
 
 
 def ratio_to_nft(m, higher_is_worse=True):
     """vpnguard's overhead as a multiple of nft's, in the same run ("–" when nft costs nothing)."""
-    if any(m[c] is None for c in CONFIGS):
+    if any(m["overhead"][c] is None for c in ("nft", "vpnguard")):
         return "–"
     sign = 1 if higher_is_worse else -1
-    nft_o, vg_o = sign * (m["nft"] - m["none"]), sign * (m["vpnguard"] - m["none"])
+    nft_o, vg_o = sign * m["overhead"]["nft"], sign * m["overhead"]["vpnguard"]
     if nft_o <= 0:
         return "– (nft ≤ 0)"
     return f"{vg_o / nft_o:.2f}×"
@@ -244,7 +260,8 @@ def markdown(r):
         f"clocksource {r['clocksource']}, {r['mitigations']}, "
         f"load average {r['load_average_at_start']} at the start. "
         f"Medians of {r['rounds']} rounds (workloads 1–2 / 3 / 4 / 5); "
-        "the ratio to none in brackets.",
+        "the ratio to none in brackets; the − none columns are medians of each round's "
+        "difference (the configurations take turns within a round).",
         "",
         "| workload | unit | none | nft | vpnguard | nft − none | vpnguard − none | ÷ nft's |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -272,17 +289,18 @@ def markdown(r):
     lines += prog_cost_lines(r.get("bpf_programs"))
     lines += helper_lines(r.get("helpers"))
     u, c, b, lk = w["udp_sendto"], w["connect"], w["tcp_bulk"], w["leak_window"]
-    if all(u[k] is not None for k in CONFIGS):
-        nft_o, vg_o = u["nft"] - u["none"], u["vpnguard"] - u["none"]
+    if None not in u["overhead"].values():
+        nft_o, vg_o = u["overhead"]["nft"], u["overhead"]["vpnguard"]
         lines.append(f"- UDP `sendto` overhead at most half nft's: "
                      f"vpnguard {vg_o:+.0f} ns, nft {nft_o:+.0f} ns: {verdict(vg_o <= nft_o / 2)}")
-    if b["none"] and b["vpnguard"] is not None:
-        kept = 100 * b["vpnguard"] / b["none"]
+    pairs = [v / n for v, n in zip(b["samples"]["vpnguard"], b["samples"]["none"]) if n]
+    if pairs:
+        kept = 100 * statistics.median(pairs)  # of each round's, like the overheads
         lines.append(f"- TCP bulk at least 99% of none: {kept:.1f}%: {verdict(kept >= 99)}")
     for p in ("udp", "tcp"):
         m = c[p]
-        if all(m[k] is not None for k in CONFIGS):
-            nft_o, vg_o = m["nft"] - m["none"], m["vpnguard"] - m["none"]
+        if None not in m["overhead"].values():
+            nft_o, vg_o = m["overhead"]["nft"], m["overhead"]["vpnguard"]
             lines.append(f"- {p.upper()} `connect()` overhead at most nft's: vpnguard {vg_o:+.0f} ns, "
                          f"nft {nft_o:+.0f} ns: {verdict(vg_o <= nft_o)}")
     if lk["max"]["vpnguard"] is not None:
