@@ -18,7 +18,7 @@ MANDIR   ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 VERSION  := $(shell sed -n 's/^\#define VG_VERSION "\(.*\)"/\1/p' user/lib/version.h)
 
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ivmlinux -Ibpf
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ivmlinux -Ibpf
 # user/ by concern; headers are included by name, so each folder is on the include path.
 USER_DIRS  := cli core agent docker scan lib
 CFLAGS     ?= -O2 -g
@@ -147,7 +147,7 @@ demo: deps
 	bash scripts/demo.sh
 
 bench: deps
-	$(MAKE) all $(OUT)/vgbench $(OUT)/vghelpers
+	$(MAKE) all $(OUT)/vgbench $(OUT)/vghelpers $(OUT)/empty.bpf.o
 	bash tests/bench/run.sh
 
 # The binary, the service and slice, the daily report's service and timer, the logrotate file, the man pages,

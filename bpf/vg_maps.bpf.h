@@ -120,9 +120,10 @@ struct {
  * policy names had ifindex, until until_ns on the coarse clock (0: read them
  * again at the next check).
  * Only this CPU writes its entry, but a program can interrupt or preempt
- * another one on it (softirq, a preemptible kernel): seq is odd while the
- * facts are written, and a check that saw seq change before it was done
- * judges again from the pinned maps.
+ * another one on it (softirq, a preemptible kernel): a writer claims the
+ * entry by an atomic compare-and-exchange of seq from even to odd, writes,
+ * and makes seq even again; a check that saw seq odd, or changed before it
+ * was done, judges again from the pinned maps.
  * One entry per CPU in a plain array, the CPU's number its key, not a per-CPU
  * map: per-CPU memory costs a TLB miss after each entry into the kernel where
  * page tables are isolated without PCID, and an array's does not (`make

@@ -173,7 +173,7 @@ static __noinline __u32 read_facts(const struct vg_policy *p, struct vg_facts *f
 {
 	__u64 id = guard_cgroup_id, now = bpf_ktime_get_boot_ns(), keep = VG_FACTS_TTL_NS, left;
 	struct vg_state *st = bpf_map_lookup_elem(&vg_state, &id);
-	__u32 reason = 0;
+	__u32 reason = 0, seq;
 
 	*ifindex = 0;
 	/* No state yet means the agent never opened the guard. */
@@ -187,15 +187,22 @@ static __noinline __u32 read_facts(const struct vg_policy *p, struct vg_facts *f
 		if (left < keep + VG_TICK_MAX_NS)
 			keep = left > VG_TICK_MAX_NS ? left - VG_TICK_MAX_NS : 0;
 	}
-	if (f && !(f->seq & 1)) {
-		f->seq++;
+	/*
+	 * The writer claims the entry by moving seq from even to odd in one step:
+	 * a task preempted between a plain check and increment could otherwise
+	 * write beside another one, and leave seq even over a mixed copy.
+	 */
+	if (!f)
+		return reason;
+	seq = f->seq;
+	if (!(seq & 1) && __sync_val_compare_and_swap(&f->seq, seq, seq + 1) == seq) {
 		barrier();
 		f->until_ns = reason || !keep ? 0 : coarse + keep;
 		f->ifindex = *ifindex;
 		if (f->until_ns)
 			__builtin_memcpy(&f->policy, p, sizeof(*p));
 		barrier();
-		f->seq++;
+		f->seq = seq + 2;
 	}
 	return reason;
 }
@@ -236,16 +243,19 @@ static __always_inline __u32 judge_by(const struct attempt *at, const struct vg_
  */
 static __always_inline __u32 judge(const struct attempt *at, struct verdict *v)
 {
-	__u64 id = guard_cgroup_id, coarse = bpf_ktime_get_coarse_ns();
+	__u64 id = guard_cgroup_id, coarse;
 	struct vg_facts *f = facts_here();
 	struct vg_policy *p;
-	__u32 seq, reason, ifindex;
+	__u32 seq = 1, reason, ifindex;
 
 	if (vg_addr_is_loopback(&at->dst))
 		return 0;
-	if (f) {
+	if (f)
 		seq = f->seq;
-		barrier();
+	/* After seq: a task preempted in between compares the facts with a time no older than they. */
+	barrier();
+	coarse = bpf_ktime_get_coarse_ns();
+	if (f) {
 		if (!(seq & 1) && coarse < f->until_ns) {
 			reason = judge_by(at, &f->policy, 0, f->ifindex, v);
 			barrier();

@@ -53,19 +53,23 @@
  * The programs above stay the proof: steering only makes allowed traffic work.
  *
  * Facts read again: each CPU judges from what it last read of its guard (the
- * policy, the guard's state, the tunnel the policy names) and reads them again
- * at least every VG_FACTS_TTL_NS plus one tick of the kernel's coarse clock (a
+ * policy, the guard's state, the tunnel the policy names) until VG_FACTS_TTL_NS
+ * past that read on the kernel's coarse clock, which moves at each tick (a
  * hash lookup costs more than the rest of a check). So a policy changed or
  * deleted behind vpnguard's back (bpftool), closing a guard, or a tunnel's
  * change reaches every socket, existing connections included, within 1 ms
- * plus a tick (2-11 ms); attach, reload and detach return only once no CPU
- * can judge by the policy they replaced. Facts that deny (a closed guard, no
- * tunnel, no policy) are not kept: a guard that opens again allows at once.
- * What is kept stops VG_TICK_MAX_NS before the lease deadline, so a lease runs
- * out on time as long as the coarse clock lags by less than that; after a
- * suspend (the coarse clock stops, the lease's does not), facts kept just
- * before it hold for at most the rest of their 1 ms plus a tick. The judged
- * options of cgroup/setsockopt and the tc program read the policy each time.
+ * plus a tick (2-11 ms; more where a tick is late). A check that copies a
+ * policy while it is being written can keep a mixed copy, for no longer.
+ * attach and reload that write over a guard return only once the coarse
+ * clock, read after their last write, has moved VG_FACTS_TTL_NS: no CPU then
+ * judges by what they replaced (detach takes the programs away). Facts that
+ * deny (a closed guard, no tunnel, no policy) are not kept: a guard that opens
+ * again allows at once. What is kept stops VG_TICK_MAX_NS before the lease
+ * deadline, so a lease runs out on time as long as the coarse clock lags by
+ * less than that; after a suspend (the coarse clock stops, the lease's does
+ * not), facts kept just before it hold for at most the rest of their 1 ms
+ * plus a tick. The judged options of cgroup/setsockopt and the tc program
+ * read the policy each time.
  *
  * Beside the rules, cgroup/setsockopt refuses (VG_R_SOCKOPT) SO_BINDTODEVICE,
  * SO_BINDTOIFINDEX, IP_UNICAST_IF, IPV6_UNICAST_IF, IP_MULTICAST_IF and

@@ -48,6 +48,7 @@ repo=$(cd "$here/../.." && pwd)
 VG=$repo/build/vpnguard-bpf
 VGBENCH=$repo/build/vgbench
 VGHELPERS=$repo/build/vghelpers
+EMPTY_OBJ=$repo/build/empty.bpf.o
 ROUNDS=${BENCH_ROUNDS:-21}
 BULK_ROUNDS=${BENCH_BULK_ROUNDS:-7}
 STORM_ROUNDS=${BENCH_STORM_ROUNDS:-3}
@@ -62,6 +63,8 @@ export TOPO_QUIET=1
 . "$here/../lib/topology.sh"
 # shellcheck source=../lib/check.sh
 . "$here/../lib/check.sh"
+# shellcheck source=prog_costs.sh
+. "$here/prog_costs.sh"
 
 # The kernel path and the benchmark addresses.
 PATH_HOME=vg${TOPO_SUFFIX}bt PATH_INET=vg${TOPO_SUFFIX}bi
@@ -82,7 +85,8 @@ ncpu=$(nproc)
 LOAD_CPU=$((ncpu - 1))
 SERVER_CPU=0
 
-WORK='' SAMPLES='' CG_PLAIN='' CG_GUARD='' GID='' attached=0 agent_pid='' agent_err='' bpf_stats_was=''
+WORK='' SAMPLES='' CG_PLAIN='' CG_GUARD='' CG_FLOOR='' GID='' attached=0 agent_pid='' agent_err=''
+bpf_stats_was='' FLOOR_PINS=''
 started=$SECONDS
 
 say() { printf 'bench: %s\n' "$*" >&2; }
@@ -120,6 +124,7 @@ detach_guard() {
 on_exit() {
 	local rc=$?
 	[ -n "$bpf_stats_was" ] && sysctl -qw kernel.bpf_stats_enabled="$bpf_stats_was"
+	[ -n "$FLOOR_PINS" ] && rm -rf "$FLOOR_PINS" # the floor's attachments go with its cgroup
 	agent_stop
 	detach_guard
 	topo_down
@@ -355,79 +360,6 @@ run_leak() { # CONFIG ROUND
 	fi
 }
 
-# The programs' own share: with kernel.bpf_stats_enabled the kernel counts
-# each program's runs and the time they took. It adds two clock reads to every
-# run, so it is on only for one run of each workload, after the rounds.
-prog_counts() { # "NAME RUNS RUN_NS" for each program attached to the guarded cgroup
-	local id
-	for id in $(bpftool -j cgroup show "$CG_GUARD" | python3 -c 'import json, sys; print(*(p["id"] for p in json.load(sys.stdin)))'); do
-		bpftool -j prog show id "$id" | python3 -c '
-import json, sys
-p = json.load(sys.stdin)
-print(p["name"], p.get("run_cnt", 0), p.get("run_time_ns", 0))'
-	done
-}
-
-# prog_cost WORKLOAD OPS CMD...: one run of CMD; each program's runs and ns, per operation.
-prog_cost() {
-	local w=$1 ops=$2 name runs ns b_runs b_ns
-	shift 2
-	local -A before_runs before_ns
-	while read -r name runs ns; do before_runs[$name]=$runs before_ns[$name]=$ns; done < <(prog_counts)
-	"$@" >/dev/null || die "prog cost: $w: $*"
-	while read -r name runs ns; do
-		b_runs=${before_runs[$name]:-0} b_ns=${before_ns[$name]:-0}
-		[ "$runs" -gt "$b_runs" ] || continue
-		sample prog_cost vpnguard "$w.$name.runs_per_op" "$(awk -v r=$((runs - b_runs)) -v o="$ops" 'BEGIN {printf "%.3f", r / o}')"
-		sample prog_cost vpnguard "$w.$name.ns_per_run" "$(awk -v n=$((ns - b_ns)) -v r=$((runs - b_runs)) 'BEGIN {printf "%.1f", n / r}')"
-	done < <(prog_counts)
-}
-
-# perf_profile WORKLOAD CMD...: one run of CMD under `perf record -g` of the load CPU, and
-# the symbols it spent its time in (the programs' JIT images by name) in
-# $BENCH_PERF/WORKLOAD.txt. Off unless BENCH_PERF names a directory.
-perf_profile() {
-	local w=$1
-	shift
-	[ -n "${BENCH_PERF:-}" ] || return 0
-	command -v perf >/dev/null || die "BENCH_PERF: perf is not installed"
-	mkdir -p "$BENCH_PERF" || die "BENCH_PERF: cannot make $BENCH_PERF"
-	perf record -q -g -C "$LOAD_CPU" -o "$BENCH_PERF/$w.data" 2>>"$WORK/load.err" 9>&- &
-	local perf_pid=$!
-	sleep 0.5 # perf is recording before the load starts
-	"$@" >/dev/null || die "perf profile: $w: $*"
-	kill -TERM "$perf_pid"
-	wait "$perf_pid" # a TERMed perf saves its data, and exits 143
-	[ -s "$BENCH_PERF/$w.data" ] || die "perf record: $w: no data"
-	perf report -q -i "$BENCH_PERF/$w.data" --stdio --no-children --sort sym --percent-limit 0.5 \
-		-g none >"$BENCH_PERF/$w.txt" 2>>"$WORK/load.err" || die "perf report: $w"
-	say "perf profile of $w: $BENCH_PERF/$w.txt"
-}
-
-bulk_once() {
-	run_in "$CG_GUARD" "$TOPO_HOME" taskset -c "$LOAD_CPU" iperf3 -c "$SERVER_IP" -p "$IPERF_PORT" \
-		-t "$BULK_SECONDS" -O 1 -J >"$WORK/iperf3.cost.json" 2>>"$WORK/load.err" 9>&-
-}
-
-run_prog_costs() {
-	local mib
-	bpf_stats_was=$(sysctl -n kernel.bpf_stats_enabled) || die "no kernel.bpf_stats_enabled"
-	sysctl -qw kernel.bpf_stats_enabled=1 || die "cannot set kernel.bpf_stats_enabled"
-	RUN_CG=$CG_GUARD
-	prog_cost udp_sendto 200000 load sendto "$PEER_NET" "$PEER_PORT" --count 200000
-	prog_cost connect_udp 50000 load connect udp "$PEER_NET" "$PEER_PORT" --count 50000
-	prog_cost connect_tcp 10000 load connect tcp "$SERVER_NET" "$ACCEPT_PORT" --count 10000
-	# Per MiB sent, from iperf3's own byte count: read after the run.
-	prog_cost tcp_bulk 1 bulk_once
-	mib=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["end"]["sum_sent"]["bytes"] / 1048576)' "$WORK/iperf3.cost.json") ||
-		die "cannot read iperf3's JSON"
-	sample prog_cost vpnguard tcp_bulk.mib "$mib"
-	sysctl -qw kernel.bpf_stats_enabled="$bpf_stats_was"
-	bpf_stats_was=
-	perf_profile udp_sendto load sendto "$PEER_NET" "$PEER_PORT" --count 400000
-	perf_profile connect_tcp load connect tcp "$SERVER_NET" "$ACCEPT_PORT" --count 20000
-}
-
 # ---------------------------------------------------------------------------
 # preflight
 
@@ -435,8 +367,9 @@ require_root
 for t in ip nft wg wireguard-go iperf3 taskset python3 timeout flock bpftool; do
 	command -v "$t" >/dev/null || die "missing tool: $t (sh scripts/install-deps.sh)"
 done
-if [ ! -x "$VG" ] || [ ! -x "$VGBENCH" ] || [ ! -x "$VGHELPERS" ] || [ ! -x "$TOPO_VGPROBE" ]; then
-	die "build first: make all build/vgbench build/vghelpers"
+if [ ! -x "$VG" ] || [ ! -x "$VGBENCH" ] || [ ! -x "$VGHELPERS" ] || [ ! -x "$TOPO_VGPROBE" ] ||
+	[ ! -r "$EMPTY_OBJ" ]; then
+	die "build first: make all build/vgbench build/vghelpers build/empty.bpf.o"
 fi
 WORK=$(mktemp -d /tmp/vgbench.XXXXXX) || die "mktemp"
 SAMPLES=$WORK/samples.tsv
@@ -455,6 +388,7 @@ topo_up || die "topo_up"
 path_up || die "cannot make the kernel path"
 CG_PLAIN=$(cg_make plain) || die "cg_make plain"
 CG_GUARD=$(cg_make guarded) || die "cg_make guarded"
+CG_FLOOR=$(cg_make floor) || die "cg_make floor"
 GID=$(stat -c %i "$CG_GUARD")
 topo_spawn - "$TOPO_INET" taskset -c "$LOAD_CPU" "$VGBENCH" accept "$SERVER_IP" "$ACCEPT_PORT" \
 	>/dev/null 2>>"$WORK/server.err" 9>&- || die "TCP server: $(cat "$WORK/server.err")"

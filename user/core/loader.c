@@ -16,6 +16,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "attach.h"
+#include "clock.h"
 #include "loader.h"
 #include "migrate.h"
 #include "netns.h"
@@ -386,7 +387,8 @@ static int attach_one(struct txn *t, const struct vg_attach_req *req, const stru
 		return err;
 	progs.fwmark = policy.fwmark;
 	info.build = build_stamp(policy.fwmark);
-	if (had_old && memcmp(&old, &policy, sizeof(policy)))
+	/* Its programs may stay, and with them what each CPU kept of its policy, state and tunnel. */
+	if (had_old)
 		*replaced = true;
 	skel = guard_progs_get(&progs);
 	if (!skel)
@@ -436,17 +438,22 @@ out:
 }
 
 /*
- * Programs that stay keep what each CPU read of the old policy for up to
- * VG_FACTS_TTL_NS plus a tick (vpnguard.h, "Facts read again"): an attach
- * that replaced a policy, or put an old one back, returns once no CPU can
- * judge by what it replaced.
+ * Programs that stay keep what each CPU read of a guard's policy, state and
+ * tunnel until VG_FACTS_TTL_NS past the read on the kernel's coarse clock
+ * (vpnguard.h, "Facts read again"): an attach that wrote over a guard, or put
+ * an old one back, returns once that clock, read after the last write, has
+ * moved that far, so no CPU can judge by what it replaced. The coarse clock
+ * moves at each tick, and later where a tick is late (a VM's vCPU that waits
+ * for its host): it is watched, not assumed.
  */
 static void outwait_kept_facts(void)
 {
-	struct timespec left = { 0, VG_FACTS_TTL_NS + VG_TICK_MAX_NS };
+	uint64_t until = vg_mono_coarse_ns() + VG_FACTS_TTL_NS;
+	const struct timespec step = { 0, 1000000 };
 
-	while (nanosleep(&left, &left) && errno == EINTR)
-		;
+	do
+		nanosleep(&step, NULL);
+	while (vg_mono_coarse_ns() < until);
 }
 
 int vg_attach_requests(const struct vg_attach_req *reqs, int n)

@@ -20,6 +20,11 @@ uint64_t vg_mono_ns(void)
 	return (uint64_t)ns_of(CLOCK_MONOTONIC);
 }
 
+uint64_t vg_mono_coarse_ns(void)
+{
+	return (uint64_t)ns_of(CLOCK_MONOTONIC_COARSE);
+}
+
 int64_t vg_real_ns(void)
 {
 	return ns_of(CLOCK_REALTIME);
