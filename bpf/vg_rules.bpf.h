@@ -255,13 +255,11 @@ static __always_inline __u32 judge(const struct attempt *at, struct verdict *v)
 	/* After seq: a task preempted in between compares the facts with a time no older than they. */
 	barrier();
 	coarse = bpf_ktime_get_coarse_ns();
-	if (f) {
-		if (!(seq & 1) && coarse < f->until_ns) {
-			reason = judge_by(at, &f->policy, 0, f->ifindex, v);
-			barrier();
-			if (f->seq == seq)
-				return reason;
-		}
+	if (f && !(seq & 1) && coarse < f->until_ns) {
+		reason = judge_by(at, &f->policy, 0, f->ifindex, v);
+		barrier();
+		if (f->seq == seq)
+			return reason;
 	}
 	p = bpf_map_lookup_elem(&vg_policy, &id);
 	if (!p)

@@ -1,53 +1,33 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The floor of a guard on this machine: a program at each hook vpnguard uses that allows
- * everything at once (tests/bench/compare_builds.py --floor). What vpnguard costs above these
- * is its rules; what these cost above no program is the kernel's path into a program.
+ * everything at once (tests/bench/compare_builds.py --floor, tests/bench/prog_costs.sh). What
+ * vpnguard costs above these is its rules; what these cost above no program is the kernel's
+ * path into a program.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
-SEC("cgroup/sock_create")
-int floor_sock_create(struct bpf_sock *sk)
-{
-	return 1;
-}
+/* floor_HOOK, the name prog_costs.sh and compare_builds.py attach it by. */
+#define ALLOW(section, hook, ctx_type)              \
+	SEC(section)                                \
+	int floor_##hook(ctx_type *ctx)             \
+	{                                           \
+		return 1;                           \
+	}
 
-SEC("cgroup/connect4")
-int floor_connect4(struct bpf_sock_addr *ctx)
-{
-	return 1;
-}
-
-SEC("cgroup/connect6")
-int floor_connect6(struct bpf_sock_addr *ctx)
-{
-	return 1;
-}
-
-SEC("cgroup/sendmsg4")
-int floor_sendmsg4(struct bpf_sock_addr *ctx)
-{
-	return 1;
-}
-
-SEC("cgroup/sendmsg6")
-int floor_sendmsg6(struct bpf_sock_addr *ctx)
-{
-	return 1;
-}
+ALLOW("cgroup/sock_create", sock_create, struct bpf_sock)
+ALLOW("cgroup/connect4", connect4, struct bpf_sock_addr)
+ALLOW("cgroup/connect6", connect6, struct bpf_sock_addr)
+ALLOW("cgroup/sendmsg4", sendmsg4, struct bpf_sock_addr)
+ALLOW("cgroup/sendmsg6", sendmsg6, struct bpf_sock_addr)
+ALLOW("cgroup_skb/egress", egress, struct __sk_buff)
 
 /* As vg_setsockopt does for an option it does not judge: the kernel keeps the caller's value. */
 SEC("cgroup/setsockopt")
 int floor_setsockopt(struct bpf_sockopt *ctx)
 {
 	ctx->optlen = 0;
-	return 1;
-}
-
-SEC("cgroup_skb/egress")
-int floor_egress(struct __sk_buff *skb)
-{
 	return 1;
 }
 
