@@ -49,8 +49,7 @@ struct group {
 	enum vg_why last_why;
 };
 
-/* History: the state changes kept per guard (a day's worth for any guard that flaps less). */
-#define HISTORY_CHANGES 64
+/* History (history.h has the guards' slots). */
 #define HISTORY_BLOCKED 128         /* the last blocked attempts, of every guard */
 #define HISTORY_SHOWN 20            /* of them, per guard in /api/v1/status */
 struct history;
@@ -72,7 +71,7 @@ struct agent {
 	const struct vg_options *cli;
 	struct group groups[MAX_GROUPS];
 	struct vg_webhook *webhook;
-	struct history *hist;           /* VG_MAX_GUARDS of them */
+	struct history *hist;           /* HISTORY_SLOTS of them */
 	struct json_object *blocked[HISTORY_BLOCKED];
 	int blocked_next;
 	int64_t started_ns;

@@ -12,45 +12,14 @@
 #include "agent_state.h"
 #include "clock.h"
 #include "event_fmt.h"
+#include "history.h"
 #include "policy.h"
 
 #define DAY_NS (24LL * 3600 * 1000000000)
 
-struct change {
-	int64_t time_ns;
-	bool open;
-	const char *why;
-};
-
-struct history {
-	__u64 id;
-	struct change changes[HISTORY_CHANGES];  /* a ring, oldest at head */
-	int head, n;
-	bool probed;
-	enum vg_why last_why;
-	struct vg_probe_result last;
-	int64_t last_success_ns;
-};
-
-static struct history *history_of(struct agent *a, __u64 id, bool make)
-{
-	struct history *free_slot = NULL;
-
-	for (int i = 0; i < VG_MAX_GUARDS; i++) {
-		if (a->hist[i].id == id)
-			return &a->hist[i];
-		if (!a->hist[i].id && !free_slot)
-			free_slot = &a->hist[i];
-	}
-	if (!make || !free_slot)
-		return NULL;
-	free_slot->id = id;
-	return free_slot;
-}
-
 int history_init(struct agent *a)
 {
-	a->hist = calloc(VG_MAX_GUARDS, sizeof(*a->hist));
+	a->hist = calloc(HISTORY_SLOTS, sizeof(*a->hist));
 	return a->hist ? 0 : -ENOMEM;
 }
 
@@ -63,25 +32,16 @@ void history_free(struct agent *a)
 
 void history_state(struct agent *a, const struct vg_guard_spec *spec, bool open, const char *why)
 {
-	struct history *h = history_of(a, spec->cgroups[0].id, true);
-	struct change *last;
+	struct history *h = history_slot(a->hist, spec, true);
 
-	if (!h)
-		return;
-	last = h->n ? &h->changes[(h->head + h->n - 1) % HISTORY_CHANGES] : NULL;
-	if (last && last->open == open)
-		return;
-	if (h->n == HISTORY_CHANGES) {
-		h->head = (h->head + 1) % HISTORY_CHANGES;
-		h->n--;
-	}
-	h->changes[(h->head + h->n++) % HISTORY_CHANGES] = (struct change){ vg_real_ns(), open, why };
+	if (h)
+		history_change(h, vg_real_ns(), open, why);
 }
 
 void history_probe(struct agent *a, const struct vg_guard_spec *spec, const struct vg_probe_result *r,
 		   enum vg_why why)
 {
-	struct history *h = history_of(a, spec->cgroups[0].id, true);
+	struct history *h = history_slot(a->hist, spec, true);
 
 	if (!h)
 		return;
@@ -117,7 +77,7 @@ static struct json_object *timeline_json(const struct history *h, int64_t now)
 		if (h->changes[(h->head + i) % HISTORY_CHANGES].time_ns <= now - DAY_NS)
 			first = i;
 	for (int i = first; i < h->n; i++) {
-		const struct change *c = &h->changes[(h->head + i) % HISTORY_CHANGES];
+		const struct history_change *c = &h->changes[(h->head + i) % HISTORY_CHANGES];
 		struct json_object *o = json_object_new_object();
 
 		json_object_object_add(o, "time", time_json(c->time_ns > now - DAY_NS ? c->time_ns : now - DAY_NS));
@@ -174,16 +134,15 @@ void history_add_json(struct agent *a, struct json_object *guard)
 {
 	__u64 id = json_object_get_uint64(json_object_object_get(guard, "cgroup_id"));
 	const struct vg_guard_spec *spec = spec_of(a, id);
-	const struct history *h = spec ? history_of(a, spec->cgroups[0].id, false) : NULL;
+	const struct history *h = spec ? history_slot(a->hist, spec, false) : NULL;
 	int64_t now = vg_real_ns();
 
 	json_object_object_add(guard, "guard", spec ? json_object_new_string(spec->name) : NULL);
 	json_object_object_add(guard, "recent_blocked", blocked_json(a, id));
 	if (!h)
 		return;
-	if (h->n)
-		json_object_object_add(guard, "state_since",
-				       time_json(h->changes[(h->head + h->n - 1) % HISTORY_CHANGES].time_ns));
+	if (history_last(h))
+		json_object_object_add(guard, "state_since", time_json(history_last(h)->time_ns));
 	json_object_object_add(guard, "timeline", timeline_json(h, now));
 	json_object_object_add(guard, "last_probe", h->probed ? probe_json(h) : NULL);
 	if (h->last_success_ns)

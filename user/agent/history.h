@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The agent's history of its guards (history.c puts it in /api/v1/status):
+ * a slot per guard, found again by the same guard after a reload. Apart
+ * from the agent so the slots are unit-tested without one.
+ */
+#ifndef VG_HISTORY_H
+#define VG_HISTORY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/types.h>
+#include "guards.h"
+#include "health.h"
+
+/* The state changes kept per guard (a day's worth for any guard that flaps less). */
+#define HISTORY_CHANGES 64
+#define HISTORY_SLOTS VG_MAX_GUARDS
+
+struct history_change {
+	int64_t time_ns;
+	bool open;
+	const char *why;                /* static (vg_why_name) or NULL */
+};
+
+struct history {
+	__u64 id;                       /* 0: a free slot */
+	struct history_change changes[HISTORY_CHANGES];  /* a ring, oldest at head */
+	int head, n;
+	bool probed;
+	enum vg_why last_why;
+	struct vg_probe_result last;
+	int64_t last_success_ns;
+};
+
+/* spec's slot of the HISTORY_SLOTS, a free one taken when make; NULL when none. */
+struct history *history_slot(struct history *slots, const struct vg_guard_spec *spec, bool make);
+/* The guard is open or closed from at: kept when it is a change. */
+void history_change(struct history *h, int64_t at, bool open, const char *why);
+/* The last change kept, NULL before the first. */
+const struct history_change *history_last(const struct history *h);
+
+#endif
