@@ -132,6 +132,8 @@ void remedy_check(struct agent *a);
 /* history.c */
 int history_init(struct agent *a);
 void history_free(struct agent *a);
+/* A new set was taken: the history of guards that left it is dropped. */
+void history_reloaded(struct agent *a);
 /* A state the guard is in from now (the agent's view: a probe's verdict, or an unprobed guard's lease). */
 void history_state(struct agent *a, const struct vg_guard_spec *spec, bool open, const char *why);
 void history_probe(struct agent *a, const struct vg_guard_spec *spec, const struct vg_probe_result *r,

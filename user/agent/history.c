@@ -2,8 +2,8 @@
 /*
  * What the agent has seen, beyond what the maps hold, for /api/v1/status and
  * /metrics: each guard's state changes of the last day, its last check, and
- * the last blocked attempts. Kept by guard id (its first cgroup), so a reload
- * that keeps a guard keeps its history.
+ * the last blocked attempts. Kept by the guard's name (history.h), so a reload
+ * that keeps a guard keeps its history, new cgroups and all.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +28,11 @@ void history_free(struct agent *a)
 	free(a->hist);
 	for (int i = 0; i < HISTORY_BLOCKED; i++)
 		json_object_put(a->blocked[i]);
+}
+
+void history_reloaded(struct agent *a)
+{
+	history_keep(a->hist, a->set->specs, a->set->n);
 }
 
 void history_state(struct agent *a, const struct vg_guard_spec *spec, bool open, const char *why)

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The agent's history of its guards (history.c puts it in /api/v1/status):
- * a slot per guard, found again by the same guard after a reload. Apart
- * from the agent so the slots are unit-tested without one.
+ * a slot per guard, found again by the same guard after a reload. A guard is
+ * its name in the set, not a cgroup: a --container guard's cgroup is new at
+ * each start of its container. Apart from the agent so the slots are
+ * unit-tested without one.
  */
 #ifndef VG_HISTORY_H
 #define VG_HISTORY_H
@@ -15,7 +17,8 @@
 
 /* The state changes kept per guard (a day's worth for any guard that flaps less). */
 #define HISTORY_CHANGES 64
-#define HISTORY_SLOTS VG_MAX_GUARDS
+/* A set has no more guards, and the slots of guards that left it are freed at each reload. */
+#define HISTORY_SLOTS (VG_MAX_CONF_GUARDS + 1)
 
 struct history_change {
 	int64_t time_ns;
@@ -24,7 +27,7 @@ struct history_change {
 };
 
 struct history {
-	__u64 id;                       /* 0: a free slot */
+	char name[sizeof(((struct vg_conf_guard *)0)->name)];  /* the spec's; "": a free slot */
 	struct history_change changes[HISTORY_CHANGES];  /* a ring, oldest at head */
 	int head, n;
 	bool probed;
@@ -35,6 +38,8 @@ struct history {
 
 /* spec's slot of the HISTORY_SLOTS, a free one taken when make; NULL when none. */
 struct history *history_slot(struct history *slots, const struct vg_guard_spec *spec, bool make);
+/* The set is now specs: the slots of guards not in it are freed. */
+void history_keep(struct history *slots, const struct vg_guard_spec *specs, int n);
 /* The guard is open or closed from at: kept when it is a change. */
 void history_change(struct history *h, int64_t at, bool open, const char *why);
 /* The last change kept, NULL before the first. */

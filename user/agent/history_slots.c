@@ -1,21 +1,34 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <stdio.h>
+#include <string.h>
 #include "history.h"
 
 struct history *history_slot(struct history *slots, const struct vg_guard_spec *spec, bool make)
 {
-	__u64 id = spec->cgroups[0].id;
 	struct history *free_slot = NULL;
 
 	for (int i = 0; i < HISTORY_SLOTS; i++) {
-		if (slots[i].id == id)
+		if (slots[i].name[0] && !strcmp(slots[i].name, spec->name))
 			return &slots[i];
-		if (!slots[i].id && !free_slot)
+		if (!slots[i].name[0] && !free_slot)
 			free_slot = &slots[i];
 	}
 	if (!make || !free_slot)
 		return NULL;
-	free_slot->id = id;
+	snprintf(free_slot->name, sizeof(free_slot->name), "%s", spec->name);
 	return free_slot;
+}
+
+void history_keep(struct history *slots, const struct vg_guard_spec *specs, int n)
+{
+	for (int i = 0; i < HISTORY_SLOTS; i++) {
+		bool stays = false;
+
+		for (int g = 0; g < n && !stays; g++)
+			stays = !strcmp(slots[i].name, specs[g].name);
+		if (!stays)
+			memset(&slots[i], 0, sizeof(slots[i]));
+	}
 }
 
 const struct history_change *history_last(const struct history *h)

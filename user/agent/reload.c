@@ -17,7 +17,10 @@
 #define RETRY_US 1000000ULL
 #define RETRY_MAX 60
 
-/* Takes next as the running set: cgroups that left it are detached; the guards' health starts again. */
+/*
+ * Takes next as the running set: cgroups that left it are detached; the
+ * guards' health starts again, their history goes on.
+ */
 static int take_set(struct agent *a, struct vg_guard_set *next, struct json_object *rec)
 {
 	__u64 gone[VG_MAX_CGROUP_ARGS * MAX_GROUPS];
@@ -35,6 +38,7 @@ static int take_set(struct agent *a, struct vg_guard_set *next, struct json_obje
 	vg_guard_set_free(a->set);
 	free(a->set);
 	a->set = next;
+	history_reloaded(a);
 	alert_restart(a);
 	web_apply(a);
 	err = probing_start(a);
