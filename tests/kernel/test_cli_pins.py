@@ -163,6 +163,28 @@ def test_detach_all(w, foreign_pin):
         assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), "detach with nothing attached"
 
 
+def test_detach_all_of_another_root_leaves_these(w, pair):
+    """detach (no --cgroup) under another pin root (a second install, the test suites beside
+    the machine's own vpnguard) detaches nothing of this root: guards whose maps are pinned
+    in a root are that root's, even where their own pins are gone."""
+    a, b = pair
+    other = f"{pin_root()}-other"
+    env = dict(os.environ, VPNGUARD_PIN_ROOT=other)
+    progs = {g.gid: cg_prog_ids(g.cg) for g in pair}
+    os.unlink(os.path.join(pin_root(), str(a.gid), "connect4"))  # one pin of A's gone
+    try:
+        r = run_vg(w.vg, "detach", env=env)
+        assert (r.returncode, r.stderr) == (0, ""), r
+        assert not os.path.exists(other), f"{other}: made of this root's guards"
+    finally:
+        subprocess.run(["rm", "-rf", other], check=False)
+    for g in pair:
+        assert_guarded(g.cg)
+        assert cg_prog_ids(g.cg) == progs[g.gid], f"{g.cg}: its programs changed"
+    for g in pair:
+        judge(w, g, "nobody", "sendto {I6} 9", "sent 0/1 errno EPERM", denied={"ipv6": 1})
+
+
 def test_world_leaves_nothing(vg, w):
     """A world of its own with a guard of each mode: once it is down no namespace, cgroup,
     wireguard-go or pin of it is left."""
