@@ -14,14 +14,18 @@ clients back (or pauses them).
                       then 10 s later, not at each of its starts (user/agent/restart_budget.h).
   on-closed           the tunnel is deleted: the guard is closed for its packets (no tunnel);
                       the clients are paused (stopped) within a fraction of a second, resumed
-                      (started) when the tunnel is back.
+                      (started) when the tunnel is back. What the agent holds when it stops
+                      (SIGTERM) or when a reload turns on-closed off is given back at once;
+                      the guard denies on in the kernel meanwhile.
 
 Run one case: cd tests && pytest-3 docker/test_docker_remedy.py -k 'pause'
 """
+import os
 import time
 
 import pytest
 
+from vgagent import write_config
 from vgdocker import netns_of
 from vgproc import wait_until
 from vgworld import Attempt, gid_of, words
@@ -160,3 +164,65 @@ def test_on_closed_holds_clients_while_the_tunnel_is_gone(world, vg, note, how, 
     at.expect(far={"tunnel": "*", "mld": "*"}, denied="*")
     note(f"on-closed {how}: tunnel deleted -> {held} in {held_s:.2f} s; "
          f"tunnel back -> {resumed} in {resumed_s:.2f} s; 0 packets off the tunnel")
+
+
+def resumed_flood_denied(w, c, at):
+    """The resumed client floods again, and the guard, still in the kernel, denies it: 0 packets
+    off the tunnel (there is none)."""
+    c._pid = None
+    assert wait_until(lambda: at.denials_moved().get("no_tunnel", 0) > 100, 10, 0.1), \
+        f"the resumed client's flood is not denied (no_tunnel): {at.denials_moved()}"
+    at.expect(far={"mld": "*"}, denied="*")
+
+
+@pytest.mark.parametrize("how,held", [("pause", "paused"), ("stop", "exited")])
+def test_on_closed_gives_the_clients_back_when_the_agent_stops(world, vg, note, how, held):
+    w, t = world, world.t
+    (c,) = flooding_clients(w, 1)
+    a = remedy_agent(w, "--on-closed", how)
+    at = Attempt(w.world, vg, gid_of(w.slice))
+    t.tunnel_down("del")
+    assert wait_until(lambda: state_of(w, c) == held, 20, 0.05), \
+        f"{c.name} is {state_of(w, c)}: {a.events('docker')}"
+    t0 = time.monotonic()
+    stop_s, rc = a.stop()
+    assert rc == 0, f"the agent exited {rc}:\n{a.output()[-2000:]}"
+    # An agent that held it until its end must not leave it held for good: nobody else will.
+    assert wait_until(lambda: state_of(w, c) == "running", 15, 0.05), \
+        f"{c.name} is {state_of(w, c)} {time.monotonic() - t0:.1f} s after the agent's SIGTERM: " \
+        f"{a.events('docker')}"
+    back_s = time.monotonic() - t0
+    acts = [(r.get("action"), r.get("result")) for r in a.events("docker") if r.get("id") == c.id]
+    assert acts == [(how, "done"), ("unpause" if how == "pause" else "start", "done")], \
+        a.events("docker")
+    resumed_flood_denied(w, c, at)
+    note(f"on-closed {how}: agent SIGTERMed while holding -> exited in {stop_s:.2f} s, "
+         f"{c.name} running {back_s:.2f} s after the SIGTERM; the guard still denies it")
+
+
+def test_a_reload_to_on_closed_none_gives_the_clients_back(world, vg, note):
+    w, t = world, world.t
+    (c,) = flooding_clients(w, 1)
+    cfg = os.path.join(t.dir, f"remedy.{w.s}.conf")
+
+    def config(on_closed):
+        write_config(cfg, [], [("vpn", [("cgroup", w.slice), ("tunnel", t.wg_client),
+                                        ("tunnel-container", w.vpn.name),
+                                        ("on-closed", on_closed)])])
+    config("pause")
+    a = w.agent("--config", cfg)
+    at = Attempt(w.world, vg, gid_of(w.slice))
+    t.tunnel_down("del")
+    assert wait_until(lambda: state_of(w, c) == "paused", 20, 0.05), \
+        f"{c.name} is {state_of(w, c)}: {a.events('docker')}"
+    config("none")
+    t0 = time.monotonic()
+    a.hup()
+    # The guard stays closed: only on-closed's being turned off gives the client back.
+    assert wait_until(lambda: state_of(w, c) == "running", 15, 0.05), \
+        f"{c.name} is {state_of(w, c)} {time.monotonic() - t0:.1f} s after the reload to " \
+        f"on-closed = none: {a.events('docker')}"
+    back_s = time.monotonic() - t0
+    resumed_flood_denied(w, c, at)
+    note(f"reload to on-closed = none while paused -> running in {back_s:.2f} s; "
+         f"the guard still denies it")
