@@ -1,4 +1,4 @@
-"""The agent's HTTP endpoint (--http, issue 13) on the real kernel: /metrics as Prometheus
+"""The agent's HTTP endpoint (--http) on the real kernel: /metrics as Prometheus
 reads it (promtool, and a real Prometheus server scraping it), /api/v1/status, the status
 page in a real browser, a root-only Unix socket, no secret served, and hostile clients that
 cost the agent nothing it owes the guard.
@@ -20,7 +20,7 @@ import urllib.request
 
 import pytest
 
-from vgagent import OPEN, PROBE, ev, fig, proc_sample
+from vgagent import OPEN, PROBE, RELOAD, ev, fig, proc_sample, write_config
 from vgagentcase import agent_world, case  # noqa: F401 (the fixtures)
 from vgproc import end_popen, wait_until, wrap_argv
 from vgworld import PY, probe
@@ -152,6 +152,42 @@ def test_status_api_is_status_json_and_what_the_agent_knows(case, served):
     assert g["timeline"][-1]["state"] == "open" and g["state_since"]
     b = g["recent_blocked"][0]
     assert (b["reason"], b["comm"], b["dst"], b["dport"]) == ("ipv6", "vgprobe", "2001:db8::2", 9), b
+
+
+def test_guard_in_a_new_cgroup_keeps_its_history(case):
+    """A config guard whose cgroup is another after SIGHUP, as a --container guard's is after
+    its container restarts: the same guard to /api/v1/status, its timeline from before the
+    reload kept (the history is the guard's name's, not its first cgroup's)."""
+    t, port = case.t, free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    def write(cg):
+        return write_config(case.path("vpnguard.conf"), [("log", case.path("cfg.log")),
+                                                         ("http", f"127.0.0.1:{port}")],
+                            [("web", [("cgroup", cg), ("tunnel", t.wg_client), ("netns", t.home_netns),
+                                      ("probe-url", case.url("/ip")), ("probe-interval", "1s")])])
+
+    def guard(gid):
+        try:
+            code, _, body = get(base + "/api/v1/status", timeout=2)
+        except OSError:  # not listening yet
+            return None
+        return next((g for g in json.loads(body)["guards"] if g["cgroup_id"] == gid), None) \
+            if code == 200 else None
+
+    a = case.agent("moved", "--config", write(case.cg), log=case.path("cfg.log"))
+    assert wait_until(lambda: (guard(case.gid) or {}).get("last_probe"), 10), a.stderr()
+    before = guard(case.gid)
+    m = a.log.mark()
+    write(case.cg2)
+    a.hup()
+    r = a.log.wait(RELOAD, since=m, timeout=6)
+    assert r and r.get("result") == "applied", f"{r}: {a.stderr()[-300:]}"
+    after = guard(case.gid2)
+    assert after and guard(case.gid) is None, after
+    # The new cgroup starts closed until its first probe: changes after, none lost before.
+    assert after["guard"] == "web" and after["timeline"][:len(before["timeline"])] == before["timeline"], \
+        (before["timeline"], after["timeline"])
 
 
 def test_every_check_is_a_probe_record(case, served):
