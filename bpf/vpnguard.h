@@ -110,7 +110,7 @@
 #define VG_IFNAMSIZ 16
 
 /* Steering defaults: the n-th guard gets mark and table VG_FWMARK_BASE + n. */
-#define VG_FWMARK_BASE 0x76670000u  /* "vg": clear of wg-quick's and gluetun's 51820, Tailscale's 0xff0000 bits */
+#define VG_FWMARK_BASE 0x76670000u  /* "vg": not wg-quick's or gluetun's 51820, nor Tailscale's 0x40000/0x80000 under 0xff0000 */
 #define VG_RULE_PREF_ALLOW 5200     /* before Tailscale's 5210-5270, wg-quick's 32764 and main's 32766 */
 #define VG_RULE_PREF_MARK 5201
 

@@ -64,6 +64,78 @@ static int restore_maps(int prog_fd)
 	return n < 0 ? n : made;
 }
 
+/* The id of the map pinned at path; 0 when there is none. */
+static __u32 pinned_map_id(const char *path)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info), id = 0;
+	int fd = bpf_obj_get(path);
+
+	if (fd < 0)
+		return 0;
+	memset(&info, 0, sizeof(info));
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len))
+		id = info.id;
+	close(fd);
+	return id;
+}
+
+#define MAX_OWNED 256
+
+/* The ids of the shared maps pinned in this root, or (owned_elsewhere) in every root on bpffs. */
+static struct {
+	__u32 ids[MAX_OWNED];
+	int n;
+} owned;
+
+static void own(__u32 id)
+{
+	if (id && owned.n < MAX_OWNED)
+		owned.ids[owned.n++] = id;
+}
+
+static int note_shared_pin(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	if (type == FTW_F && pinned_name(path + ftw->base))
+		own(pinned_map_id(path));
+	return 0;
+}
+
+static bool uses_owned(const int *fds)
+{
+	for (int i = 0; i < VG_N_CGROUP_HOOKS; i++) {
+		__u32 ids[MAX_MAPS];
+		int n = fds[i] >= 0 ? vg_prog_maps(fds[i], ids, MAX_MAPS) : 0;
+
+		for (int m = 0; m < n; m++)
+			for (int o = 0; o < owned.n; o++)
+				if (ids[m] == owned.ids[o])
+					return true;
+	}
+	return false;
+}
+
+/*
+ * A guard belongs to the pin root whose shared maps its programs use: this
+ * root's when it has them pinned; when it has none (wiped, or its bpffs gone
+ * with a mount namespace), any guard whose maps no root on /sys/fs/bpf holds.
+ * Never another root's: a second install, or test suites beside the
+ * machine's own vpnguard, whose guards a plain detach here must not touch.
+ */
+static bool of_this_root(const int *fds)
+{
+	char path[PATH_MAX];
+
+	owned.n = 0;
+	for (int i = 0; i < vg_n_map_names; i++)
+		own(pinned_map_id(vg_pin_path(path, sizeof(path), vg_map_names[i])));
+	if (owned.n)
+		return uses_owned(fds);
+	nftw("/sys/fs/bpf", note_shared_pin, 16, FTW_PHYS | FTW_MOUNT);
+	return !uses_owned(fds);
+}
+
 int vg_pins_restore(int cg_fd, __u64 id)
 {
 	int fds[VG_N_CGROUP_HOOKS], made = 0, err = 0, any = 0;
@@ -75,6 +147,10 @@ int vg_pins_restore(int cg_fd, __u64 id)
 	}
 	if (!any)
 		return -ENOENT;
+	if (!of_this_root(fds)) {
+		err = -ENOENT;
+		goto out;
+	}
 	if ((err = vg_bpffs_ensure()))
 		goto out;
 	if (mkdir(vg_pin_root(), 0700) && errno != EEXIST) {
