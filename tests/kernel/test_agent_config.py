@@ -1,4 +1,4 @@
-"""The agent's configuration file and SIGHUP (issue 3), on the real kernel: reloads that
+"""The agent's configuration file and SIGHUP, on the real kernel: reloads that
 add a guard, keep a CLOSED guard closed, refuse a bad file, detach a removed guard; a
 bad file from scratch; the log reopened; sd_notify.
 
@@ -23,9 +23,10 @@ MORE_ALLOW = "172.31.0.0/16"
 BAD_LINE = "this line has no equals sign"
 
 
-def write_cfg(case, path, variant):
+def write_cfg(case, path, variant, two_extra=()):
     """one: guard one only; two: guard one with a second allow, and guard two; bad: two with
-    a line that is not "key = value" in guard two; one2: guard one with both allows."""
+    a line that is not "key = value" in guard two; one2: guard one with both allows.
+    two_extra: more (key, value) pairs of guard two."""
     t = case.t
     one = [("cgroup", case.cg), ("tunnel", t.wg_client), ("netns", t.home_netns),
            ("allow", t.lan_net)]
@@ -37,7 +38,7 @@ def write_cfg(case, path, variant):
         two = [("cgroup", case.cg2), ("tunnel", t.wg_client)]
         if variant == "bad":
             two.append(BAD_LINE)
-        two += [("netns", t.home_netns), ("dns", t.resolver)]
+        two += [("netns", t.home_netns), ("dns", t.resolver), *two_extra]
         guards.append(("two", two))
     return write_config(path, [("log", case.path("cfg.log"))], guards)
 
@@ -136,6 +137,21 @@ def test_reload_bad_file_changes_nothing(case):
     assert a.alive(), "the agent stopped on a bad file"
     time.sleep(1.5)
     assert (case.state(), case.state(case.gid2)) == ("open", "open")
+
+
+def test_reload_refused_for_a_mark_clash_says_why(case):
+    """Case 6: a reload whose guard two would take guard one's mark in the same namespace is
+    refused, and the reload record names the clash as stderr does (not a bare errno)."""
+    a, cfg = config_agent(case, "two")
+    two_open(case)
+    mark = case.status()["fwmark"]
+    write_cfg(case, cfg, "two", two_extra=[("fwmark", hex(mark))])
+    before = status_policy(case)
+    r, _ = hup_reload(a)
+    assert r.get("result") == "refused", r
+    err = r.get("error") or ""
+    assert f"--fwmark {hex(mark)}" in err and "same mark or table" in err, r
+    assert status_policy(case) == before, "a refused reload changed status --json"
 
 
 def test_reload_removes_guard(case):
