@@ -7,12 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
-#include <time.h>
 #include <unistd.h>
-#include <linux/magic.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "attach.h"
@@ -35,17 +31,6 @@ const char *const vg_map_names[] = {
 	"vg_ratelimit", "vg_events", "vg_tundev", "vg_abi",
 };
 const int vg_n_map_names = sizeof(vg_map_names) / sizeof(vg_map_names[0]);
-
-int vg_bpffs_ensure(void)
-{
-	struct statfs fs;
-
-	if (!statfs("/sys/fs/bpf", &fs) && fs.f_type == BPF_FS_MAGIC)
-		return 0;
-	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
-		return vg_error(-errno, "mount bpffs on /sys/fs/bpf");
-	return 0;
-}
 
 /* libbpf's warnings are the real cause of a failed load; its debug chatter is on request. */
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -82,11 +67,10 @@ static int check_abi(void)
 		return 0;
 	if (abi == 1)
 		return vg_migrate_abi1();
-	fprintf(stderr, "vpnguard-bpf: the pins in %s were made by a vpnguard-bpf whose maps have "
-		"layout %d; this one has layout %d and cannot reuse them: detach every guard with "
-		"the version that made them, then attach with this one\n", vg_pin_root(), abi,
-		VG_ABI_VERSION);
-	return -EPROTO;
+	return vg_error(0, "the pins in %s were made by a vpnguard-bpf whose maps have layout %d; "
+			"this one has layout %d and cannot reuse them: detach every guard with the "
+			"version that made them, then attach with this one", vg_pin_root(), abi,
+			VG_ABI_VERSION) ?: -EPROTO;
 }
 
 /* Which programs these are: FNV-1a of the BPF object built into this binary, and the mark they set. */
@@ -448,12 +432,7 @@ out:
  */
 static void outwait_kept_facts(void)
 {
-	uint64_t until = vg_mono_coarse_ns() + VG_FACTS_TTL_NS;
-	const struct timespec step = { 0, 1000000 };
-
-	do
-		nanosleep(&step, NULL);
-	while (vg_mono_coarse_ns() < until);
+	vg_mono_coarse_outwait(VG_FACTS_TTL_NS);
 }
 
 int vg_attach_requests(const struct vg_attach_req *reqs, int n)
@@ -478,20 +457,6 @@ int vg_attach(const struct vg_attach_req *reqs, int n)
 {
 	return check_abi() ?: vg_attach_requests(reqs, n);
 }
-
-int vg_state_write(__u64 id, const struct vg_state *st)
-{
-	int fd = vg_map_open(VG_MAP_STATE);
-	int err;
-
-	if (fd < 0)
-		return fd;
-	/* BPF_EXIST: a guard detached meanwhile is not brought back half-made. */
-	err = bpf_map_update_elem(fd, &id, st, BPF_EXIST) ? -errno : 0;
-	close(fd);
-	return err;
-}
-
 
 int vg_guard_refresh(__u64 id, int netns_fd)
 {

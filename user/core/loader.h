@@ -44,9 +44,6 @@ int vg_attach(const struct vg_attach_req *reqs, int n);
 /* vg_attach on pins of this layout (or none), for the migration. */
 int vg_attach_requests(const struct vg_attach_req *reqs, int n);
 
-/* Writes a guard's state (OPEN/CLOSED and lease); -ENOENT when it is not attached. */
-int vg_state_write(__u64 id, const struct vg_state *st);
-
 /* Removes the guards of these cgroup ids, or everything when n == 0. */
 int vg_detach(const __u64 *ids, int n);
 
@@ -64,8 +61,5 @@ int vg_guard_refresh(__u64 id, int netns_fd);
 
 /* Takes the guard's tc programs off every interface of a namespace. */
 int vg_tc_detach_guard(int netns_fd, __u64 id);
-
-/* Mounts bpffs on /sys/fs/bpf when nothing is mounted there. */
-int vg_bpffs_ensure(void);
 
 #endif

@@ -40,3 +40,16 @@ int vg_map_read(enum vg_map m, const void *key, void *val)
 	close(fd);
 	return err;
 }
+
+int vg_state_write(__u64 id, const struct vg_state *st)
+{
+	int fd = vg_map_open(VG_MAP_STATE);
+	int err;
+
+	if (fd < 0)
+		return fd;
+	/* BPF_EXIST: a guard detached meanwhile is not brought back half-made. */
+	err = bpf_map_update_elem(fd, &id, st, BPF_EXIST) ? -errno : 0;
+	close(fd);
+	return err;
+}

@@ -26,6 +26,10 @@ int vg_map_open(enum vg_map m);
 /* Reads one entry of a pinned map; -errno. */
 int vg_map_read(enum vg_map m, const void *key, void *val);
 
+/* Writes a guard's state (OPEN/CLOSED and lease); -ENOENT when it is not attached. */
+struct vg_state;
+int vg_state_write(__u64 id, const struct vg_state *st);
+
 /*
  * Every key of the map at fd into key (a variable of the key's type), in the
  * kernel's order. Deleting the current key is safe: the walk goes on from the

@@ -45,8 +45,7 @@ static int open_old(const char *root, const char *name, __u32 value_size)
 	memset(&info, 0, sizeof(info));
 	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.value_size != value_size) {
 		close(fd);
-		fprintf(stderr, "vpnguard-bpf: %s: not the layout 1 this version takes over\n", path);
-		return -EPROTO;
+		return vg_error(0, "%s: not the layout 1 this version takes over", path) ?: -EPROTO;
 	}
 	return fd;
 }

@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+#include <linux/magic.h>
 #include "paths.h"
 #include "error.h"
 
@@ -15,6 +18,17 @@ static const char *from_env(const char *name, const char *fallback)
 	const char *v = getenv(name);
 
 	return v && v[0] == '/' ? v : fallback;
+}
+
+int vg_bpffs_ensure(void)
+{
+	struct statfs fs;
+
+	if (!statfs("/sys/fs/bpf", &fs) && fs.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
+		return vg_error(-errno, "mount bpffs on /sys/fs/bpf");
+	return 0;
 }
 
 const char *vg_pin_root(void)

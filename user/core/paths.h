@@ -11,6 +11,9 @@ const char *vg_pin_root(void);       /* /sys/fs/bpf/vpnguard */
 const char *vg_run_dir(void);        /* /run/vpnguard */
 const char *vg_agent_pidfile(void);  /* <run dir>/agent.pid */
 
+/* Mounts bpffs on /sys/fs/bpf when nothing is mounted there. */
+int vg_bpffs_ensure(void);
+
 /* <pin root>/name (name may hold a '/'), in a buffer of the caller's. */
 const char *vg_pin_path(char *buf, unsigned long len, const char *name);
 

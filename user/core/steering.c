@@ -158,19 +158,18 @@ static bool steering_clashes(int policy_fd, __u64 id, const struct vg_policy *p)
  * had in the same namespace, or the first VG_FWMARK_BASE + n pair that no
  * guard and no rule of the namespace uses.
  */
-/* Given ones are refused when they clash: bad input (-EINVAL), as a bad word would be. */
+/* Given ones are refused when they clash: bad input (-EINVAL), as a bad word would be, said
+ * whole by vg_error (the agent logs it when a reload is refused). */
 static int check_given(int policy_fd, __u64 id, int netns_fd, const struct vg_policy *old,
 		       const struct vg_policy *p)
 {
 	bool taken = false;
 	int err;
 
-	if (policy_fd >= 0 && steering_clashes(policy_fd, id, p)) {
-		fprintf(stderr, "vpnguard-bpf: --fwmark 0x%x / --route-table %u: another guard in "
-			"the namespace of %s uses the same mark or table\n", p->fwmark, p->route_table,
-			p->tunnel);
-		return -EINVAL;
-	}
+	if (policy_fd >= 0 && steering_clashes(policy_fd, id, p))
+		return vg_error(0, "--fwmark 0x%x / --route-table %u: another guard in the namespace "
+				"of %s uses the same mark or table", p->fwmark, p->route_table,
+				p->tunnel) ?: -EINVAL;
 	/* The guard's own rules, from its previous attach, are not a clash. */
 	if (old && old->mode == VG_MODE_TUNNEL && old->netns_cookie == p->netns_cookie &&
 	    old->fwmark == p->fwmark && old->route_table == p->route_table)
@@ -178,10 +177,10 @@ static int check_given(int policy_fd, __u64 id, int netns_fd, const struct vg_po
 	if ((err = vg_steer_taken(netns_fd, p->fwmark, p->route_table, &taken)))
 		return vg_error(err, "list routing rules of the namespace of %s", p->tunnel);
 	if (taken)
-		fprintf(stderr, "vpnguard-bpf: --fwmark 0x%x / --route-table %u: a routing rule in "
-			"the namespace of %s already uses the same mark or table\n", p->fwmark,
-			p->route_table, p->tunnel);
-	return taken ? -EINVAL : 0;
+		return vg_error(0, "--fwmark 0x%x / --route-table %u: a routing rule in the namespace "
+				"of %s already uses the same mark or table", p->fwmark, p->route_table,
+				p->tunnel) ?: -EINVAL;
+	return 0;
 }
 
 int vg_steering_check(__u64 id, int netns_fd, const struct vg_policy *p)

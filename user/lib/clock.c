@@ -29,3 +29,13 @@ int64_t vg_real_ns(void)
 {
 	return ns_of(CLOCK_REALTIME);
 }
+
+void vg_mono_coarse_outwait(uint64_t ns)
+{
+	uint64_t until = vg_mono_coarse_ns() + ns;
+	const struct timespec step = { 0, 1000000 };
+
+	do
+		nanosleep(&step, NULL);
+	while (vg_mono_coarse_ns() < until);
+}

@@ -16,4 +16,7 @@ uint64_t vg_mono_ns(void);
 uint64_t vg_mono_coarse_ns(void);
 int64_t vg_real_ns(void);
 
+/* Sleeps until the coarse clock, read now, has moved ns: watched, since its ticks can be late. */
+void vg_mono_coarse_outwait(uint64_t ns);
+
 #endif
