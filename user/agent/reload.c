@@ -74,7 +74,8 @@ int reload_set(struct agent *a, const char *why)
 
 		json_object_object_add(rec, "error", json_object_new_string(
 			cause[0] ? cause : strerror(-err)));
-		if (next)
+		/* Only a set that prepare began holds anything: a lock not taken left it unwritten. */
+		if (next && lock >= 0)
 			vg_guard_set_free(next);
 		free(next);
 	} else {
