@@ -1,4 +1,4 @@
-"""The agent's webhook alerts (issue 3), on the real kernel: leak, closing, reopening; a
+"""The agent's webhook alerts, on the real kernel: leak, closing, reopening; a
 receiver that hangs delays neither closing nor SIGTERM nor a reload; the [agent]
 webhook of a config file follows SIGHUP reloads.
 

@@ -1,4 +1,4 @@
-"""The agent follows the tunnel from netlink, and costs little (issue 3), on the real kernel:
+"""The agent follows the tunnel from netlink, and costs little, on the real kernel:
 link down/up/del/recreate reach the tunnel map within milliseconds; idle CPU, context
 switches and RSS.
 

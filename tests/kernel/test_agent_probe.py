@@ -1,4 +1,4 @@
-"""The agent's health probes through the tunnel (issue 3), on the real kernel.
+"""The agent's health probes through the tunnel, on the real kernel.
 
 World (tests/lib/vgagentcase.py): HOME with the WireGuard client, INET with the server
 and the "Internet" 198.51.100.1, where tools/echo_server.py tells each probe the address

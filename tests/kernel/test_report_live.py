@@ -1,4 +1,4 @@
-"""`vpnguard-bpf report` on a live agent's log (issue 13), on the real kernel: checks that
+"""`vpnguard-bpf report` on a live agent's log, on the real kernel: checks that
 passed give exit 0 and the address the echo saw; a check that sees the real address makes
 the report say leak and exit 3, with the attempt the guard then blocked put with it.
 

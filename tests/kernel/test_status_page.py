@@ -1,4 +1,4 @@
-"""The agent's status page (user/agent/status.html, issue 13), rendered by a real browser.
+"""The agent's status page (user/agent/status.html), rendered by a real browser.
 
 World: tests/tools/status_api_mock.py on 127.0.0.1 serves the page file as the agent does
 and, as /api/v1/status, one canned JSON of tests/tools/status_fixtures/ (or fails as a dead
@@ -9,7 +9,7 @@ Chromium runs with its own --user-data-dir under the test's tmp_path, every back
 service off and a dead proxy for anything not on loopback, and is ended by PID (its
 process group) also on failure. No kernel, no agent: these cases need no kernel lock.
 
-Fixtures for other cases of this file (the live agent, issue 13):
+Fixtures for other cases of this file (the live agent):
   render    a tests/lib/vgbrowser.py Browser: render(url, budget_ms=3000) -> Page (the
             dumped DOM, parsed); render.when(url, js, timeout) (real time);
             render.screenshot(url, path, size=(390, 844)); render.layout(origin, width)
