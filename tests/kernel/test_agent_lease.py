@@ -1,5 +1,5 @@
-"""Leases: a guard the agent no longer renews closes by itself; attaches beside the agent
-(issue 3), on the real kernel.
+"""Leases: a guard the agent no longer renews closes by itself; attaches beside the agent,
+on the real kernel.
 
 World: tests/lib/vgagentcase.py (HOME with the WireGuard client, INET with the "Internet"
 198.51.100.1 and the IP echo the probes ask; guarded UDP counted where it arrives: gtun
@@ -70,12 +70,18 @@ def test_sigkill_lease_closes(case):
 
 
 def test_no_agent_lease_runs_out(case):
-    """Case 12: attach --no-agent --lease 2s: open, then closed by itself about 2 s later."""
+    """Case 12: attach --no-agent --lease 2s: open, then closed by itself about 2 s later.
+
+    The lease starts somewhere inside the attach, so the bounds are taken from both ends of it:
+    a loaded machine that makes the attach or the status call slow moves neither."""
+    started = time.time()
     r = case.vg_run("attach", *case.guard(case.cg), "--no-agent", "--lease", "2s")
     t0 = time.time()
     assert r.returncode == 0, r.stderr
     g = case.status()
-    assert [g["state"], round(g["lease_left_s"] or 0)] == ["open", 2], g
+    left, since_start = g["lease_left_s"] or 0, time.time() - started
+    assert g["state"] == "open" and 2 - since_start - 0.05 <= left <= 2, \
+        f"lease left {left} s, {since_start:.3f} s after the attach started: {g}"
     case.gsend(case.cg, 2, 2)
     tc = None
     while time.time() - t0 < 5:
@@ -85,8 +91,9 @@ def test_no_agent_lease_runs_out(case):
         time.sleep(0.02)
     assert tc, "--no-agent --lease 2s: still open 5 s later"
     dt = ms(t0, tc)
-    f = fig(f"case 12: --no-agent --lease 2s: closed by itself {dt} ms after attach returned")
-    assert 1500 <= dt <= 2600, f"not closed about 2 s after the attach: {f}"
+    f = fig(f"case 12: --no-agent --lease 2s: closed by itself {dt} ms after attach returned "
+            f"({ms(started, tc)} ms after it started)")
+    assert ms(started, tc) >= 1950 and dt <= 2600, f"not closed about 2 s after the attach: {f}"
     case.gsend(case.cg, 2, 0, "closed")
 
 
