@@ -52,8 +52,8 @@ topo_tunnel_up
 say ""
 say "== (b) with vpnguard-bpf guarding the client's cgroup"
 log=$TOPO_DIR/events.jsonl
-# The status page and metrics at 9871 (docs/design.md), or the next free port: an agent that
-# guards this machine may hold it.
+# The status page and metrics at 9871 (README, "See that you are protected"), or the next free
+# port: an agent that guards this machine may hold it.
 http_port=$(python3 -c 'import socket
 for p in range(9871, 9971):
     s = socket.socket()

@@ -34,6 +34,16 @@ def _sigterm(*_):
     raise KeyboardInterrupt("SIGTERM")
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The figures the cases measured (vgagent.fig), also where -q hides a passing case's output:
+    CI's log keeps them."""
+    figures = getattr(sys.modules.get("vgagent"), "SESSION_FIGURES", None)
+    if figures:
+        terminalreporter.write_sep("-", "figures")
+        for f in figures:
+            terminalreporter.write_line(f"# {f}")
+
+
 def pytest_configure(config):
     signal.signal(signal.SIGTERM, _sigterm)
 

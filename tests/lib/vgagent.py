@@ -30,10 +30,12 @@ def fig(msg):
     for an assertion message."""
     print(f"# {msg}", flush=True)
     FIGURES.append(msg)
+    SESSION_FIGURES.append(msg)
     return msg
 
 
 FIGURES = []
+SESSION_FIGURES = []  # every module's, for the session's closing summary (tests/conftest.py)
 
 
 # -- the agent's JSON-lines log -------------------------------------------------------
