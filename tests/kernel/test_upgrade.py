@@ -6,9 +6,10 @@ full clone has it), its pin root moved to this session's. It attaches a guard;
 while a UDP and a TCP flood run through the tunnel, this version's attach takes
 the guard over: the old programs leave only once the new ones enforce. Not one
 allowed send may be refused, not one packet may leave off the tunnel, and the
-old guard's counters carry on.
+old guard's counters carry on. Pins it cannot reuse (a newer layout, a map of another
+shape) are refused with their real cause, and nothing changes.
 
-Run: pytest-3 tests/kernel/test_upgrade.py
+Run: pytest-3 tests/kernel/test_upgrade.py (one case: -k map-mismatch)
 """
 import json
 import os
@@ -99,3 +100,68 @@ def test_upgrade_under_flood(vg, previous_release, kernel_lock, topo):
         topo.stop(listener)
     finally:
         g.close()
+
+
+def bpftool_json(*args):
+    r = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, f"bpftool {' '.join(args)}: {r.stderr}"
+    return json.loads(r.stdout.strip() or "[]")  # nothing at all for a cgroup with no programs
+
+
+def cg_progs(cg):
+    return sorted(p["id"] for p in bpftool_json("cgroup", "show", cg))
+
+
+def newer_layout(root):
+    """vg_abi says a layout this binary does not know (a newer release's pins)."""
+    path = os.path.join(root, "vg_abi")
+    subprocess.run(["bpftool", "map", "update", "pinned", path, "key", *"0 0 0 0".split(),
+                    "value", *"99 0 0 0 0 0 0 0".split()], check=True)
+    return lambda: subprocess.run(["bpftool", "map", "update", "pinned", path, "key",
+                                   *"0 0 0 0".split(), "value", *"2 0 0 0 0 0 0 0".split()],
+                                  check=True)
+
+
+def foreign_map_pinned(root):
+    """A map of another shape where vg_ratelimit is pinned: libbpf cannot reuse it."""
+    path = os.path.join(root, "vg_ratelimit")
+    orig = bpftool_json("map", "show", "pinned", path)["id"]
+    os.unlink(path)
+    subprocess.run(["bpftool", "map", "create", path, "type", "hash", "key", "4", "value", "4",
+                    "entries", "1", "name", "vg_ratelimit"], check=True)
+
+    def undo():
+        os.unlink(path)
+        subprocess.run(["bpftool", "map", "pin", "id", str(orig), path], check=True)
+    return undo
+
+
+# id, what spoils the pins, what stderr must say (the real cause, not "Invalid argument")
+SPOILED = [
+    ("newer-layout", newer_layout, ("layout 99", "cannot reuse them", "detach every guard")),
+    ("map-mismatch", foreign_map_pinned, ("couldn't reuse pinned map", "vg_ratelimit")),
+]
+
+
+@pytest.mark.parametrize("spoil,says", [s[1:] for s in SPOILED], ids=[s[0] for s in SPOILED])
+def test_pins_it_cannot_reuse_refused(vg, kernel_lock, topo, spoil, says):
+    """Pins this binary cannot reuse as they are: attach exits 1 with the real cause (libbpf's
+    own warning included) and changes nothing; the guard there keeps enforcing."""
+    with Guard(vg, topo, topo.cgroup("a")) as a:
+        progs = cg_progs(a.cg)
+        undo = spoil(pin_root())
+        try:
+            b = topo.cgroup("b")
+            r = subprocess.run(Guard(vg, topo, b).argv(), capture_output=True, text=True,
+                               timeout=60)
+            assert r.returncode == 1, r
+            missing = [s for s in says if s not in r.stderr]
+            assert missing == [], f"stderr does not say {missing}: {r.stderr}"
+            assert cg_progs(b) == [], "a refused attach left programs on its cgroup"
+            assert cg_progs(a.cg) == progs, "a refused attach changed the guard that was there"
+        finally:
+            undo()
+        before = Snapshot(topo, a)
+        assert a.run([topo.vgprobe, "sendto", topo.inet_host6, "9"], "nobody") == \
+            "sent 0/1 errno EPERM"
+        before.expect(denied={"ipv6": 1})
