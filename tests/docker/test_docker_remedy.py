@@ -14,9 +14,10 @@ clients back (or pauses them).
                       then 10 s later, not at each of its starts (user/agent/restart_budget.h).
   on-closed           the tunnel is deleted: the guard is closed for its packets (no tunnel);
                       the clients are paused (stopped) within a fraction of a second, resumed
-                      (started) when the tunnel is back. What the agent holds when it stops
-                      (SIGTERM) or when a reload turns on-closed off is given back at once;
-                      the guard denies on in the kernel meanwhile.
+                      (started) when the tunnel is back. What the agent holds is given back
+                      when it stops (SIGTERM), when a reload turns on-closed off and when the
+                      guard is detached beside it (let go); the guard, still closed in the
+                      kernel, denies the resumed client in the first two.
 
 Run one case: cd tests && pytest-3 docker/test_docker_remedy.py -k 'pause'
 """
@@ -43,6 +44,10 @@ def docker_records(a, action):
 
 def restarts_of(a, c):
     return [r for r in docker_records(a, "restart") if r.get("id") == c.id]
+
+
+def unpauses_of(a, c):
+    return [r for r in docker_records(a, "unpause") if r.get("id") == c.id]
 
 
 def state_of(w, c):
@@ -166,13 +171,13 @@ def test_on_closed_holds_clients_while_the_tunnel_is_gone(world, vg, note, how, 
          f"tunnel back -> {resumed} in {resumed_s:.2f} s; 0 packets off the tunnel")
 
 
-def resumed_flood_denied(w, c, at):
-    """The resumed client floods again, and the guard, still in the kernel, denies it: 0 packets
-    off the tunnel (there is none)."""
+def resumed_flood_denied(w, c, at, reason="no_tunnel"):
+    """The resumed client floods again, and the guard, still in the kernel, denies it (reason):
+    0 packets off the tunnel."""
     c._pid = None
-    assert wait_until(lambda: at.denials_moved().get("no_tunnel", 0) > 100, 10, 0.1), \
-        f"the resumed client's flood is not denied (no_tunnel): {at.denials_moved()}"
-    at.expect(far={"mld": "*"}, denied="*")
+    assert wait_until(lambda: at.denials_moved().get(reason, 0) > 100, 10, 0.1), \
+        f"the resumed client's flood is not denied ({reason}): {at.denials_moved()}"
+    at.expect(far={"tunnel": "*", "mld": "*"}, denied="*")
 
 
 @pytest.mark.parametrize("how,held", [("pause", "paused"), ("stop", "exited")])
@@ -201,6 +206,8 @@ def test_on_closed_gives_the_clients_back_when_the_agent_stops(world, vg, note, 
 
 
 def test_a_reload_to_on_closed_none_gives_the_clients_back(world, vg, note):
+    """A reload needs the tunnel (one that is missing is refused): the guard is kept closed by
+    a probe that never passes instead (nothing listens on that port of the Internet host)."""
     w, t = world, world.t
     (c,) = flooding_clients(w, 1)
     cfg = os.path.join(t.dir, f"remedy.{w.s}.conf")
@@ -208,11 +215,11 @@ def test_a_reload_to_on_closed_none_gives_the_clients_back(world, vg, note):
     def config(on_closed):
         write_config(cfg, [], [("vpn", [("cgroup", w.slice), ("tunnel", t.wg_client),
                                         ("tunnel-container", w.vpn.name),
-                                        ("on-closed", on_closed)])])
+                                        ("probe-url", f"http://{t.inet_host}:7099/ip"),
+                                        ("probe-interval", "1s"), ("on-closed", on_closed)])])
     config("pause")
     a = w.agent("--config", cfg)
     at = Attempt(w.world, vg, gid_of(w.slice))
-    t.tunnel_down("del")
     assert wait_until(lambda: state_of(w, c) == "paused", 20, 0.05), \
         f"{c.name} is {state_of(w, c)}: {a.events('docker')}"
     config("none")
@@ -221,8 +228,37 @@ def test_a_reload_to_on_closed_none_gives_the_clients_back(world, vg, note):
     # The guard stays closed: only on-closed's being turned off gives the client back.
     assert wait_until(lambda: state_of(w, c) == "running", 15, 0.05), \
         f"{c.name} is {state_of(w, c)} {time.monotonic() - t0:.1f} s after the reload to " \
-        f"on-closed = none: {a.events('docker')}"
+        f"on-closed = none: {a.events('docker')}; reload records {a.events('reload')}"
     back_s = time.monotonic() - t0
-    resumed_flood_denied(w, c, at)
-    note(f"reload to on-closed = none while paused -> running in {back_s:.2f} s; "
-         f"the guard still denies it")
+    # The record is written once the engine has answered: a moment after the state changed.
+    assert wait_until(lambda: unpauses_of(a, c), 5, 0.05), a.events("docker")
+    rel = unpauses_of(a, c)
+    assert [r.get("result") for r in rel] == ["done"], a.events("docker")
+    resumed_flood_denied(w, c, at, "closed")
+    note(f"reload to on-closed = none while paused -> running in {back_s:.2f} s "
+         f"(why: {rel[0].get('why')!r}); the guard still denies it")
+
+
+def test_a_guard_let_go_gives_its_clients_back(world, vg, note):
+    """Detached by someone else while its client is paused: the agent lets the guard go (and,
+    with no guard left, exits), giving the client back first."""
+    w, t = world, world.t
+    (c,) = flooding_clients(w, 1)
+    # A tick a second: the agent sees the detach at its next tick.
+    a = remedy_agent(w, "--on-closed", "pause", "--probe-interval", "1s")
+    t.tunnel_down("del")
+    assert wait_until(lambda: state_of(w, c) == "paused", 20, 0.05), \
+        f"{c.name} is {state_of(w, c)}: {a.events('docker')}"
+    t0 = time.monotonic()
+    r = w.vg_run("detach", "--cgroup", w.slice)
+    assert r.returncode == 0, r.stderr
+    assert wait_until(lambda: state_of(w, c) == "running", 15, 0.05), \
+        f"{c.name} is {state_of(w, c)} {time.monotonic() - t0:.1f} s after the detach: " \
+        f"{a.events('docker')}"
+    back_s = time.monotonic() - t0
+    # The record is written once the engine has answered: a moment after the state changed.
+    assert wait_until(lambda: unpauses_of(a, c), 5, 0.05), a.events("docker")
+    rel = unpauses_of(a, c)
+    assert [(r.get("why"), r.get("result")) for r in rel] == [("guard let go", "done")], \
+        a.events("docker")
+    note(f"guard detached while its client was paused -> running {back_s:.2f} s later")

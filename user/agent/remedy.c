@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 #include "agent_state.h"
 #include "clock.h"
 #include "docker.h"
+#include "log.h"
 #include "remedy.h"
 #include "restart_budget.h"
 #include "status.h"
@@ -19,6 +21,12 @@
 
 /* A tunnel container not ready yet (not running, unhealthy), or an engine that failed: again this often. */
 #define RETRY_NS (5 * 1000000000LL)
+/*
+ * What the agent holds when it stops is given back within this: nobody else would (the next
+ * agent leaves paused containers alone and never sees stopped ones), and a stop must not wait
+ * long for an engine that does not answer.
+ */
+#define GIVE_BACK_NS (5 * 1000000000LL)
 
 /* What the agent keeps per guard, by name: it outlives reloads, which renumber the guards. */
 struct remedy_guard {
@@ -165,25 +173,49 @@ static void check_restart(struct agent *a, int g, struct remedy_guard *rg, struc
 		rg->restart_due = false;
 }
 
-static void check_on_closed(struct agent *a, int g, struct remedy_guard *rg, struct json_object *st, int64_t now)
+/* What rg holds is given back, once its job in flight is done and not at once after one that failed. */
+static void give_back(struct agent *a, const struct vg_guard_spec *spec, struct remedy_guard *rg,
+		      const char *why, int64_t now)
 {
-	const struct vg_guard_spec *spec = &a->set->specs[g];
-	char why[256];
-	bool open;
-
-	if (rg->busy || !st || (spec->o->on_closed == VG_ON_CLOSED_NONE && !rg->held))
+	if (!rg->held || rg->busy)
 		return;
 	if (now < rg->hold_retry_at) {
 		arm(a, rg->hold_retry_at);
 		return;
 	}
-	open = vg_guard_verdict(st, why, sizeof(why));
-	if (!open && !rg->held && spec->o->on_closed != VG_ON_CLOSED_NONE) {
+	queue(a, spec, rg, VG_REMEDY_RELEASE, why);
+}
+
+static void check_on_closed(struct agent *a, int g, struct remedy_guard *rg, struct json_object *st, int64_t now)
+{
+	const struct vg_guard_spec *spec = &a->set->specs[g];
+	char why[256];
+
+	/* Turned off by a reload while held: nothing would give the containers back when it opens. */
+	if (spec->o->on_closed == VG_ON_CLOSED_NONE) {
+		give_back(a, spec, rg, "on-closed turned off", now);
+		return;
+	}
+	if (rg->busy || !st)
+		return;
+	if (now < rg->hold_retry_at) {
+		arm(a, rg->hold_retry_at);
+		return;
+	}
+	if (vg_guard_verdict(st, why, sizeof(why))) {
+		give_back(a, spec, rg, why, now);
+	} else if (!rg->held) {
 		rg->held_how = spec->o->on_closed;
 		queue(a, spec, rg, VG_REMEDY_HOLD, why);
-	} else if (open && rg->held) {
-		queue(a, spec, rg, VG_REMEDY_RELEASE, why);
 	}
+}
+
+static const struct vg_guard_spec *spec_named(const struct vg_guard_set *s, const char *name)
+{
+	for (int g = 0; g < s->n; g++)
+		if (!strcmp(s->specs[g].name, name))
+			return &s->specs[g];
+	return NULL;
 }
 
 void remedy_check(struct agent *a)
@@ -198,8 +230,13 @@ void remedy_check(struct agent *a)
 		const struct vg_guard_spec *spec = &a->set->specs[g];
 		struct remedy_guard *rg;
 
-		if (!wants_remedy(spec->o) || a->groups[g].let_go || !(rg = guard_of(a->remedy, spec->name)))
+		if (!wants_remedy(spec->o) || !(rg = guard_of(a->remedy, spec->name)))
 			continue;
+		/* Detached by someone else: the agent keeps nothing of it, its containers included. */
+		if (a->groups[g].let_go) {
+			give_back(a, spec, rg, "guard let go", now);
+			continue;
+		}
 		/* What the kernel holds, read once for every guard (and only when one asks for it). */
 		if (!asked) {
 			asked = true;
@@ -210,14 +247,14 @@ void remedy_check(struct agent *a)
 		check_on_closed(a, g, rg, status_of(status, spec), now);
 	}
 	json_object_put(status);
-}
+	/* Here, not at the reload only: a hold in flight then is held once its result is in. */
+	for (int i = 0; i < a->remedy->n; i++) {
+		const struct vg_guard_spec *spec = spec_named(a->set, a->remedy->guards[i].name);
 
-static bool in_set(const struct vg_guard_set *s, const char *name)
-{
-	for (int g = 0; g < s->n; g++)
-		if (!strcmp(s->specs[g].name, name) && wants_remedy(s->specs[g].o))
-			return true;
-	return false;
+		if (!spec || !wants_remedy(spec->o))
+			give_back(a, NULL, &a->remedy->guards[i], spec ? "on-closed turned off" : "guard left the set",
+				  now);
+	}
 }
 
 void remedy_reloaded(struct agent *a)
@@ -237,10 +274,6 @@ void remedy_reloaded(struct agent *a)
 			rg->restart_due = true;
 		rg->vpn_netns = st.st_ino;
 	}
-	/* A guard that left the set (or its on-closed) gives back what it holds. */
-	for (int i = 0; r && i < r->n; i++)
-		if (r->guards[i].held && !r->guards[i].busy && !in_set(a->set, r->guards[i].name))
-			queue(a, NULL, &r->guards[i], VG_REMEDY_RELEASE, "guard left the set");
 	remedy_check(a);
 }
 
@@ -354,10 +387,76 @@ int remedy_init(struct agent *a)
 	return err < 0 ? vg_error(err, "agent: watch the engine's actions") : 0;
 }
 
+/* One record for a guard whose containers the agent's stop may leave held (ids: what it knows of). */
+static void left_held(struct agent *a, const struct remedy_guard *rg)
+{
+	struct json_object *rec = vg_log_record(VG_REC_DOCKER), *ids = json_object_new_array();
+	char error[96];
+
+	for (int i = 0; i < rg->n_held; i++)
+		json_object_array_add(ids, json_object_new_string(rg->held_ids[i]));
+	json_object_object_add(rec, "guard", json_object_new_string(rg->name));
+	json_object_object_add(rec, "action", json_object_new_string(
+		rg->held_how == VG_ON_CLOSED_STOP ? "start" : "unpause"));
+	json_object_object_add(rec, "ids", ids);
+	json_object_object_add(rec, "why", json_object_new_string("agent stopping"));
+	json_object_object_add(rec, "result", json_object_new_string("failed"));
+	snprintf(error, sizeof(error), "not given back within %lld s of the agent's stop: left as they are",
+		 GIVE_BACK_NS / 1000000000LL);
+	json_object_object_add(rec, "error", json_object_new_string(error));
+	agent_log(a, rec);
+	alert_send(a, rec, rg->held_how == VG_ON_CLOSED_STOP ? "could not start its containers" :
+		   "could not unpause its containers");
+	json_object_put(rec);
+}
+
+/*
+ * At the agent's stop, before the thread goes: every hold given back, each once (what fails
+ * says so in its record), within GIVE_BACK_NS. A hold in flight ends after its container and
+ * is given back too; restarts are not begun.
+ */
+static void give_back_all(struct agent *a)
+{
+	struct remedy *r = a->remedy;
+	int64_t until = (int64_t)vg_mono_ns() + GIVE_BACK_NS, left;
+	bool asked[MAX_GROUPS] = { false };
+	struct vg_remedy_result res;
+
+	if (!r->thread)
+		return;
+	vg_remedy_wind_down(r->thread);
+	for (;;) {
+		struct pollfd pfd = { .fd = r->efd, .events = POLLIN };
+		bool waiting = false;
+		uint64_t n;
+
+		for (int i = 0; i < r->n; i++) {
+			struct remedy_guard *rg = &r->guards[i];
+
+			if (rg->held && rg->n_held && !rg->busy && !asked[i]) {
+				asked[i] = true;
+				queue(a, NULL, rg, VG_REMEDY_RELEASE, "agent stopping");
+			}
+			waiting |= rg->busy;
+		}
+		left = until - (int64_t)vg_mono_ns();
+		if (!waiting || left <= 0)
+			break;
+		if (poll(&pfd, 1, (int)(left / 1000000) + 1) > 0)
+			(void)!read(r->efd, &n, sizeof(n));
+		while (vg_remedy_take(r->thread, &res))
+			took(a, &res);
+	}
+	for (int i = 0; i < r->n; i++)
+		if (r->guards[i].busy || (r->guards[i].n_held && !asked[i]))
+			left_held(a, &r->guards[i]);
+}
+
 void remedy_free(struct agent *a)
 {
 	if (!a->remedy)
 		return;
+	give_back_all(a);
 	vg_remedy_stop(a->remedy->thread);
 	a->remedy->timer = sd_event_source_unref(a->remedy->timer);
 	if (a->remedy->efd >= 0)

@@ -63,6 +63,12 @@ int vg_remedy_queue(struct vg_remedy *r, const struct vg_remedy_job *job);
 /* The oldest result; false when there is none. */
 bool vg_remedy_take(struct vg_remedy *r, struct vg_remedy_result *out);
 
+/*
+ * From now on only releases run: restarts and holds queued are not begun (their
+ * results are empty), one in flight ends after the container it acts on.
+ */
+void vg_remedy_wind_down(struct vg_remedy *r);
+
 /* Stops after the action in flight (up to a minute: a container that is stopping). NULL: nothing. */
 void vg_remedy_stop(struct vg_remedy *r);
 

@@ -19,6 +19,7 @@ struct vg_remedy {
 	char sock[PATH_MAX];
 	int notify_fd;
 	struct vg_worker w;
+	atomic_bool winding;        /* the agent stops: releases only (vg_remedy_wind_down) */
 	struct vg_remedy_job *jobs[QUEUE_LEN];
 	int jobs_head, n_jobs;
 	struct vg_remedy_result results[QUEUE_LEN];
@@ -138,7 +139,8 @@ static int each_running(struct vg_remedy *r, const struct vg_remedy_job *j, stru
 		       "stop" : "pause", NULL, NULL, rc, err, 0);
 		return rc;
 	}
-	for (int i = 0; i < n && !atomic_load(&r->w.stop); i++)
+	/* The agent's stop cuts a restart or hold short here: what a hold took so far is given back. */
+	for (int i = 0; i < n && !atomic_load(&r->w.stop) && !atomic_load(&r->winding); i++)
 		if ((!strcmp(list[i].state, "running") || !strcmp(list[i].state, "paused")) &&
 		    !vg_docker_inspect(r->sock, list[i].id, &c, err, sizeof(err)) && c.running)
 			fn(r, j, res, &c, ctx);
@@ -248,12 +250,13 @@ static void *run(void *arg)
 		struct vg_remedy_result res = { .kind = j->kind, .records = json_object_new_array() };
 
 		snprintf(res.guard, sizeof(res.guard), "%s", j->guard);
-		if (j->kind == VG_REMEDY_RESTART)
-			run_restart(r, j, &res);
-		else if (j->kind == VG_REMEDY_HOLD)
-			each_running(r, j, &res, hold_if_ours, NULL);
-		else
+		/* Winding down, a restart or hold is not begun: its empty result frees the guard's turn. */
+		if (j->kind == VG_REMEDY_RELEASE)
 			run_release(r, j, &res);
+		else if (j->kind == VG_REMEDY_RESTART && !atomic_load(&r->winding))
+			run_restart(r, j, &res);
+		else if (j->kind == VG_REMEDY_HOLD && !atomic_load(&r->winding))
+			each_running(r, j, &res, hold_if_ours, NULL);
 		job_free(j);
 		push_result(r, &res);
 	}
@@ -318,6 +321,12 @@ bool vg_remedy_take(struct vg_remedy *r, struct vg_remedy_result *out)
 	}
 	pthread_mutex_unlock(&r->w.lock);
 	return got;
+}
+
+void vg_remedy_wind_down(struct vg_remedy *r)
+{
+	if (r)
+		atomic_store(&r->winding, true);
 }
 
 void vg_remedy_stop(struct vg_remedy *r)
