@@ -10,6 +10,7 @@ Chromium run on loopback, with their data in the case's directory, and end by PI
 Run one case:  VPNGUARD_BIN=... pytest-3 -s tests/kernel/test_http.py -k prometheus
 """
 import concurrent.futures
+import datetime
 import json
 import os
 import socket
@@ -152,6 +153,46 @@ def test_status_api_is_status_json_and_what_the_agent_knows(case, served):
     assert g["timeline"][-1]["state"] == "open" and g["state_since"]
     b = g["recent_blocked"][0]
     assert (b["reason"], b["comm"], b["dst"], b["dport"]) == ("ipv6", "vgprobe", "2001:db8::2", 9), b
+
+
+def api_time(s):
+    """An /api/v1/status time ("2026-12-02T01:00:00.000Z") in seconds since 1970."""
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def test_timeline_not_open_while_the_tunnel_is_gone(case, served, tunnel_back):
+    """The tunnel deleted under a probed, open guard: the kernel denies everything, so the
+    timeline has the guard closed (why tunnel_down) from the deletion (within 1 s, before
+    the probes could fail three times), and not open again until the tunnel is back;
+    state_since moves with it."""
+    a, t = case.http_agent, case.t
+
+    def guard():
+        return next(g for g in json.loads(get(served + "/api/v1/status")[2])["guards"]
+                    if g["cgroup_id"] == case.gid)
+
+    before = guard()
+    assert before["timeline"][-1]["state"] == "open", before["timeline"]
+    m = a.log.mark()
+    t_del = time.time()
+    t.tunnel_down("del")
+    assert a.log.wait(TDOWN, since=m, timeout=5), f"no tunnel_down record: {a.log.tail()}"
+    g = guard()
+    gone = [e for e in g["timeline"] if api_time(e["time"]) >= t_del - 0.05]
+    assert gone and gone[0]["state"] != "open" and gone[0]["why"] == "tunnel_down", g["timeline"]
+    assert api_time(gone[0]["time"]) - t_del < 1.0, (t_del, gone[0])
+    assert g["state_since"] == gone[0]["time"] != before["state_since"], g
+    # The probes fail meanwhile (3 in a row close the guard): nothing opens it.
+    time.sleep(3.5)
+    t_up = time.time()
+    t.tunnel_up()
+    assert wait_until(lambda: guard()["timeline"][-1]["state"] == "open", 10), guard()["timeline"]
+    g = guard()
+    after = [e for e in g["timeline"] if api_time(e["time"]) >= t_del - 0.05]
+    opened = [e for e in after if e["state"] == "open"]
+    assert api_time(opened[0]["time"]) >= t_up, f"open while the tunnel was gone: {after}"
+    assert api_time(g["state_since"]) >= t_up, g["state_since"]
 
 
 def test_guard_in_a_new_cgroup_keeps_its_history(case):

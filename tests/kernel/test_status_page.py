@@ -101,6 +101,11 @@ def blocking_tunnel_gone(page):
     assert g.k("tunnel") == "wg0 in /run/netns/vpn (NOT present)"
     assert g.denied() == {"no_tunnel": 17, "dns": 3}
     assert g.recent()[0]["Destination"] == "203.0.113.9:6881 udp"
+    # The tunnel's absences (closed, why tunnel_down) drawn apart from the agent's closings.
+    assert g.timeline() == ["open", "no_tunnel", "open", "no_tunnel"]
+    assert g.k("timeline-summary") == \
+        "open 95.8% (23 h), closed 0% (0 s), tunnel down 4.2% (1 h); closed 2 times"
+    assert g.k("since") == "30 min ago (2026-12-02 00:30:00)"
 
 
 def closed_real_ip(page):
