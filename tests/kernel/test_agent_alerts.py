@@ -8,6 +8,7 @@ The receivers are tools/webhook_sink.py on 127.0.0.1 (root netns). Each case has
 fresh guard, agent and receivers. Run one:
     VPNGUARD_BIN=... pytest-3 -s tests/kernel/test_agent_alerts.py -k hanging
 """
+import os
 import re
 import time
 
@@ -79,6 +80,30 @@ def test_webhook_alerts(case):
     case.echo.start()
     assert a.log.wait(OPEN, since=m, timeout=6), "does not reopen when the echo is back"
     assert wait_until(lambda: len(h.posts()) >= 5, 5), f"no 5th alert: {h.log.tail()}"
+    assert a.stop() == 0
+
+
+def test_secrets_never_printed(case):
+    """Case 7: a webhook URL and a probe URL that carry a token in their query: the webhook's
+    failed tries and the probes' failures are said on stderr and in the log with the query
+    redacted, never the token."""
+    secret = f"s3cret{os.getpid()}"
+    a = case.agent("c7s", *case.guard(case.cg), "--probe-url",
+                   f"{case.url('/json')}?token={secret}", "--probe-interval", "1s",
+                   "--webhook", f"http://127.0.0.1:1/hook?token={secret}")
+    assert a.log.wait(OPEN, timeout=6), f"the guard does not open: {a.log.tail()}"
+    assert wait_until(lambda: a.stderr().count("webhook") >= 2, 10, 0.2), \
+        f"the failed POSTs of the opening are not said on stderr: {a.stderr()[-500:]}"
+    m = a.log.mark()
+    case.echo.stop()
+    assert a.log.wait(CLOSED, since=m, timeout=8), "the guard does not close with the echo down"
+    case.echo.start()
+    with open(a.log.path, errors="replace") as f:
+        said = {"stderr": a.stderr(), "log": f.read()}
+    printed = [line for v in said.values() for line in v.splitlines() if secret in line]
+    assert printed == [], f"the token is printed: {printed[:3]}"
+    assert "hook?token=<redacted>" in said["stderr"], \
+        f"the webhook's failures do not name its URL, redacted: {said['stderr'][-500:]}"
     assert a.stop() == 0
 
 

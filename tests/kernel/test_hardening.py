@@ -9,6 +9,7 @@ Run one case: pytest-3 tests/kernel/test_hardening.py -k concurrent
 import json
 import os
 import shutil
+import stat
 import subprocess
 import threading
 import time
@@ -269,8 +270,8 @@ def test_runtime_failure_exits_1(vg, kernel_lock, topo):
 
 
 def test_log_disk_full(vg, kernel_lock, topo):
-    """Item 10: a full disk loses records, counted and said once; no line is cut; once there
-    is room again a 'log' record says how many were lost."""
+    """Item 10: a new log is made 0600; a full disk loses records, counted and said once; no
+    line is cut; once there is room again a 'log' record says how many were lost."""
     d = os.path.join(topo.dir, "small")
     os.mkdir(d)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], check=True)
@@ -278,6 +279,7 @@ def test_log_disk_full(vg, kernel_lock, topo):
         log = os.path.join(d, "events.jsonl")
         g = Guard(vg, topo, topo.cgroup("g"), agent=True, log=log)
         with g:
+            assert stat.S_IMODE(os.stat(log).st_mode) == 0o600, "a new log is not root's alone"
             filler = os.path.join(d, "filler")
             subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k", "count=64"],
                            capture_output=True)
