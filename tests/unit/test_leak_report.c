@@ -33,6 +33,10 @@ struct row {
 #define G ",\"guard\":\"torrent\",\"cgroups\":[\"/sys/fs/cgroup/unified/vpn.slice\"]"
 #define STATE(s, why) "\"event\":\"state\"" G ",\"state\":\"" s "\",\"why\":\"" why "\""
 #define PROBE(why) "\"event\":\"probe\"" G ",\"why\":\"" why "\""
+/* The watch's records as the agent writes them for a guard of its set (with its name). */
+#define TUNNEL(ev, ifindex) "\"event\":\"" ev "\"" G ",\"cgroup_id\":7,\"tunnel\":\"wg0\",\"ifindex\":" #ifindex
+#define TDOWN TUNNEL("tunnel_down", 0)
+#define TUP TUNNEL("tunnel_up", 9)
 
 static struct vg_leak_report *feed(const struct row *rows)
 {
@@ -131,6 +135,21 @@ static const struct account_case {
 	  500 + 300, 200, 0, "open", "open", false },
 	{ "a change at the window's very start",
 	  { { 0, STATE("closed", "probe_failed") }, END }, 0, 1000, 0, "unknown", "closed", false },
+	/* Without its tunnel the guard lets nothing out, whatever the last state record said. */
+	{ "the tunnel gone under an open guard: closed until it is back",
+	  { { -30, STATE("open", "probe_passed") }, { 200, TDOWN }, { 500, TUP }, END },
+	  700, 300, 0, "open", "open", false },
+	{ "the tunnel gone before the window: closed at its start",
+	  { { -30, STATE("open", "probe_passed") }, { -10, TDOWN }, { 400, TUP }, END },
+	  600, 400, 0, "closed", "open", false },
+	{ "probes fail without the tunnel; back, closed until one passes",
+	  { { -30, STATE("open", "probe_passed") }, { 100, TDOWN }, { 130, STATE("closed", "probe_failed") },
+	    { 300, TUP }, { 310, STATE("open", "probe_passed") }, END },
+	  100 + 690, 210, 0, "open", "open", false },
+	{ "no state known: closed while the tunnel is gone, unknown again after",
+	  { { 200, TDOWN }, { 300, TUP }, END }, 0, 100, 900, "unknown", "unknown", false },
+	{ "still gone at the window's end",
+	  { { -30, STATE("open", "probe_passed") }, { 900, TDOWN }, END }, 900, 100, 0, "open", "closed", false },
 };
 
 static void test_accounting(void **state)
@@ -166,6 +185,29 @@ static void test_protected_pct(void **state)
 	rep = report_of(unknown);
 	assert_null(get(guard(rep, 0), "protected_pct"));
 	assert_true(num(guard(rep, 0), "unknown_s") == WINDOW_S);
+	json_object_put(rep);
+}
+
+/* The tunnel's time: not protected, its part of closed_s named, a change each way, no check. */
+static void test_tunnel_time(void **state)
+{
+	(void)state;
+	static const struct row rows[] = {
+		{ -50, STATE("open", "probe_passed") }, { 250, TDOWN }, { 250, TDOWN }, { 500, TUP }, END
+	};
+	struct json_object *rep = report_of(rows), *g = guard(rep, 0), *ch = get(g, "changes");
+
+	assert_true(num(g, "protected_pct") == 75.0);
+	assert_true(num(g, "closed_s") == 250 && num(g, "tunnel_down_s") == 250);
+	/* The second record (another cgroup of the guard) is no second change. */
+	assert_int_equal(json_object_array_length(ch), 2);
+	assert_string_equal(vg_json_str(json_object_array_get_idx(ch, 0), "state"), "closed");
+	assert_string_equal(vg_json_str(json_object_array_get_idx(ch, 0), "why"), "tunnel_down");
+	assert_string_equal(vg_json_str(json_object_array_get_idx(ch, 1), "state"), "open");
+	assert_string_equal(vg_json_str(json_object_array_get_idx(ch, 1), "why"), "tunnel_up");
+	assert_int_equal(json_object_get_int(get(g, "checks.total")), 0);
+	assert_int_equal(json_object_get_int(get(rep, "events.tunnel_down")), 2);
+	assert_int_equal(json_object_get_int(get(rep, "events.tunnel_up")), 1);
 	json_object_put(rep);
 }
 
@@ -584,6 +626,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_accounting),
 		cmocka_unit_test(test_protected_pct),
+		cmocka_unit_test(test_tunnel_time),
 		cmocka_unit_test(test_changes_and_seen),
 		cmocka_unit_test(test_no_duration),
 		cmocka_unit_test(test_changes_capped),
