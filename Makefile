@@ -147,7 +147,7 @@ demo: deps
 	bash scripts/demo.sh
 
 bench: deps
-	$(MAKE) all $(OUT)/vgbench $(OUT)/vghelpers $(OUT)/empty.bpf.o
+	$(MAKE) all $(OUT)/vgbench $(OUT)/vghelpers $(OUT)/vgproginfo $(OUT)/empty.bpf.o
 	bash tests/bench/run.sh
 
 # The binary, the service and slice, the daily report's service and timer, the logrotate file, the man pages,
@@ -186,6 +186,10 @@ $(OUT)/helpers.skel.h: $(OUT)/helpers.bpf.o
 	$(BPFTOOL) gen skeleton $< name helpers_bpf > $@
 
 $(OUT)/vghelpers: tests/bench/helpers.c $(OUT)/helpers.skel.h
+	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
+
+# The programs' runs, times and sizes for make bench's programs table.
+$(OUT)/vgproginfo: tests/bench/proginfo.c | $(OUT)
 	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
 
 # compare_builds.py --floor: a program that allows everything at each of vpnguard's hooks.

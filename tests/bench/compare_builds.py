@@ -22,13 +22,12 @@ hooks (tests/bench/empty.bpf.c), attached with bpftool. Its figures are the kern
 program at those hooks, which no change to vpnguard's programs can take away; a build's figures
 above them are its rules.
 
-Needs root, build/vgbench (make build/vgbench; build/empty.bpf.o for --floor) and the kernel
-tests' lock, which it holds.
+Needs root, build/vgbench and build/vgproginfo (make build/vgbench build/vgproginfo;
+build/empty.bpf.o for --floor) and the kernel tests' lock, which it holds.
 """
 import argparse
 import contextlib
 import functools
-import json
 import os
 import shutil
 import statistics
@@ -42,6 +41,7 @@ from vgguard import kernel_lock_held  # noqa: E402
 from vgtopo import Topology  # noqa: E402
 
 VGBENCH = os.path.join(REPO, "build", "vgbench")
+VGPROGINFO = os.path.join(REPO, "build", "vgproginfo")
 EMPTY_OBJ = os.path.join(REPO, "build", "empty.bpf.o")
 # tests/bench/empty.bpf.c's programs and the hooks they go to, vpnguard's seven
 FLOOR_HOOKS = ("sock_create", "connect4", "connect6", "sendmsg4", "sendmsg6", "setsockopt",
@@ -66,11 +66,10 @@ def run(*argv):
 
 def prog_stats(cg):
     """{program name: (run_cnt, run_time_ns)} of the programs attached to cg."""
-    out = run("bpftool", "-j", "cgroup", "show", cg).strip()
     stats = {}
-    for p in json.loads(out) if out else []:
-        info = json.loads(run("bpftool", "-j", "prog", "show", "id", str(p["id"])))
-        stats[info["name"]] = (info.get("run_cnt", 0), info.get("run_time_ns", 0))
+    for line in run(VGPROGINFO, cg).splitlines():
+        name, runs, ns = line.split()[:3]
+        stats[name] = (int(runs), int(ns))
     return stats
 
 
@@ -140,12 +139,12 @@ def floor_attached(t, cg, tunnel):
     attached = []
     try:
         for hook in FLOOR_HOOKS:
-            run("bpftool", "cgroup", "attach", cg, hook, "pinned", f"{pins}/floor_{hook}", "multi")
+            run("bpftool", "cgroup", "attach", cg, hook, "pinned", f"{pins}/fl_{hook}", "multi")
             attached.append(hook)
         yield
     finally:
         for hook in attached:
-            run("bpftool", "cgroup", "detach", cg, hook, "pinned", f"{pins}/floor_{hook}")
+            run("bpftool", "cgroup", "detach", cg, hook, "pinned", f"{pins}/fl_{hook}")
         shutil.rmtree(pins)
 
 

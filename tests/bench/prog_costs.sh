@@ -8,17 +8,21 @@
 # cgroup of its own: the kernel's path into a program, which vpnguard's rules
 # sit on top of. BENCH_PERF=DIR adds `perf record -g` profiles.
 
-# The hooks of tests/bench/empty.bpf.c's programs (floor_HOOK), vpnguard's seven.
+# The hooks of tests/bench/empty.bpf.c's programs (fl_HOOK), vpnguard's seven.
 FLOOR_HOOKS="sock_create connect4 connect6 sendmsg4 sendmsg6 setsockopt egress"
 
-prog_counts() { # CGROUP: "NAME RUNS RUN_NS" for each program attached to it
-	local id
-	for id in $(bpftool -j cgroup show "$1" | python3 -c 'import json, sys; print(*(p["id"] for p in json.load(sys.stdin)))'); do
-		bpftool -j prog show id "$id" | python3 -c '
-import json, sys
-p = json.load(sys.stdin)
-print(p["name"], p.get("run_cnt", 0), p.get("run_time_ns", 0))'
-	done
+# CGROUP: "NAME RUNS RUN_NS" for each program attached to it (build/vgproginfo).
+prog_counts() { "$VGPROGINFO" "$1" | cut -d' ' -f1-3 || die "vgproginfo $1"; }
+
+# prog_sizes CONFIG: what the verifier walked and what it and the JIT made of each program on
+# $RUN_CG, the instruction counts the per-run times sit beside.
+prog_sizes() {
+	local name verified xlated jited
+	while read -r name _ _ verified xlated jited; do
+		sample prog_size "$1" "$name.verified_insns" "$verified"
+		sample prog_size "$1" "$name.xlated_insns" "$xlated"
+		sample prog_size "$1" "$name.jited_bytes" "$jited"
+	done < <("$VGPROGINFO" "$RUN_CG" || die "vgproginfo $RUN_CG")
 }
 
 # prog_cost CONFIG WORKLOAD OPS CMD...: one run of CMD in $RUN_CG; each of its programs' runs
@@ -43,7 +47,7 @@ floor_attach() {
 	FLOOR_PINS=/sys/fs/bpf/vgbench-floor-$$
 	bpftool prog loadall "$EMPTY_OBJ" "$FLOOR_PINS" || die "cannot load $EMPTY_OBJ"
 	for hook in $FLOOR_HOOKS; do
-		bpftool cgroup attach "$CG_FLOOR" "$hook" pinned "$FLOOR_PINS/floor_$hook" multi ||
+		bpftool cgroup attach "$CG_FLOOR" "$hook" pinned "$FLOOR_PINS/fl_$hook" multi ||
 			die "cannot attach the floor's $hook program"
 	done
 }
@@ -91,9 +95,11 @@ run_prog_costs() {
 	bpf_stats_was=$(sysctl -n kernel.bpf_stats_enabled) || die "no kernel.bpf_stats_enabled"
 	sysctl -qw kernel.bpf_stats_enabled=1 || die "cannot set kernel.bpf_stats_enabled"
 	RUN_CG=$CG_GUARD
+	prog_sizes vpnguard
 	prog_costs_of vpnguard
 	floor_attach
 	RUN_CG=$CG_FLOOR
+	prog_sizes floor
 	prog_costs_of floor
 	sysctl -qw kernel.bpf_stats_enabled="$bpf_stats_was"
 	bpf_stats_was=

@@ -101,6 +101,7 @@ def build(runs, args):
     w["agent_footprint"] = dict(unit="kB RSS", none=None, nft=None, vpnguard=fp.pop("rss_kb"), **fp)
     return {
         "bpf_programs": prog_costs(runs),
+        "bpf_program_sizes": prog_sizes(runs),
         "helpers": load_helpers(args.helpers),
         "kernel": args.kernel,
         "clocksource": args.clocksource,
@@ -144,6 +145,36 @@ def programs_of(runs, cfg, workload):
     return progs
 
 
+SIZE_FIELDS = ("verified_insns", "xlated_insns", "jited_bytes")
+
+
+def prog_sizes(runs):
+    """{config: {program: {verified_insns, xlated_insns, jited_bytes}}} (prog_costs.sh)."""
+    out = {}
+    for (w, key), v in runs.items():
+        name, _, field = key.rpartition(".")
+        if w != "prog_size" or field not in SIZE_FIELDS:
+            continue
+        for cfg, values in v.items():
+            out.setdefault(cfg, {}).setdefault(name, {})[field] = int(values[-1])
+    return out
+
+
+def prog_size_lines(sizes):
+    if not sizes:
+        return []
+    lines = ["What each program is: the instructions the verifier walked (every path, so more "
+             "than any one run executes), the instructions it left after its rewrites, and the "
+             "JIT's bytes:", "",
+             "| configuration | program | verified insns | xlated insns | JIT bytes |",
+             "| --- | --- | ---: | ---: | ---: |"]
+    for cfg, progs in sizes.items():
+        for name, p in sorted(progs.items()):
+            lines.append(f"| {cfg} | {name} | " +
+                         " | ".join(str(p.get(f, "–")) for f in SIZE_FIELDS) + " |")
+    return lines + [""]
+
+
 def all_programs(progs):
     return sum(p["ns_per_op"] for p in progs.values())
 
@@ -164,7 +195,7 @@ def load_helpers(path):
 REFRESH_ONLY = ("hash_lookup_u64", "ktime_get_boot_ns", "ktime_get_ns", "hash_lookup_tunnel_key",
                 "devmap_hash_lookup", "percpu_hash_lookup_counter", "get_current_pid_tgid")
 # Not in the programs at all: what the same lookup costs in other kinds of map, and what the
-# socket storage and socket cookie the programs used before issue 16 cost, to compare.
+# socket storage and socket cookie the programs once used cost, to compare.
 COMPARE_ONLY = ("array_lookup", "percpu_array_lookup", "sk_storage_get", "sk_storage_get_create",
                 "sk_fullsock", "get_socket_cookie")
 
@@ -308,6 +339,7 @@ def markdown(r):
         "",
     ]
     lines += prog_cost_lines(r.get("bpf_programs"))
+    lines += prog_size_lines(r.get("bpf_program_sizes"))
     lines += helper_lines(r.get("helpers"))
     u, c, b, lk = w["udp_sendto"], w["connect"], w["tcp_bulk"], w["leak_window"]
     if None not in u["overhead"].values():

@@ -48,6 +48,7 @@ repo=$(cd "$here/../.." && pwd)
 VG=$repo/build/vpnguard-bpf
 VGBENCH=$repo/build/vgbench
 VGHELPERS=$repo/build/vghelpers
+VGPROGINFO=$repo/build/vgproginfo
 EMPTY_OBJ=$repo/build/empty.bpf.o
 ROUNDS=${BENCH_ROUNDS:-21}
 BULK_ROUNDS=${BENCH_BULK_ROUNDS:-7}
@@ -367,9 +368,9 @@ require_root
 for t in ip nft wg wireguard-go iperf3 taskset python3 timeout flock bpftool; do
 	command -v "$t" >/dev/null || die "missing tool: $t (sh scripts/install-deps.sh)"
 done
-if [ ! -x "$VG" ] || [ ! -x "$VGBENCH" ] || [ ! -x "$VGHELPERS" ] || [ ! -x "$TOPO_VGPROBE" ] ||
-	[ ! -r "$EMPTY_OBJ" ]; then
-	die "build first: make all build/vgbench build/vghelpers build/empty.bpf.o"
+if [ ! -x "$VG" ] || [ ! -x "$VGBENCH" ] || [ ! -x "$VGHELPERS" ] || [ ! -x "$VGPROGINFO" ] ||
+	[ ! -x "$TOPO_VGPROBE" ] || [ ! -r "$EMPTY_OBJ" ]; then
+	die "build first: make all build/vgbench build/vghelpers build/vgproginfo build/empty.bpf.o"
 fi
 WORK=$(mktemp -d /tmp/vgbench.XXXXXX) || die "mktemp"
 SAMPLES=$WORK/samples.tsv
