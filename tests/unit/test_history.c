@@ -138,7 +138,7 @@ static void test_tunnel_down_is_not_open(void **state)
 	history_tunnel(&h, 40, false);
 	history_change(&h, 41, true, NULL);
 	history_tunnel(&h, 42, true);
-	assert_int_equal(h.n, 5);
+	assert_int_equal(h.n, 6);
 	assert_last(&h, 42, true, "tunnel_up");
 }
 

@@ -196,6 +196,7 @@ static void test_tunnel_time(void **state)
 		{ -50, STATE("open", "probe_passed") }, { 250, TDOWN }, { 250, TDOWN }, { 500, TUP }, END
 	};
 	struct json_object *rep = report_of(rows), *g = guard(rep, 0), *ch = get(g, "changes");
+	char *text;
 
 	assert_true(num(g, "protected_pct") == 75.0);
 	assert_true(num(g, "closed_s") == 250 && num(g, "tunnel_down_s") == 250);
@@ -208,6 +209,9 @@ static void test_tunnel_time(void **state)
 	assert_int_equal(json_object_get_int(get(g, "checks.total")), 0);
 	assert_int_equal(json_object_get_int(get(rep, "events.tunnel_down")), 2);
 	assert_int_equal(json_object_get_int(get(rep, "events.tunnel_up")), 1);
+	text = vg_leak_report_text(rep);
+	assert_non_null(strstr(text, "closed 4m 10s (4m 10s of it without the tunnel), unknown 0s: 75.00% protected"));
+	free(text);
 	json_object_put(rep);
 }
 

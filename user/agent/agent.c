@@ -34,6 +34,15 @@ void agent_add_guard(struct json_object *rec, const struct vg_guard_spec *spec)
 	json_object_object_add(rec, "cgroups", list);
 }
 
+const struct vg_guard_spec *agent_spec_of(const struct agent *a, __u64 id)
+{
+	for (int g = 0; g < a->set->n; g++)
+		for (int i = 0; i < a->set->specs[g].n_cgroups; i++)
+			if (a->set->specs[g].cgroups[i].id == id)
+				return &a->set->specs[g];
+	return NULL;
+}
+
 static int on_ringbuf(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct agent *a = userdata;

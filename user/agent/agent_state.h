@@ -83,6 +83,8 @@ struct agent {
 void agent_log(struct agent *a, struct json_object *rec);
 /* rec's "guard" and "cgroups" fields from spec. */
 void agent_add_guard(struct json_object *rec, const struct vg_guard_spec *spec);
+/* The guard of the set that holds cgroup id, or NULL. */
+const struct vg_guard_spec *agent_spec_of(const struct agent *a, __u64 id);
 
 /* watch.c: watches the namespace of every tunnel-mode guard pinned now (the old ones dropped). */
 int watches_add_source(struct agent *a);
@@ -139,6 +141,8 @@ void history_state(struct agent *a, const struct vg_guard_spec *spec, bool open,
 void history_probe(struct agent *a, const struct vg_guard_spec *spec, const struct vg_probe_result *r,
 		   enum vg_why why);
 void history_blocked(struct agent *a, struct json_object *rec);
+/* The tunnel of the guard of cgroup id is there or not (the netlink watch's view, each refresh). */
+void history_tunnel_seen(struct agent *a, __u64 id, bool present);
 /* guard (an object of vg_status_json) with what the agent knows of it. */
 void history_add_json(struct agent *a, struct json_object *guard);
 

@@ -15,8 +15,6 @@
 #include "history.h"
 #include "policy.h"
 
-#define DAY_NS (24LL * 3600 * 1000000000)
-
 int history_init(struct agent *a)
 {
 	a->hist = calloc(HISTORY_SLOTS, sizeof(*a->hist));
@@ -64,41 +62,12 @@ void history_blocked(struct agent *a, struct json_object *rec)
 	a->blocked_next = (a->blocked_next + 1) % HISTORY_BLOCKED;
 }
 
-static struct json_object *time_json(int64_t ns)
-{
-	char buf[64];
-
-	vg_format_time(ns, buf, sizeof(buf));
-	return json_object_new_string(buf);
-}
-
-static struct json_object *timeline_json(const struct history *h, int64_t now)
-{
-	struct json_object *list = json_object_new_array();
-	int first = 0;
-
-	/* The state at the window's start is the last change before it. */
-	for (int i = 0; i < h->n; i++)
-		if (h->changes[(h->head + i) % HISTORY_CHANGES].time_ns <= now - DAY_NS)
-			first = i;
-	for (int i = first; i < h->n; i++) {
-		const struct history_change *c = &h->changes[(h->head + i) % HISTORY_CHANGES];
-		struct json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "time", time_json(c->time_ns > now - DAY_NS ? c->time_ns : now - DAY_NS));
-		json_object_object_add(o, "state", json_object_new_string(c->open ? "open" : "closed"));
-		json_object_object_add(o, "why", c->why ? json_object_new_string(c->why) : NULL);
-		json_object_array_add(list, o);
-	}
-	return list;
-}
-
 static struct json_object *probe_json(const struct history *h)
 {
 	struct json_object *o = json_object_new_object();
 	char seen[INET6_ADDRSTRLEN];
 
-	json_object_object_add(o, "time", time_json(h->last.done_ns));
+	json_object_object_add(o, "time", history_time_json(h->last.done_ns));
 	json_object_object_add(o, "seen", h->last.ip_ok ?
 			       json_object_new_string(vg_addr_str(&h->last.seen, seen, sizeof(seen))) : NULL);
 	json_object_object_add(o, "verdict", json_object_new_string(vg_why_name(h->last_why)));
@@ -126,19 +95,19 @@ static struct json_object *blocked_json(const struct agent *a, __u64 id)
 	return list;
 }
 
-static const struct vg_guard_spec *spec_of(const struct agent *a, __u64 id)
+void history_tunnel_seen(struct agent *a, __u64 id, bool present)
 {
-	for (int g = 0; g < a->set->n; g++)
-		for (int i = 0; i < a->set->specs[g].n_cgroups; i++)
-			if (a->set->specs[g].cgroups[i].id == id)
-				return &a->set->specs[g];
-	return NULL;
+	const struct vg_guard_spec *spec = agent_spec_of(a, id);
+	struct history *h = spec ? history_slot(a->hist, spec, true) : NULL;
+
+	if (h)
+		history_tunnel(h, vg_real_ns(), present);
 }
 
 void history_add_json(struct agent *a, struct json_object *guard)
 {
 	__u64 id = json_object_get_uint64(json_object_object_get(guard, "cgroup_id"));
-	const struct vg_guard_spec *spec = spec_of(a, id);
+	const struct vg_guard_spec *spec = agent_spec_of(a, id);
 	const struct history *h = spec ? history_slot(a->hist, spec, false) : NULL;
 	int64_t now = vg_real_ns();
 
@@ -147,8 +116,8 @@ void history_add_json(struct agent *a, struct json_object *guard)
 	if (!h)
 		return;
 	if (history_last(h))
-		json_object_object_add(guard, "state_since", time_json(history_last(h)->time_ns));
-	json_object_object_add(guard, "timeline", timeline_json(h, now));
+		json_object_object_add(guard, "state_since", history_time_json(history_last(h)->time_ns));
+	json_object_object_add(guard, "timeline", history_timeline_json(h, now));
 	json_object_object_add(guard, "last_probe", h->probed ? probe_json(h) : NULL);
 	if (h->last_success_ns)
 		json_object_object_add(guard, "probe_last_success_unix",

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <linux/types.h>
+#include <json-c/json.h>
 #include "guards.h"
 #include "health.h"
 
@@ -22,14 +23,18 @@
 
 struct history_change {
 	int64_t time_ns;
-	bool open;
-	const char *why;                /* static (vg_why_name) or NULL */
+	bool open;                      /* the kernel lets traffic out: the agent's open, the tunnel there */
+	bool no_tunnel;                 /* closed because the tunnel is missing */
+	const char *why;                /* static (vg_why_name, "tunnel_down", "tunnel_up") or NULL */
 };
 
 struct history {
 	char name[sizeof(((struct vg_conf_guard *)0)->name)];  /* the spec's; "": a free slot */
 	struct history_change changes[HISTORY_CHANGES];  /* a ring, oldest at head */
 	int head, n;
+	/* What the agent holds (probes, lease) and whether the tunnel is there: changes are both's. */
+	bool agent_known, agent_open, tunnel_missing;
+	const char *agent_why;
 	bool probed;
 	enum vg_why last_why;
 	struct vg_probe_result last;
@@ -40,9 +45,19 @@ struct history {
 struct history *history_slot(struct history *slots, const struct vg_guard_spec *spec, bool make);
 /* The set is now specs: the slots of guards not in it are freed. */
 void history_keep(struct history *slots, const struct vg_guard_spec *specs, int n);
-/* The guard is open or closed from at: kept when it is a change. */
+/* The agent holds the guard open or closed from at: kept when the guard's state changes. */
 void history_change(struct history *h, int64_t at, bool open, const char *why);
+/*
+ * The guard's tunnel is present or missing from at. Missing, the kernel denies
+ * everything whatever the agent holds: a closed change (why tunnel_down), and
+ * on its return the agent's state (why tunnel_up when that is open).
+ */
+void history_tunnel(struct history *h, int64_t at, bool present);
 /* The last change kept, NULL before the first. */
 const struct history_change *history_last(const struct history *h);
+/* A time as /api/v1/status has them. */
+struct json_object *history_time_json(int64_t ns);
+/* The changes of the day before now, the first dated at the day's start when older. */
+struct json_object *history_timeline_json(const struct history *h, int64_t now);
 
 #endif

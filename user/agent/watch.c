@@ -18,7 +18,11 @@
 static void log_tunnel(struct agent *a, __u64 id, const struct vg_policy *p, int ifindex, __u64 seen_us)
 {
 	struct json_object *rec = vg_log_record(ifindex ? VG_REC_TUNNEL_UP : VG_REC_TUNNEL_DOWN);
+	const struct vg_guard_spec *spec = agent_spec_of(a, id);
 
+	/* The guard's name too: report counts the time without the tunnel as the guard's. */
+	if (spec)
+		agent_add_guard(rec, spec);
 	json_object_object_add(rec, "cgroup_id", json_object_new_uint64(id));
 	json_object_object_add(rec, "tunnel", json_object_new_string(p->tunnel));
 	json_object_object_add(rec, "ifindex", json_object_new_int(ifindex));
@@ -57,6 +61,8 @@ static void refresh_watch(struct agent *a, struct watch *w, __u64 seen_us)
 
 		if (err)
 			vg_error(err, "agent: refresh guard %" PRIu64, (uint64_t)key);
+		/* Every refresh, not only changes: a tunnel missing when the watch began is a time closed. */
+		history_tunnel_seen(a, key, after != 0);
 		if (before != after) {
 			log_tunnel(a, key, &p, after, seen_us);
 			changed = true;

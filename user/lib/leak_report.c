@@ -18,11 +18,13 @@ struct guard {
 	char *name;
 	bool cgroup_only;               /* no guard's record names its cgroup: name is that cgroup */
 	struct json_object *cgroups;    /* distinct paths, as the records name them */
-	enum state state, at_start;
+	enum state state, at_start;     /* state: the last state or check's; at_start: shown() */
+	bool no_tunnel;                 /* a tunnel_down record, no tunnel_up since */
 	bool started;                   /* a record in the window was seen: at_start is set */
 	int64_t since, last_t;
 	bool any;                       /* last_t is set */
-	int64_t ns[3];                  /* per enum state, inside the window */
+	int64_t ns[3];                  /* per enum state shown, inside the window */
+	int64_t tunnel_ns;              /* of ns[ST_CLOSED], the time without the tunnel */
 	struct json_object *changes;
 	int64_t changes_omitted;
 	int64_t checks;
@@ -108,6 +110,12 @@ static void guard_add_cgroups(struct guard *g, struct json_object *list)
 	}
 }
 
+/* Without its tunnel the kernel lets nothing out, whatever the records said of the state. */
+static enum state shown(const struct guard *g)
+{
+	return g->no_tunnel ? ST_CLOSED : g->state;
+}
+
 /* The time from the guard's last record (or the window's start) to t, to the state it was in. */
 static void guard_account(struct vg_leak_report *r, struct guard *g, int64_t t)
 {
@@ -115,8 +123,11 @@ static void guard_account(struct vg_leak_report *r, struct guard *g, int64_t t)
 
 	if (t > r->to)
 		t = r->to;
-	if (t > since)
-		g->ns[g->state] += t - since;
+	if (t > since) {
+		g->ns[shown(g)] += t - since;
+		if (g->no_tunnel)
+			g->tunnel_ns += t - since;
+	}
 	if (t >= since)
 		g->since = t;
 }
@@ -139,28 +150,85 @@ static void check_seen(struct guard *g, const char *ip, const char *why, const c
 		json_object_object_add(s, "real_ip", json_object_new_boolean(1));
 }
 
-/* A state or probe record: the guard's state, its check, what it saw. */
-static void guard_round(struct vg_leak_report *r, struct json_object *rec, const char *event, int64_t t)
+/* A change of the guard's shown state (or of its cause) at rec's time; the latest kept. */
+static void guard_change(struct guard *g, struct json_object *rec, const char *state, const char *why)
 {
-	const char *name = vg_json_str(rec, "guard"), *why = vg_json_str(rec, "why") ?: "-",
-		   *state = vg_json_str(rec, "state"), *seen = vg_json_str(rec, "seen");
-	bool is_state = !strcmp(event, "state");
-	enum state s = ST_UNKNOWN;
-	struct json_object *dur;
+	struct json_object *c = json_object_new_object();
+	const char *seen = vg_json_str(rec, "seen"), *error = vg_json_str(rec, "error");
+
+	json_object_object_add(c, "time", json_object_new_string(vg_json_str(rec, "time")));
+	json_object_object_add(c, "state", json_object_new_string(state));
+	json_object_object_add(c, "why", json_object_new_string(why));
+	if (seen)
+		json_object_object_add(c, "seen", json_object_new_string(seen));
+	if (error)
+		json_object_object_add(c, "error", json_object_new_string(error));
+	if (json_object_array_length(g->changes) >= VG_REPORT_MAX_CHANGES) {
+		json_object_array_del_idx(g->changes, 0, 1);
+		g->changes_omitted++;
+	}
+	json_object_array_add(g->changes, c);
+}
+
+/* The guard rec names, when rec is in its order (the clock did not step back); NULL: counted. */
+static struct guard *guard_of_record(struct vg_leak_report *r, struct json_object *rec, const char *name, int64_t t)
+{
 	struct guard *g;
 
 	if (!name || !(g = guard_get(r, name, false))) {
 		r->garbage++;
-		return;
+		return NULL;
 	}
 	if (g->any && t < g->last_t) {
 		r->unordered++;
-		return;
+		return NULL;
 	}
-	r->records++;
 	g->any = true;
 	g->last_t = t;
 	guard_add_cgroups(g, json_object_object_get(rec, "cgroups"));
+	return g;
+}
+
+/* The window began at or before t: the state the guard was in then is set. */
+static void guard_start(struct guard *g)
+{
+	if (!g->started) {
+		g->started = true;
+		g->at_start = shown(g);
+	}
+}
+
+/* A tunnel record of a guard: closed from tunnel_down, back to its state at tunnel_up. */
+static void guard_tunnel(struct vg_leak_report *r, struct json_object *rec, struct guard *g, bool down, int64_t t)
+{
+	bool changed = g->no_tunnel != down;
+
+	if (t < r->from) {
+		/* Before the window: only whether the tunnel was there when it began. */
+		g->no_tunnel = down;
+		return;
+	}
+	guard_start(g);
+	guard_account(r, g, t);
+	g->no_tunnel = down;
+	/* One change for the guard, not one per cgroup's record. */
+	if (changed)
+		guard_change(g, rec, state_names[shown(g)], down ? "tunnel_down" : "tunnel_up");
+}
+
+/* A state or probe record: the guard's state, its check, what it saw. */
+static void guard_round(struct vg_leak_report *r, struct json_object *rec, const char *event, int64_t t)
+{
+	const char *why = vg_json_str(rec, "why") ?: "-",
+		   *state = vg_json_str(rec, "state"), *seen = vg_json_str(rec, "seen");
+	bool is_state = !strcmp(event, "state");
+	enum state s = ST_UNKNOWN;
+	struct json_object *dur;
+	struct guard *g = guard_of_record(r, rec, vg_json_str(rec, "guard"), t);
+
+	if (!g)
+		return;
+	r->records++;
 	if (is_state)
 		s = state && !strcmp(state, "open") ? ST_OPEN : state && !strcmp(state, "closed") ? ST_CLOSED : ST_UNKNOWN;
 	else if (!strcmp(why, "probe_passed"))
@@ -173,10 +241,7 @@ static void guard_round(struct vg_leak_report *r, struct json_object *rec, const
 			g->state = s;
 		return;
 	}
-	if (!g->started) {
-		g->started = true;
-		g->at_start = g->state;
-	}
+	guard_start(g);
 	guard_account(r, g, t);
 	if (s != ST_UNKNOWN)
 		g->state = s;
@@ -195,24 +260,8 @@ static void guard_round(struct vg_leak_report *r, struct json_object *rec, const
 		check_seen(g, seen, why, vg_json_str(rec, "time"));
 	if (!strcmp(why, "real_ip"))
 		g->leak = true;
-	if (!is_state)
-		return;
-
-	struct json_object *c = json_object_new_object();
-	const char *error = vg_json_str(rec, "error");
-
-	json_object_object_add(c, "time", json_object_new_string(vg_json_str(rec, "time")));
-	json_object_object_add(c, "state", json_object_new_string(state ?: "unknown"));
-	json_object_object_add(c, "why", json_object_new_string(why));
-	if (seen)
-		json_object_object_add(c, "seen", json_object_new_string(seen));
-	if (error)
-		json_object_object_add(c, "error", json_object_new_string(error));
-	if (json_object_array_length(g->changes) >= VG_REPORT_MAX_CHANGES) {
-		json_object_array_del_idx(g->changes, 0, 1);
-		g->changes_omitted++;
-	}
-	json_object_array_add(g->changes, c);
+	if (is_state)
+		guard_change(g, rec, state ?: "unknown", why);
 }
 
 static void blocked_record(struct vg_leak_report *r, struct json_object *rec)
@@ -260,6 +309,16 @@ void vg_leak_report_record(struct vg_leak_report *r, struct json_object *rec)
 	if (!strcmp(event, "state") || !strcmp(event, "probe")) {
 		guard_round(r, rec, event, t);
 		return;
+	}
+	/* A guard's tunnel record (older agents named no guard in them): its time, then counted below. */
+	bool down = !strcmp(event, "tunnel_down");
+
+	if ((down || !strcmp(event, "tunnel_up")) && vg_json_str(rec, "guard")) {
+		struct guard *g = guard_of_record(r, rec, vg_json_str(rec, "guard"), t);
+
+		if (!g)
+			return;
+		guard_tunnel(r, rec, g, down, t);
 	}
 	if (t < r->from) {
 		r->outside++;
@@ -397,7 +456,7 @@ static struct json_object *guard_json(struct vg_leak_report *r, struct guard *g)
 	int64_t known;
 
 	if (!g->started)
-		g->at_start = g->state;
+		g->at_start = shown(g);
 	guard_account(r, g, r->to);
 	json_object_object_add(o, "guard", g->cgroup_only ? NULL : json_object_new_string(g->name));
 	json_object_object_add(o, "cgroups", json_object_get(g->cgroups));
@@ -405,6 +464,7 @@ static struct json_object *guard_json(struct vg_leak_report *r, struct guard *g)
 	json_object_object_add(o, "open_s", seconds(g->ns[ST_OPEN]));
 	json_object_object_add(o, "closed_s", seconds(g->ns[ST_CLOSED]));
 	json_object_object_add(o, "unknown_s", seconds(g->ns[ST_UNKNOWN]));
+	json_object_object_add(o, "tunnel_down_s", seconds(g->tunnel_ns));
 	if (known) {
 		double pct = 100.0 * (double)g->ns[ST_OPEN] / (double)known;
 		char s[16];
@@ -415,7 +475,7 @@ static struct json_object *guard_json(struct vg_leak_report *r, struct guard *g)
 		json_object_object_add(o, "protected_pct", NULL);
 	}
 	json_object_object_add(o, "state_at_start", json_object_new_string(state_names[g->at_start]));
-	json_object_object_add(o, "state_now", json_object_new_string(state_names[g->state]));
+	json_object_object_add(o, "state_now", json_object_new_string(state_names[shown(g)]));
 	json_object_object_add(o, "changes", json_object_get(g->changes));
 	json_object_object_add(o, "changes_omitted", json_object_new_int64(g->changes_omitted));
 	json_object_object_add(checks, "total", json_object_new_int64(g->checks));

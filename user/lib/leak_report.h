@@ -10,10 +10,13 @@
  *  - time open, closed and unknown in [from, to]: a state record says the
  *    state; a probe record that passed means open and one that saw a wrong
  *    address or gluetun not running means closed (either would have been a
- *    state record otherwise); a failed probe says nothing. The state before
- *    the first record the log has is unknown; after the last, it lasts to
- *    `to`. protected_pct is open / (open + closed): the share of the known
- *    time in which the checks passed and traffic went out by the tunnel.
+ *    state record otherwise); a failed probe says nothing. From a tunnel_down
+ *    record that names the guard to its tunnel_up the guard is closed
+ *    whatever those say (the kernel denies everything without the tunnel):
+ *    tunnel_down_s is that part of closed_s. The state before the first
+ *    record the log has is unknown; after the last, it lasts to `to`.
+ *    protected_pct is open / (open + closed): the share of the known time in
+ *    which the checks passed and traffic went out by the tunnel.
  *  - each state change, the checks by why, the addresses they saw, and
  *    whether one was a --real-ip (why real_ip): a leak.
  *  - blocked attempts by reason, by comm, and the 10 commonest destinations.

@@ -100,7 +100,7 @@ static void guard_text(FILE *f, struct json_object *g)
 			   *checks = json_object_object_get(g, "checks"), *seen = json_object_object_get(g, "seen"),
 			   *b = json_object_object_get(g, "blocked"), *top = json_object_object_get(b, "top_destinations");
 	const char *name = vg_json_str(g, "guard"), *pct = vg_json_str(g, "protected_pct");
-	char open[32], closed[32], unknown[32], list[1024] = "";
+	char open[32], closed[32], unknown[32], tunnel[64] = "", list[1024] = "";
 	size_t at = 0;
 
 	for (size_t i = 0; i < json_object_array_length(cgs) && at < sizeof(list); i++) {
@@ -112,7 +112,13 @@ static void guard_text(FILE *f, struct json_object *g)
 	vg_format_span(num(g, "open_s"), open, sizeof(open));
 	vg_format_span(num(g, "closed_s"), closed, sizeof(closed));
 	vg_format_span(num(g, "unknown_s"), unknown, sizeof(unknown));
-	say(f, "  open %s, closed %s, unknown %s: %s%s", open, closed, unknown, pct ?: "no state known",
+	if (num(g, "tunnel_down_s") > 0) {
+		char span[32];
+
+		vg_format_span(num(g, "tunnel_down_s"), span, sizeof(span));
+		snprintf(tunnel, sizeof(tunnel), " (%s of it without the tunnel)", span);
+	}
+	say(f, "  open %s, closed %s%s, unknown %s: %s%s", open, closed, tunnel, unknown, pct ?: "no state known",
 	    pct ? "% protected" : "");
 	say(f, "  state at the start: %s; at the end: %s", vg_json_str(g, "state_at_start"), vg_json_str(g, "state_now"));
 	if (json_object_array_length(ch) || json_object_get_int64(json_object_object_get(g, "changes_omitted")))
