@@ -71,11 +71,15 @@ def test_concurrent_attach(vg, kernel_lock, topo):
 
 
 def test_pins_removed_no_agent(vg, kernel_lock, topo):
-    """Item 2: rm -rf of the pins leaves the programs on the cgroup; detach still removes them."""
+    """Item 2: rm -rf of the pins leaves the programs on the cgroup, and status says so (not
+    "no guards attached"); detach still removes them."""
     with Guard(vg, topo, topo.cgroup("g"), "--dns", topo.resolver) as g:
         shutil.rmtree(pin_root())
         progs = vg_programs(g.cg)
         assert sorted(progs) == sorted(HOOKS), progs
+        r = subprocess.run([vg, "status"], capture_output=True, text=True, timeout=60)
+        rel = os.path.relpath(g.cg, topo.cg2)
+        assert r.returncode == 0 and "no pins" in r.stdout and rel in r.stdout, r
         before = Snapshot(topo)
         assert g.run([topo.vgprobe, "sendto", topo.rogue_dns, "53"], "nobody") == "sent 0/1 errno EPERM"
         assert g.run([topo.vgprobe, "sendto", topo.inet_host, "9"], "nobody") == "sent 1/1"
