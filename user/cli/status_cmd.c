@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "docker.h"
 #include "event_fmt.h"
 #include "loader.h"
+#include "pins.h"
 #include "status.h"
 #include "verdict.h"
 
@@ -97,7 +99,16 @@ int vg_cmd_status(bool json)
 	if (json) {
 		puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	} else if (!json_object_array_length(guards)) {
-		puts("no guards attached");
+		char first[PATH_MAX] = "";
+		int n = vg_pins_missing(first, sizeof(first));
+
+		if (n > 0)
+			printf("no guards pinned in %s, but vpnguard's programs still enforce on %d "
+			       "cgroup(s) with no pins (%s%s): the agent pins its own again within an "
+			       "interval, `vpnguard-bpf detach` takes them off\n", vg_pin_root(), n, first,
+			       n > 1 ? ", ..." : "");
+		else
+			puts("no guards attached");
 	} else {
 		for (size_t i = 0; i < json_object_array_length(guards); i++)
 			print_guard(json_object_array_get_idx(guards, i));

@@ -192,11 +192,36 @@ out:
 	return err ? err : made;
 }
 
-static int found;
+/* Does a guard of this root sit on cg_fd (its id: id) with its pins gone? */
+static bool unpinned_here(int cg_fd, __u64 id)
+{
+	int fds[VG_N_CGROUP_HOOKS], any = 0;
+	bool unpinned;
 
-static int restore_dir(const char *path, const struct stat *st, int type, struct FTW *ftw)
+	for (int i = 0; i < VG_N_CGROUP_HOOKS; i++) {
+		fds[i] = vg_attached_prog(cg_fd, vg_cgroup_hooks[i], id);
+		any |= fds[i] >= 0;
+	}
+	unpinned = any && !vg_pins_present(id) && of_this_root(fds);
+	for (int i = 0; i < VG_N_CGROUP_HOOKS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return unpinned;
+}
+
+/* The walk over every cgroup: restore (pin again) or only count, and the first path found. */
+static struct {
+	bool restore;
+	int found;
+	char *first;
+	size_t len;
+	size_t mnt_len;
+} walk;
+
+static int guard_dir(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
 	int fd;
+	bool hit;
 
 	(void)ftw;
 	if (type != FTW_D)
@@ -205,21 +230,36 @@ static int restore_dir(const char *path, const struct stat *st, int type, struct
 	if (fd < 0)
 		return 0;
 	/* A guard's programs sit on its own cgroup: their guard id is the directory's inode. */
-	if (vg_pins_restore(fd, st->st_ino) >= 0)
-		found++;
+	hit = walk.restore ? vg_pins_restore(fd, st->st_ino) >= 0 : unpinned_here(fd, st->st_ino);
 	close(fd);
+	if (hit && !walk.found++ && walk.first)
+		snprintf(walk.first, walk.len, "%s", path[walk.mnt_len] ? path + walk.mnt_len : "/");
 	return 0;
 }
 
-int vg_pins_restore_all(void)
+static int walk_cgroups(bool restore, char *first, size_t len)
 {
 	char mnt[PATH_MAX];
 	int err = vg_cgroup2_mount(mnt, sizeof(mnt));
 
 	if (err)
 		return err;
-	found = 0;
-	if (nftw(mnt, restore_dir, 16, FTW_PHYS | FTW_MOUNT))
+	walk.restore = restore;
+	walk.found = 0;
+	walk.first = first;
+	walk.len = len;
+	walk.mnt_len = strlen(mnt);
+	if (nftw(mnt, guard_dir, 16, FTW_PHYS | FTW_MOUNT))
 		return -errno;
-	return found;
+	return walk.found;
+}
+
+int vg_pins_restore_all(void)
+{
+	return walk_cgroups(true, NULL, 0);
+}
+
+int vg_pins_missing(char *first, size_t len)
+{
+	return walk_cgroups(false, first, len);
 }

@@ -24,4 +24,11 @@ int vg_pins_restore(int cg_fd, __u64 id);
 /* vg_pins_restore for every cgroup v2 directory that holds a guard's programs; how many it found. */
 int vg_pins_restore_all(void);
 
+/*
+ * How many cgroups hold this root's guard programs with their pins gone
+ * (enforced, but invisible to status and bpftool until pinned again); the
+ * first one's path below the cgroup2 mount in first. Changes nothing.
+ */
+int vg_pins_missing(char *first, size_t len);
+
 #endif
