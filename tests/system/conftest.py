@@ -9,7 +9,8 @@ Debian 12 booted with systemd as PID 1.
   hybrid_machine, bare_machine(nspawn args)
             a machine of the test's own in a topology of its own (the topo fixture): on the
             host's hybrid cgroup layout, or given less than NSPAWN_BPF
-  figures   the measured times, printed at the end of the run
+  figures   the measured times and the floods' counts (sent, through the tunnel, off it, the
+            program-count polls), printed in pytest's terminal summary at the end of the run
 
 tests/conftest.py applies too (root, tools, the session's own pin root, vg: make all,
 which builds build/vgprobe, the machine's flood tool). What cannot run fails.

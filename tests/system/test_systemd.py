@@ -10,6 +10,8 @@ Each case brings the machine to the state it needs (installed, configured, runni
 """
 import json
 import os
+import re
+import threading
 import time
 
 import pytest
@@ -112,6 +114,47 @@ def off_tunnel_refused(m):
 
 def ms(a, b):
     return (int(b) - int(a)) / 1e3
+
+
+class ProgCount:
+    """The slice's program count (host bpftool) polled in a thread of its own until stop():
+    the counts seen, how many polls, the largest gap between two (a window nobody looked in)."""
+
+    def __init__(self, host_cg, every=0.02):
+        self.cg, self.every = host_cg, every
+        self.seen, self.polls, self.gap, self.error = set(), 0, 0.0, None
+        self._end = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self):
+        last = None
+        try:
+            while not self._end.is_set():
+                self.seen.add(len(cg_progs(self.cg)))
+                now = time.monotonic()
+                self.polls += 1
+                self.gap = max(self.gap, now - last) if last is not None else 0.0
+                last = now
+                self._end.wait(self.every)
+        except Exception as e:  # noqa: BLE001 - handed to stop()
+            self.error = e
+
+    def stop(self):
+        self._end.set()
+        self._thread.join(30)
+        if self.error:
+            raise self.error
+        return self
+
+    def figure(self):
+        return (f"programs {'/'.join(map(str, sorted(self.seen)))} at all {self.polls} polls, "
+                f"largest gap {self.gap * 1e3:.0f} ms")
+
+
+def leaks(moved):
+    """What arrived at the far side off the tunnel (Snapshot.expect's moved)."""
+    return sum(v for k, v in moved.items() if k != "tunnel")
 
 
 # -- 1. enable --now: READY with the guard attached, before docker.service -------------------------
@@ -277,13 +320,12 @@ def test_agent_killed(machine, debs, figures, sig, restarts):
     n0 = int(m.show("vpnguard.service", "NRestarts")["NRestarts"])
     before = Snapshot(t)
     f = flooding(m)
-    seen = set()
+    polled = ProgCount(host_slice)
     try:
         t0 = time.monotonic()
         m.systemctl("kill", f"--signal={sig}", "--kill-whom=main", "vpnguard.service")
 
         def back():
-            seen.add(len(cg_progs(host_slice)))
             if not restarts:
                 return m.systemctl("is-active", "vpnguard", check=False).stdout.strip() != "active"
             s = m.show("vpnguard.service", "ActiveState", "MainPID")
@@ -300,16 +342,19 @@ def test_agent_killed(machine, debs, figures, sig, restarts):
         else:
             time.sleep(3)  # no restart comes
             assert m.systemctl("is-active", "vpnguard", check=False).stdout.strip() == "inactive"
-        for _ in range(20):  # and it stays as it is for a second
-            seen.add(len(cg_progs(host_slice)))
-            time.sleep(0.05)
-        assert seen == {len(PROGS)}, f"the slice's programs counted {seen} in between"
+        time.sleep(1)  # and it stays as it is for a second
+        polled.stop()
+        assert polled.seen == {len(PROGS)}, \
+            f"the slice's programs counted {polled.seen} in between ({polled.figure()})"
         assert off_tunnel_refused(m)
     finally:
+        polled.stop()
         rep = f.stop()
     assert rep.get("ok", 0) > 0 and rep.get("failed") == 0, rep["line"]
-    before.expect(far={"tunnel": f">={rep['ok'] * 9 // 10}"})
-    print(f"flood across SIG{sig}: {rep['line']}")
+    moved = before.expect(far={"tunnel": f">={rep['ok'] * 9 // 10}"})
+    figures[f"SIG{sig} under the flood"] = (
+        f"sent {rep['ok']} (failed {rep['failed']}), through the tunnel {moved['tunnel']}, "
+        f"off it {leaks(moved)}; {polled.figure()}")
 
 
 # -- 5. upgrade under a flood; remove and purge -----------------------------------------------------
@@ -328,16 +373,25 @@ def test_upgrade_under_flood(machine, debs, figures):
         udp = flooding(m)
         tcp = m.flood(f"tcp {t.inet_host} 7000 --interval-us 2000 --seconds 300")
         time.sleep(1)
+        polled = ProgCount(m.host_cgroup(SLICE))
         try:
             took = apt_install(m, debs["current"])
             time.sleep(1)
+            polled.stop()
             assert udp.alive() and tcp.alive()
         finally:
+            polled.stop()
             reps = {"udp": udp.stop(), "tcp": tcp.stop()}
         for kind, rep in reps.items():
             assert rep.get("ok", 0) > 0 and rep.get("failed") == 0, f"{kind}: {rep['line']}"
-        before.expect(far={"tunnel": f">={reps['udp']['ok'] * 9 // 10}"})
+        moved = before.expect(far={"tunnel": f">={reps['udp']['ok'] * 9 // 10}"})
         figures["apt-get install of the new version under the floods"] = f"{took:.1f} s"
+        assert polled.seen == {len(PROGS)}, \
+            f"the slice's programs counted {polled.seen} across the upgrade ({polled.figure()})"
+        figures[f"upgrade 0.0.9 -> {debs['version']} under the floods"] = (
+            f"udp sent {reps['udp']['ok']}, tcp writes {reps['tcp']['ok']} (reconnects "
+            f"{reps['tcp'].get('reopened', 0)}), failed 0; through the tunnel {moved['tunnel']} "
+            f"packets, off it {leaks(moved)}; {polled.figure()} (apt-get install and 1 s)")
     finally:
         t.stop(listener)
     assert installed_version(m) == debs["version"]
@@ -345,7 +399,6 @@ def test_upgrade_under_flood(machine, debs, figures):
     s = m.show("vpnguard.service", "ActiveState", "MainPID")
     assert s["ActiveState"] == "active" and int(s["MainPID"]) != pid, s
     assert_guarded(m.host_cgroup(SLICE))
-    print(f"floods across the upgrade: {reps}")
 
 
 REMOVALS = [
@@ -380,6 +433,95 @@ def test_removal(machine, debs, how, gone, kept):
     if how == "remove":
         m.run(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "purge", "-y", "-q",
                "vpnguard-bpf"], check=True, timeout=300)
+
+
+# -- 6. the man pages and the completion, as a Debian user meets them --------------------------------
+def installed(m, debs):
+    """The current package installed (the service as it is)."""
+    if installed_version(m) != debs["version"]:
+        fresh(m, debs)
+        apt_install(m, debs["current"])
+
+
+MAN_PAGES = [
+    # what is asked for, the package's file man -w must resolve it to
+    ("vpnguard-bpf", "/usr/share/man/man8/vpnguard-bpf.8.gz"),
+    ("vpnguard.conf", "/usr/share/man/man5/vpnguard.conf.5.gz"),
+]
+
+
+@pytest.mark.parametrize("page,path", MAN_PAGES, ids=[p[0] for p in MAN_PAGES])
+def test_man_page(machine, debs, page, path):
+    """man-db finds the page by its name among the installed ones (the package's file) and
+    renders it at MANWIDTH=80 without one groff warning (--warnings; MAN_KEEP_STDERR keeps
+    what groff says)."""
+    m = machine
+    installed(m, debs)
+    r = m.run(["man", "-w", page])
+    assert (r.returncode, r.stdout.strip()) == (0, path), r.stdout + r.stderr
+    owner = m.run(["dpkg-query", "-S", path]).stdout.strip()
+    assert owner == f"vpnguard-bpf: {path}", owner
+    r = m.run(["env", "MANWIDTH=80", "MAN_KEEP_STDERR=1", "man", "--warnings", page])
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    lines = r.stdout.splitlines()
+    # The whole page: its header's title is its footer's, and SEE ALSO, near the end, is there.
+    assert "SEE ALSO" in lines and lines[-1].split()[-1] == lines[0].split()[0], lines[:1] + lines[-1:]
+
+
+# bash as an interactive one completes: bash-completion sourced; the command has no spec yet,
+# so the default one (-D, bash-completion's loader) runs and must return 124 having loaded it
+# by the command's name; then the spec's function, its COMPREPLY one a line after the spec.
+COMPLETE = r"""
+source /usr/share/bash-completion/bash_completion || exit 90
+COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
+fn_of() { local s=${1##*-F }; printf '%s' "${s%% *}"; }
+if ! spec=$(complete -p "$1" 2>/dev/null); then
+    "$(fn_of "$(complete -p -D)")" "$1" "$cur" "$prev"
+    [ $? -eq 124 ] || exit 91
+    spec=$(complete -p "$1") || exit 92
+fi
+printf '%s\n' "$spec"
+"$(fn_of "$spec")" "$1" "$cur" "$prev"
+printf '%s\n' "${COMPREPLY[@]}"
+"""
+
+
+def usage(m):
+    """{command: [its options]} of `vpnguard-bpf --help` inside, read as the completion reads
+    it (a line "vpnguard-bpf CMD" starts a command, its options run to the next)."""
+    out = m.run(["vpnguard-bpf", "--help"], check=True).stdout
+    cmds, cmd = {}, None
+    for line in out.splitlines():
+        head = re.match(r"\s*vpnguard-bpf\s+(\S+)", line)
+        if head:
+            cmd = None if head.group(1).startswith("-") else head.group(1)
+            if cmd:
+                cmds[cmd] = []
+        for opt in re.findall(r"--[a-z][a-z-]*", line) if cmd else []:
+            if opt not in cmds[cmd]:  # "--cgroup PATH [--cgroup PATH]..." is one option
+                cmds[cmd].append(opt)
+    return cmds
+
+
+COMPLETIONS = [
+    # id, words after the command (the last is the one completed), what --help says it offers
+    ("commands", [""], lambda u: list(u) + ["--help", "--version"]),
+    ("attach-options", ["attach", "--"], lambda u: u["attach"] + ["--help"]),
+]
+
+
+@pytest.mark.parametrize("words,want", [c[1:] for c in COMPLETIONS], ids=[c[0] for c in COMPLETIONS])
+def test_completion(machine, debs, words, want):
+    m = machine
+    installed(m, debs)
+    u = usage(m)
+    assert "attach" in u and {"--cgroup", "--tunnel", "--config"} <= set(u["attach"]), u
+    r = m.run(["bash", "--norc", "--noprofile", "-c", COMPLETE, "bash", "vpnguard-bpf"] + words)
+    assert r.returncode == 0 and r.stderr == "", f"exit {r.returncode}: {r.stderr}"
+    spec, *got = r.stdout.splitlines()
+    assert spec == "complete -F _vpnguard_bpf vpnguard-bpf", spec
+    assert sorted(got) == sorted(want(u))
 
 
 # -- the hybrid layout ------------------------------------------------------------------------

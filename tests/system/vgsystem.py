@@ -45,8 +45,9 @@ CACHE = os.environ.get("VG_SYSTEM_CACHE", "/var/cache/vpnguard-tests")
 SUITE = "bookworm"
 # Debian's registry, as this machine's apt sources name it.
 MIRROR = "http://deb.debian.org/debian"
-# The booted system beyond minbase: systemd as init, and what the tests read with.
-BASE = ["systemd", "systemd-sysv", "dbus", "iproute2", "procps"]
+# The booted system beyond minbase: systemd as init, what the tests read with, and what a
+# Debian user reads the package's man pages and completion with (test_man_page, test_completion).
+BASE = ["systemd", "systemd-sysv", "dbus", "iproute2", "procps", "man-db", "bash-completion"]
 OLD_VERSION = "0.0.9"
 NSPAWN_BPF = ["--capability=CAP_NET_ADMIN", "--system-call-filter=bpf"]
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
