@@ -292,8 +292,27 @@ static void alert_words(struct json_object *rec, char *buf, size_t len)
 			done = words[i].done;
 	if (!strcmp(vg_json_str(rec, "result"), "failed"))
 		snprintf(buf, len, "could not %s %s", action, name ?: "its containers");
+	else if (!strcmp(vg_json_str(rec, "result"), "already"))
+		snprintf(buf, len, "found %s %s already", name ?: "its containers", done);
 	else
 		snprintf(buf, len, "%s %s", done, name ?: "");
+}
+
+/* The containers of res (given back, or restarted) are not rg's to give back any more. */
+static void forget_held(struct remedy_guard *rg, const struct vg_remedy_result *res)
+{
+	int kept = 0;
+
+	for (int i = 0; i < rg->n_held; i++) {
+		bool given = false;
+
+		for (int k = 0; k < res->n_ids && !given; k++)
+			given = !strcmp(rg->held_ids[i], res->ids[k]);
+		if (!given)
+			memmove(rg->held_ids[kept++], rg->held_ids[i], sizeof(rg->held_ids[0]));
+	}
+	rg->n_held = kept;
+	rg->held = kept > 0;
 }
 
 static void took(struct agent *a, struct vg_remedy_result *res)
@@ -316,6 +335,12 @@ static void took(struct agent *a, struct vg_remedy_result *res)
 	if (res->kind == VG_REMEDY_RESTART) {
 		if (res->n_ids)
 			vg_restart_took(&rg->budget, now);
+		/*
+		 * A paused one restarted runs again: the restart gave it back, and an unpause
+		 * now would only fail (the engine answers 500 "is not paused"), again and again.
+		 */
+		if (rg->held)
+			forget_held(rg, res);
 		/* Not ready, or a restart that failed (the engine gone): the round is due again. */
 		if (res->not_ready || res->failed) {
 			rg->restart_due = true;
@@ -334,18 +359,7 @@ static void took(struct agent *a, struct vg_remedy_result *res)
 		return;
 	}
 	/* What could not be given back is kept, to be tried again. */
-	int kept = 0;
-
-	for (int i = 0; i < rg->n_held; i++) {
-		bool given = false;
-
-		for (int k = 0; k < res->n_ids && !given; k++)
-			given = !strcmp(rg->held_ids[i], res->ids[k]);
-		if (!given)
-			memmove(rg->held_ids[kept++], rg->held_ids[i], sizeof(rg->held_ids[0]));
-	}
-	rg->n_held = kept;
-	rg->held = kept > 0;
+	forget_held(rg, res);
 }
 
 static int on_results(sd_event_source *s, int fd, uint32_t revents, void *userdata)

@@ -107,6 +107,12 @@ static void record(struct vg_remedy_result *res, const struct vg_remedy_job *j, 
 	res->failed |= err && err != -EALREADY;
 }
 
+static void settle(struct vg_remedy_result *res, const char *id)
+{
+	if (res->n_ids < VG_REMEDY_MAX_IDS)
+		snprintf(res->ids[res->n_ids++], sizeof(res->ids[0]), "%s", id);
+}
+
 /*
  * The action on one container; res->ids lists it when it is settled: done, or
  * for a release also already so or gone (nothing is left to give back).
@@ -120,8 +126,8 @@ static void act(struct vg_remedy *r, const struct vg_remedy_job *j, struct vg_re
 	bool settled = !rc || (j->kind == VG_REMEDY_RELEASE && (rc == -EALREADY || rc == -ENOENT));
 
 	record(res, j, action, id, name, rc, err, (double)(vg_mono_ns() - t0) / 1e9);
-	if (settled && res->n_ids < VG_REMEDY_MAX_IDS)
-		snprintf(res->ids[res->n_ids++], sizeof(res->ids[0]), "%s", id);
+	if (settled)
+		settle(res, id);
 }
 
 /* Each container of the engine's list that is running, with what inspect says of it, to fn. */
@@ -202,9 +208,22 @@ static void run_release(struct vg_remedy *r, const struct vg_remedy_job *j, stru
 	struct vg_docker_container c;
 	char err[PATH_MAX + 256];
 
-	for (int i = 0; i < j->n_ids && !atomic_load(&r->w.stop); i++)
-		act(r, j, res, j->how == VG_ON_CLOSED_STOP ? "start" : "unpause", j->ids[i],
-		    vg_docker_inspect(r->sock, j->ids[i], &c, err, sizeof(err)) ? "" : c.name);
+	for (int i = 0; i < j->n_ids && !atomic_load(&r->w.stop); i++) {
+		const char *action = j->how == VG_ON_CLOSED_STOP ? "start" : "unpause";
+		bool known = !vg_docker_inspect(r->sock, j->ids[i], &c, err, sizeof(err));
+
+		/*
+		 * Unpaused meanwhile (docker unpause, a restart, it exited): nothing is left to give
+		 * back, and the engine's answer to an unpause would be an error (500 "is not
+		 * paused"), not "already": one that would be tried again every few seconds.
+		 */
+		if (known && j->how != VG_ON_CLOSED_STOP && !c.paused) {
+			record(res, j, action, j->ids[i], c.name, -EALREADY, "", 0);
+			settle(res, j->ids[i]);
+			continue;
+		}
+		act(r, j, res, action, j->ids[i], known ? c.name : "");
+	}
 }
 
 static void push_result(struct vg_remedy *r, struct vg_remedy_result *res)
