@@ -48,7 +48,7 @@ struct vg_remedy_result {
 	/* hold: what it paused or stopped; restart: what it restarted; release: what is given back */
 	char ids[VG_REMEDY_MAX_IDS][65];
 	int n_ids;
-	bool not_ready;             /* restart: the tunnel container is not running or unhealthy */
+	bool not_ready;             /* restart: the tunnel container is not running, or not healthy yet */
 	bool failed;                /* some action (or the engine) failed */
 };
 

@@ -176,8 +176,14 @@ static void run_restart(struct vg_remedy *r, const struct vg_remedy_job *j, stru
 	struct vpn vpn;
 	char err[PATH_MAX + 256];
 
+	/*
+	 * A healthcheck that has not passed since the start (starting: gluetun's while it
+	 * connects) is no better than a failing one: the dependents would come back to a
+	 * VPN that may not work yet. No healthcheck: its running is all there is to go by.
+	 */
 	if (vg_docker_inspect(r->sock, j->vpn, &vpn.c, err, sizeof(err)) || !vpn.c.running ||
-	    !strcmp(vpn.c.health, "unhealthy") || !(vpn.netns = netns_of(vpn.c.pid))) {
+	    !strcmp(vpn.c.health, "unhealthy") || !strcmp(vpn.c.health, "starting") ||
+	    !(vpn.netns = netns_of(vpn.c.pid))) {
 		res->not_ready = true;
 		return;
 	}
