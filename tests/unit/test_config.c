@@ -230,6 +230,14 @@ static void test_example_configs(void **state)
 	assert_int_equal(read_file("examples/t2-gluetun/vpnguard.conf", &c, err, sizeof(err)), 0);
 	assert_string_equal(c.guards[0].o.docker_host, "unix:///var/run/docker.sock");
 	assert_string_equal(c.guards[0].o.tunnel_container, "gluetun");
+	/* What examples/README.md says T2 does on a gluetun restart. */
+	assert_true(c.guards[0].o.restart_dependents);
+	assert_int_equal(c.guards[0].o.on_closed, VG_ON_CLOSED_PAUSE);
+	vg_config_free(&c);
+	/* T1's on-closed is there commented out: the default, none. */
+	assert_int_equal(read_file("examples/t1-host-wireguard/vpnguard.conf", &c, err, sizeof(err)), 0);
+	assert_false(c.guards[0].o.restart_dependents);
+	assert_int_equal(c.guards[0].o.on_closed, VG_ON_CLOSED_NONE);
 	vg_config_free(&c);
 }
 
