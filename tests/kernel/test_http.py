@@ -179,9 +179,10 @@ def test_timeline_not_open_while_the_tunnel_is_gone(case, served, tunnel_back):
     t.tunnel_down("del")
     assert a.log.wait(TDOWN, since=m, timeout=5), f"no tunnel_down record: {a.log.tail()}"
     g = guard()
-    gone = [e for e in g["timeline"] if api_time(e["time"]) >= t_del - 0.05]
+    # The changes since (the agent may have opened the guard a few ms before the deletion).
+    gone = g["timeline"][len(before["timeline"]):]
     assert gone and gone[0]["state"] != "open" and gone[0]["why"] == "tunnel_down", g["timeline"]
-    assert api_time(gone[0]["time"]) - t_del < 1.0, (t_del, gone[0])
+    assert -0.001 <= api_time(gone[0]["time"]) - t_del < 1.0, (t_del, gone[0])
     assert g["state_since"] == gone[0]["time"] != before["state_since"], g
     # The probes fail meanwhile (3 in a row close the guard): nothing opens it.
     time.sleep(3.5)
@@ -189,7 +190,7 @@ def test_timeline_not_open_while_the_tunnel_is_gone(case, served, tunnel_back):
     t.tunnel_up()
     assert wait_until(lambda: guard()["timeline"][-1]["state"] == "open", 10), guard()["timeline"]
     g = guard()
-    after = [e for e in g["timeline"] if api_time(e["time"]) >= t_del - 0.05]
+    after = g["timeline"][len(before["timeline"]):]
     opened = [e for e in after if e["state"] == "open"]
     assert api_time(opened[0]["time"]) >= t_up, f"open while the tunnel was gone: {after}"
     assert api_time(g["state_since"]) >= t_up, g["state_since"]
