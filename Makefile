@@ -32,7 +32,8 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lmnl 
 PURE_SRCS  := user/cli/args.c user/cli/config.c user/core/policy.c user/lib/event_fmt.c \
               user/agent/health.c user/agent/history_slots.c user/agent/restart_budget.c user/lib/redact.c user/lib/metrics.c user/lib/listen.c \
               user/docker/docker_json.c user/scan/proc_parse.c user/scan/scan_logic.c \
-              user/lib/leak_report.c user/lib/leak_report_text.c user/lib/blocked_tally.c \
+              user/lib/leak_report.c user/lib/leak_report_result.c user/lib/leak_report_text.c \
+              user/lib/blocked_tally.c \
               user/core/verdict.c user/core/doctor.c
 USER_SRCS  := $(wildcard $(addsuffix /*.c,$(addprefix user/,$(USER_DIRS))))
 USER_OBJS  := $(patsubst %.c,$(OUT)/%.o,$(USER_SRCS))

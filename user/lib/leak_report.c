@@ -5,58 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "event_fmt.h"
-#include "blocked_tally.h"
-#include "leak_report.h"
+#include "leak_report_guard.h"
 
-#define NS 1000000000LL
+/* The report from the events log's records, one at a time (the result: leak_report_result.c). */
 
-enum state { ST_UNKNOWN, ST_OPEN, ST_CLOSED };
+const char *const lr_state_names[] = { "unknown", "open", "closed" };
 
-static const char *const state_names[] = { "unknown", "open", "closed" };
-
-struct guard {
-	char *name;
-	bool cgroup_only;               /* no guard's record names its cgroup: name is that cgroup */
-	struct json_object *cgroups;    /* distinct paths, as the records name them */
-	enum state state, at_start;     /* state: the last state or check's; at_start: shown() */
-	bool no_tunnel;                 /* a tunnel_down record, no tunnel_up since */
-	bool started;                   /* a record in the window was seen: at_start is set */
-	int64_t since, last_t;
-	bool any;                       /* last_t is set */
-	int64_t ns[3];                  /* per enum state shown, inside the window */
-	int64_t tunnel_ns;              /* of ns[ST_CLOSED], the time without the tunnel */
-	struct json_object *changes;
-	int64_t changes_omitted;
-	int64_t checks;
-	struct json_object *by_why;
-	double dur_sum, dur_max;
-	int64_t dur_n;
-	struct json_object *seen;       /* ip -> { ip, checks, first, last, real_ip } */
-	bool leak;
-	struct vg_blocked b;
-};
-
-/* Blocked attempts of one cgroup, put with a guard once every record is read. */
-struct cgroup_blocked {
-	char *cgroup;
-	struct vg_blocked b;
-};
-
-struct vg_leak_report {
-	int64_t from, to;
-	struct guard *g;
-	int n_g;
-	struct cgroup_blocked *cb;
-	int n_cb;
-	int64_t lines, records, garbage, unordered, outside;
-	int64_t tunnel_down, tunnel_up, scan, pins, log_lost;
-	struct json_object *docker, *reload;
-	struct json_tokener *tok;       /* one for every line: a new one each costs a third of the time */
-};
-
-/* ---- building ---- */
-
-static struct json_object *seconds(int64_t ns)
+struct json_object *lr_seconds(int64_t ns)
 {
 	char s[32];
 
@@ -64,7 +19,7 @@ static struct json_object *seconds(int64_t ns)
 	return json_object_new_double_s((double)ns / NS, s);
 }
 
-static struct json_object *time_str(int64_t ns)
+struct json_object *lr_time_str(int64_t ns)
 {
 	char s[40];
 
@@ -72,7 +27,7 @@ static struct json_object *time_str(int64_t ns)
 	return json_object_new_string(s);
 }
 
-static struct guard *guard_get(struct vg_leak_report *r, const char *name, bool cgroup_only)
+struct guard *lr_guard_get(struct vg_leak_report *r, const char *name, bool cgroup_only)
 {
 	struct guard *g;
 
@@ -95,7 +50,7 @@ static struct guard *guard_get(struct vg_leak_report *r, const char *name, bool 
 	return g;
 }
 
-static void guard_add_cgroups(struct guard *g, struct json_object *list)
+void lr_guard_add_cgroups(struct guard *g, struct json_object *list)
 {
 	if (!json_object_is_type(list, json_type_array))
 		return;
@@ -111,20 +66,20 @@ static void guard_add_cgroups(struct guard *g, struct json_object *list)
 }
 
 /* Without its tunnel the kernel lets nothing out, whatever the records said of the state. */
-static enum state shown(const struct guard *g)
+enum state lr_shown(const struct guard *g)
 {
 	return g->no_tunnel ? ST_CLOSED : g->state;
 }
 
 /* The time from the guard's last record (or the window's start) to t, to the state it was in. */
-static void guard_account(struct vg_leak_report *r, struct guard *g, int64_t t)
+void lr_guard_account(struct vg_leak_report *r, struct guard *g, int64_t t)
 {
 	int64_t since = g->since > r->from ? g->since : r->from;
 
 	if (t > r->to)
 		t = r->to;
 	if (t > since) {
-		g->ns[shown(g)] += t - since;
+		g->ns[lr_shown(g)] += t - since;
 		if (g->no_tunnel)
 			g->tunnel_ns += t - since;
 	}
@@ -175,7 +130,7 @@ static struct guard *guard_of_record(struct vg_leak_report *r, struct json_objec
 {
 	struct guard *g;
 
-	if (!name || !(g = guard_get(r, name, false))) {
+	if (!name || !(g = lr_guard_get(r, name, false))) {
 		r->garbage++;
 		return NULL;
 	}
@@ -185,7 +140,7 @@ static struct guard *guard_of_record(struct vg_leak_report *r, struct json_objec
 	}
 	g->any = true;
 	g->last_t = t;
-	guard_add_cgroups(g, json_object_object_get(rec, "cgroups"));
+	lr_guard_add_cgroups(g, json_object_object_get(rec, "cgroups"));
 	return g;
 }
 
@@ -194,7 +149,7 @@ static void guard_start(struct guard *g)
 {
 	if (!g->started) {
 		g->started = true;
-		g->at_start = shown(g);
+		g->at_start = lr_shown(g);
 	}
 }
 
@@ -209,11 +164,11 @@ static void guard_tunnel(struct vg_leak_report *r, struct json_object *rec, stru
 		return;
 	}
 	guard_start(g);
-	guard_account(r, g, t);
+	lr_guard_account(r, g, t);
 	g->no_tunnel = down;
 	/* One change for the guard, not one per cgroup's record. */
 	if (changed)
-		guard_change(g, rec, state_names[shown(g)], down ? "tunnel_down" : "tunnel_up");
+		guard_change(g, rec, lr_state_names[lr_shown(g)], down ? "tunnel_down" : "tunnel_up");
 }
 
 /* A state or probe record: the guard's state, its check, what it saw. */
@@ -242,7 +197,7 @@ static void guard_round(struct vg_leak_report *r, struct json_object *rec, const
 		return;
 	}
 	guard_start(g);
-	guard_account(r, g, t);
+	lr_guard_account(r, g, t);
 	if (s != ST_UNKNOWN)
 		g->state = s;
 	g->checks++;
@@ -416,151 +371,4 @@ void vg_leak_report_free(struct vg_leak_report *r)
 	free(r->g);
 	free(r->cb);
 	free(r);
-}
-
-/* ---- the result ---- */
-
-/*
- * A guard's path (absolute) and a blocked record's (below the cgroup2 mount):
- * how much longer a is than b when b is a's end at a '/', else -1.
- */
-static long cgroup_fit(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-
-	if (la < lb)
-		return cgroup_fit(b, a);
-	return !strcmp(a + la - lb, b) && (la == lb || b[0] == '/') ? (long)(la - lb) : -1;
-}
-
-/* The guard of the closest fit: /x/vpn.slice's record is not /vpn.slice's, nor the other way round. */
-static struct guard *guard_of_cgroup(struct vg_leak_report *r, const char *cg)
-{
-	struct guard *best = NULL;
-	long best_fit = -1;
-
-	for (int i = 0; i < r->n_g; i++)
-		for (size_t k = 0; k < json_object_array_length(r->g[i].cgroups); k++) {
-			long fit = cgroup_fit(json_object_get_string(json_object_array_get_idx(r->g[i].cgroups, k)), cg);
-
-			if (fit >= 0 && (best_fit < 0 || fit < best_fit))
-				best = &r->g[i], best_fit = fit;
-		}
-	return best;
-}
-
-static struct json_object *guard_json(struct vg_leak_report *r, struct guard *g)
-{
-	struct json_object *o = json_object_new_object(), *checks = json_object_new_object(),
-			   *seen = json_object_new_array(), *real = json_object_new_array();
-	int64_t known;
-
-	if (!g->started)
-		g->at_start = shown(g);
-	guard_account(r, g, r->to);
-	json_object_object_add(o, "guard", g->cgroup_only ? NULL : json_object_new_string(g->name));
-	json_object_object_add(o, "cgroups", json_object_get(g->cgroups));
-	known = g->ns[ST_OPEN] + g->ns[ST_CLOSED];
-	json_object_object_add(o, "open_s", seconds(g->ns[ST_OPEN]));
-	json_object_object_add(o, "closed_s", seconds(g->ns[ST_CLOSED]));
-	json_object_object_add(o, "unknown_s", seconds(g->ns[ST_UNKNOWN]));
-	json_object_object_add(o, "tunnel_down_s", seconds(g->tunnel_ns));
-	if (known) {
-		double pct = 100.0 * (double)g->ns[ST_OPEN] / (double)known;
-		char s[16];
-
-		snprintf(s, sizeof(s), "%.2f", pct);
-		json_object_object_add(o, "protected_pct", json_object_new_double_s(pct, s));
-	} else {
-		json_object_object_add(o, "protected_pct", NULL);
-	}
-	json_object_object_add(o, "state_at_start", json_object_new_string(state_names[g->at_start]));
-	json_object_object_add(o, "state_now", json_object_new_string(state_names[shown(g)]));
-	json_object_object_add(o, "changes", json_object_get(g->changes));
-	json_object_object_add(o, "changes_omitted", json_object_new_int64(g->changes_omitted));
-	json_object_object_add(checks, "total", json_object_new_int64(g->checks));
-	json_object_object_add(checks, "by_why", json_object_get(g->by_why));
-	if (g->dur_n) {
-		char s[32];
-
-		snprintf(s, sizeof(s), "%.3f", g->dur_sum / (double)g->dur_n);
-		json_object_object_add(checks, "duration_mean_s", json_object_new_double_s(g->dur_sum / (double)g->dur_n, s));
-		snprintf(s, sizeof(s), "%.3f", g->dur_max);
-		json_object_object_add(checks, "duration_max_s", json_object_new_double_s(g->dur_max, s));
-	}
-	json_object_object_add(o, "checks", checks);
-	json_object_object_foreach(g->seen, ip, s) {
-		json_object_array_add(seen, json_object_get(s));
-		if (json_object_get_boolean(json_object_object_get(s, "real_ip")))
-			json_object_array_add(real, json_object_new_string(ip));
-	}
-	json_object_object_add(o, "seen", seen);
-	json_object_object_add(o, "real_ip_seen", json_object_new_boolean(g->leak));
-	json_object_object_add(o, "real_ips", real);
-	json_object_object_add(o, "blocked", vg_blocked_json(&g->b, VG_REPORT_TOP_DESTINATIONS));
-	return o;
-}
-
-/* The report's plain counts: the log's own ("log") and the other records' ("events"). */
-static const struct {
-	const char *name;
-	size_t off;
-	bool log;
-} counts[] = {
-	{ "tunnel_down", offsetof(struct vg_leak_report, tunnel_down), false },
-	{ "tunnel_up", offsetof(struct vg_leak_report, tunnel_up), false },
-	{ "scan", offsetof(struct vg_leak_report, scan), false },
-	{ "pins", offsetof(struct vg_leak_report, pins), false },
-	{ "log_lost", offsetof(struct vg_leak_report, log_lost), false },
-	{ "lines", offsetof(struct vg_leak_report, lines), true },
-	{ "records", offsetof(struct vg_leak_report, records), true },
-	{ "garbage", offsetof(struct vg_leak_report, garbage), true },
-	{ "unordered", offsetof(struct vg_leak_report, unordered), true },
-	{ "outside", offsetof(struct vg_leak_report, outside), true },
-};
-
-struct json_object *vg_leak_report_result(struct vg_leak_report *r)
-{
-	struct json_object *o = json_object_new_object(), *guards = json_object_new_array(),
-			   *log = json_object_new_object(), *ev = json_object_new_object();
-	bool leak = false;
-
-	/* Blocked attempts to their guards; a cgroup no guard names is a guard of its own. */
-	for (int i = 0; i < r->n_cb; i++) {
-		struct guard *g = guard_of_cgroup(r, r->cb[i].cgroup);
-
-		if (!g && (g = guard_get(r, r->cb[i].cgroup, true))) {
-			struct json_object *one = json_object_new_array();
-
-			json_object_array_add(one, json_object_new_string(r->cb[i].cgroup));
-			guard_add_cgroups(g, one);
-			json_object_put(one);
-		}
-		if (g)
-			vg_blocked_merge(&g->b, &r->cb[i].b);
-		vg_blocked_put(&r->cb[i].b);
-		vg_blocked_init(&r->cb[i].b);
-	}
-	json_object_object_add(o, "from", time_str(r->from));
-	json_object_object_add(o, "to", time_str(r->to));
-	json_object_object_add(o, "window_s", seconds(r->to - r->from));
-	for (int i = 0; i < r->n_g; i++) {
-		json_object_array_add(guards, guard_json(r, &r->g[i]));
-		leak |= r->g[i].leak;
-	}
-	json_object_object_add(o, "leak", json_object_new_boolean(leak));
-	json_object_object_add(o, "guards", guards);
-	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
-		json_object_object_add(counts[i].log ? log : ev, counts[i].name,
-				       json_object_new_int64(*(const int64_t *)((const char *)r + counts[i].off)));
-	json_object_object_add(ev, "docker", json_object_get(r->docker));
-	json_object_object_add(ev, "reload", json_object_get(r->reload));
-	json_object_object_add(o, "events", ev);
-	json_object_object_add(o, "log", log);
-	return o;
-}
-
-bool vg_leak_report_leaked(struct json_object *report)
-{
-	return json_object_get_boolean(json_object_object_get(report, "leak"));
 }
