@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from vgcli import PATIENCE, cli_world, guard, json_lines
+from vgcli import PATIENCE, cli_world, events_guard, guard, json_lines
 from vgguard import agent_pidfile
 from vgproc import end_popen, wait_until
 from vgworld import (Attempt, assert_guarded, cg_rel, guard_denied, probe, probe_pid, run_vg,
@@ -39,10 +39,7 @@ def w(vg):
 
 @pytest.fixture
 def gw(w):
-    t = w.t
-    with guard(w, "gw", "--gateway", f"{t.inet_host}:1080", "--gateway", t.resolver, "--allow",
-               t.lan_net, "--dns", t.resolver) as g:
-        run_vg(w.vg, "events", "--json")  # drain what earlier cases left
+    with events_guard(w) as g:
         yield g
 
 

@@ -35,7 +35,7 @@ import subprocess
 
 import pytest
 
-from vgcli import PATIENCE, cli_world, guard
+from vgcli import PATIENCE, cli_world, events_guard, guard
 from vgproc import end_popen, wait_until, wrap_argv
 from vgworld import PY, Attempt, cg_rel, run_vg, words
 
@@ -92,10 +92,7 @@ def w(vg):
 
 @pytest.fixture
 def gw(w):
-    t = w.t
-    with guard(w, "gw", "--gateway", f"{t.inet_host}:1080", "--gateway", t.resolver, "--allow",
-               t.lan_net, "--dns", t.resolver) as g:
-        run_vg(w.vg, "events", "--json")  # drain what earlier cases left
+    with events_guard(w) as g:
         yield g
 
 

@@ -57,6 +57,17 @@ def guard(w, name, *args, tunnel=False, agent=False, log=None):
 
 
 @contextlib.contextmanager
+def events_guard(w):
+    """The gateway guard the events cases refuse in (the Internet's port 1080 and the resolver
+    are its gateways, the LAN allowed), with the ring drained of what earlier cases left."""
+    t = w.t
+    with guard(w, "gw", "--gateway", f"{t.inet_host}:1080", "--gateway", t.resolver, "--allow",
+               t.lan_net, "--dns", t.resolver) as g:
+        run_vg(w.vg, "events", "--json")
+        yield g
+
+
+@contextlib.contextmanager
 def guard_pair(w):
     """A: a tunnel guard `--dns {R}` (no LAN); B: a gateway guard `--gateway {I}:1080
     --allow {L}`: two policies that differ in every row of test_cli_guards.py."""
@@ -126,6 +137,9 @@ BAD = [
     ("not root: detach all", "1", "root", "nobody", "detach"),
     ("not root: status", "1", "root", "nobody", "status"),
     ("not root: events", "1", "root", "nobody", "events"),
+    # Words are judged before the root check: a bad CIDR is that for anyone.
+    ("not root: a bad CIDR", "2", "not a CIDR", "nobody",
+     "attach --cgroup {X} --gateway {I} --allow 10.0.0.0/33 --no-agent"),
     ("3 cgroups, the last one missing", "2", "{ROOT}/nope", "root",
      "attach --cgroup {X} --cgroup {X2} --cgroup {ROOT}/nope --gateway {I} --no-agent"),
     # Too long for the guard record: refused as usage (2) or when recording it (1).
