@@ -73,6 +73,26 @@ def remedy_agent(w, *more):
                    "--tunnel-container", w.vpn.name, *more)
 
 
+def reach_through_the_tunnel(w, clients):
+    """Each client's 10 datagrams counted at the far side of the tunnel."""
+    for c in clients:
+        at = Attempt(w.world)
+        assert c.exec("vgprobe", "sendto", w.t.inet_host, "7004", "--count", "10",
+                      "--interval-us", "2000") == "sent 10/10"
+        at.expect(far={"tunnel": ">=10"})
+
+
+def given_back(w, a, c, t0, after):
+    """Waits for c running again and its unpause record: (seconds since t0, the records)."""
+    assert wait_until(lambda: state_of(w, c) == "running", 15, 0.05), \
+        f"{c.name} is {state_of(w, c)} {time.monotonic() - t0:.1f} s after {after}: " \
+        f"{a.events('docker')}; reload records {a.events('reload')}"
+    back_s = time.monotonic() - t0
+    # The record is written once the engine has answered: a moment after the state changed.
+    assert wait_until(lambda: unpauses_of(a, c), 5, 0.05), a.events("docker")
+    return back_s, unpauses_of(a, c)
+
+
 def test_restart_dependents_brings_clients_back_through_the_new_tunnel(world, vg, note):
     w, t = world, world.t
     clients = flooding_clients(w, 2)
@@ -99,11 +119,7 @@ def test_restart_dependents_brings_clients_back_through_the_new_tunnel(world, vg
     assert wait_until(all_back, 60, 0.1), \
         f"not every client came back: {back}; docker records {a.events('docker')}"
     # Both reach the far side through the new tunnel: their floods, and a counted send.
-    for c in clients:
-        at2 = Attempt(w.world)
-        assert c.exec("vgprobe", "sendto", t.inet_host, "7004", "--count", "10",
-                      "--interval-us", "2000") == "sent 10/10"
-        at2.expect(far={"tunnel": ">=10"})
+    reach_through_the_tunnel(w, clients)
     took = time.monotonic() - t_up
     # Throughout: nothing on the fallback path (the old namespace's floods were denied).
     at.expect(far={"tunnel": "*", "mld": "*"}, denied="*")
@@ -226,13 +242,7 @@ def test_a_reload_to_on_closed_none_gives_the_clients_back(world, vg, note):
     t0 = time.monotonic()
     a.hup()
     # The guard stays closed: only on-closed's being turned off gives the client back.
-    assert wait_until(lambda: state_of(w, c) == "running", 15, 0.05), \
-        f"{c.name} is {state_of(w, c)} {time.monotonic() - t0:.1f} s after the reload to " \
-        f"on-closed = none: {a.events('docker')}; reload records {a.events('reload')}"
-    back_s = time.monotonic() - t0
-    # The record is written once the engine has answered: a moment after the state changed.
-    assert wait_until(lambda: unpauses_of(a, c), 5, 0.05), a.events("docker")
-    rel = unpauses_of(a, c)
+    back_s, rel = given_back(w, a, c, t0, "the reload to on-closed = none")
     assert [r.get("result") for r in rel] == ["done"], a.events("docker")
     resumed_flood_denied(w, c, at, "closed")
     note(f"reload to on-closed = none while paused -> running in {back_s:.2f} s "
@@ -252,13 +262,7 @@ def test_a_guard_let_go_gives_its_clients_back(world, vg, note):
     t0 = time.monotonic()
     r = w.vg_run("detach", "--cgroup", w.slice)
     assert r.returncode == 0, r.stderr
-    assert wait_until(lambda: state_of(w, c) == "running", 15, 0.05), \
-        f"{c.name} is {state_of(w, c)} {time.monotonic() - t0:.1f} s after the detach: " \
-        f"{a.events('docker')}"
-    back_s = time.monotonic() - t0
-    # The record is written once the engine has answered: a moment after the state changed.
-    assert wait_until(lambda: unpauses_of(a, c), 5, 0.05), a.events("docker")
-    rel = unpauses_of(a, c)
+    back_s, rel = given_back(w, a, c, t0, "the detach")
     assert [(r.get("why"), r.get("result")) for r in rel] == [("guard let go", "done")], \
         a.events("docker")
     note(f"guard detached while its client was paused -> running {back_s:.2f} s later")

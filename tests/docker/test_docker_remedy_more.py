@@ -20,7 +20,8 @@ Run one case: cd tests && pytest-3 docker/test_docker_remedy_more.py -k 'gate'
 import json
 import time
 
-from test_docker_remedy import docker_records, flooding_clients, remedy_agent, state_of
+from test_docker_remedy import (docker_records, flooding_clients, reach_through_the_tunnel,
+                                remedy_agent, state_of)
 from vgagent import Hook, rec_time
 from vgdocker import IPV6_ON, SLEEP, Container, netns_of
 from vgproc import wait_until
@@ -86,11 +87,7 @@ def test_paused_clients_are_restarted_into_the_new_namespace(world, vg, note):
     assert wait_until(all_back, 60, 0.1), \
         f"not every client runs in the new namespace: {back}, " \
         f"{[state_of(w, c) for c in clients]}; docker records {a.events('docker')}"
-    for c in clients:
-        at2 = Attempt(w.world)
-        assert c.exec("vgprobe", "sendto", t.inet_host, "7004", "--count", "10",
-                      "--interval-us", "2000") == "sent 10/10"
-        at2.expect(far={"tunnel": ">=10"})
+    reach_through_the_tunnel(w, clients)
     # Settled: nothing more is done to them (no unpause of what the restart gave back).
     time.sleep(2)
     for c in clients:
