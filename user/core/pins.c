@@ -82,7 +82,7 @@ static __u32 pinned_map_id(const char *path)
 
 #define MAX_OWNED 256
 
-/* The ids of the shared maps pinned in this root, or (owned_elsewhere) in every root on bpffs. */
+/* The ids of the shared maps pinned in this root, or when it has none, in every root on bpffs. */
 static struct {
 	__u32 ids[MAX_OWNED];
 	int n;
