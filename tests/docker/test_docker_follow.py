@@ -142,10 +142,13 @@ def test_agent_follows_the_vpn_container_restart(world, vg):
     wait_until(lambda: (guard_status(vg, gid) or {}).get("netns") == want, 20, 0.2)
     st = guard_status(vg, gid) or {}
     assert (st.get("netns"), st.get("tunnel_present")) == (want, True), st
-    reloads = a.events("reload")
-    refused = [i for i, r in enumerate(reloads) if r.get("result") == "refused"]
-    assert refused and any(r.get("trigger") == "retry" and r.get("result") == "applied"
-                           for r in reloads[refused[-1] + 1:]), reloads
+    # The record is written once the new set is taken, a moment after status shows it applied.
+    def retried():
+        reloads = a.events("reload")
+        refused = [i for i, r in enumerate(reloads) if r.get("result") == "refused"]
+        return refused and any(r.get("trigger") == "retry" and r.get("result") == "applied"
+                               for r in reloads[refused[-1] + 1:])
+    assert wait_until(retried, 5, 0.1), a.events("reload")
     # Datagrams already in wireguard-go when the tunnel went may still come out of it; the
     # new wire's MLD reports are not traffic.
     at.expect(far={"tunnel": "*", "mld": "*"}, denied="*")
