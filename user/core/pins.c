@@ -136,16 +136,31 @@ static bool of_this_root(const int *fds)
 	return !uses_owned(fds);
 }
 
-int vg_pins_restore(int cg_fd, __u64 id)
+/* Guard id's program at each hook of cg_fd, or -1; whether there is any. */
+static bool guard_progs_open(int cg_fd, __u64 id, int *fds)
 {
-	int fds[VG_N_CGROUP_HOOKS], made = 0, err = 0, any = 0;
-	char path[PATH_MAX];
+	bool any = false;
 
 	for (int i = 0; i < VG_N_CGROUP_HOOKS; i++) {
 		fds[i] = vg_attached_prog(cg_fd, vg_cgroup_hooks[i], id);
 		any |= fds[i] >= 0;
 	}
-	if (!any)
+	return any;
+}
+
+static void guard_progs_close(const int *fds)
+{
+	for (int i = 0; i < VG_N_CGROUP_HOOKS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+int vg_pins_restore(int cg_fd, __u64 id)
+{
+	int fds[VG_N_CGROUP_HOOKS], made = 0, err = 0;
+	char path[PATH_MAX];
+
+	if (!guard_progs_open(cg_fd, id, fds))
 		return -ENOENT;
 	if (!of_this_root(fds)) {
 		err = -ENOENT;
@@ -186,26 +201,17 @@ int vg_pins_restore(int cg_fd, __u64 id)
 			made += r;
 	}
 out:
-	for (int i = 0; i < VG_N_CGROUP_HOOKS; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+	guard_progs_close(fds);
 	return err ? err : made;
 }
 
 /* Does a guard of this root sit on cg_fd (its id: id) with its pins gone? */
 static bool unpinned_here(int cg_fd, __u64 id)
 {
-	int fds[VG_N_CGROUP_HOOKS], any = 0;
-	bool unpinned;
+	int fds[VG_N_CGROUP_HOOKS];
+	bool unpinned = guard_progs_open(cg_fd, id, fds) && !vg_pins_present(id) && of_this_root(fds);
 
-	for (int i = 0; i < VG_N_CGROUP_HOOKS; i++) {
-		fds[i] = vg_attached_prog(cg_fd, vg_cgroup_hooks[i], id);
-		any |= fds[i] >= 0;
-	}
-	unpinned = any && !vg_pins_present(id) && of_this_root(fds);
-	for (int i = 0; i < VG_N_CGROUP_HOOKS; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+	guard_progs_close(fds);
 	return unpinned;
 }
 
